@@ -1,0 +1,79 @@
+"""The ``raftlab`` command: one click group; each subcommand lives with the package it serves.
+
+Subcommands are imported lazily so that ``raftlab check`` does not pay for matplotlib and
+a broken optional part cannot break the others. Exit codes follow conventions §2:
+0 valid, 1 invalid, 2 unknown, 254 bad arguments, 255 internal error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+import click
+
+EXIT_BAD_ARGUMENTS = 254
+EXIT_INTERNAL_ERROR = 255
+
+# name -> "module:attribute" of a click command. A new command is one line here.
+COMMANDS: dict[str, str] = {
+    "node": "raftnode.cli:node_command",
+    "kv": "raftnode.cli:kv_command",
+    "status": "raftnode.cli:status_command",
+    "cluster": "raftnode.cli:cluster_group",
+    "check": "checker.cli:check_command",
+    "test": "campaign.test_cli:test_command",
+    "analyze": "campaign.analyze:analyze_command",
+    "serve": "campaign.serve:serve_command",
+    "sim": "campaign.sim.cli:sim_command",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        module = importlib.import_module(module_name)
+        return getattr(module, attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="raftlab")
+def cli() -> None:
+    """raftlab: a Raft key-value store and the Jepsen-style harness that tests it."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: map click's errors onto raftlab's exit codes."""
+    try:
+        code = cli.main(args=argv, prog_name="raftlab", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.UsageError as error:  # bad arguments, unknown options, missing values
+        error.show()
+        sys.exit(EXIT_BAD_ARGUMENTS)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(EXIT_BAD_ARGUMENTS if error.exit_code == 2 else error.exit_code)
+    except click.exceptions.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except BaseException:
+        traceback.print_exc()
+        click.echo("raftlab: internal error (see the traceback above)", err=True)
+        sys.exit(EXIT_INTERNAL_ERROR)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Raft messages and the records the core exchanges with its drivers.
+
+These dataclasses are the contract between the sans-I/O core (``raftnode.core``), the
+drivers (the node process and the simulation), storage and the wire. They are plain data:
+``to_wire``/``from_wire`` turn them into msgpack-friendly dicts and back, validating every
+field, so a malformed frame becomes a ``MessageError`` and never a crash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class MessageError(ValueError):
+    """A decoded frame does not describe a valid message."""
+
+
+class EntryKind(StrEnum):
+    NOOP = "noop"  # appended by every new leader (§5.4.2, §6.4)
+    COMMAND = "command"  # opaque state-machine command (msgpack bytes)
+
+
+@dataclass(slots=True, frozen=True)
+class Entry:
+    term: int
+    index: int
+    kind: EntryKind = EntryKind.COMMAND
+    data: bytes = b""
+
+
+@dataclass(slots=True, frozen=True)
+class HardState:
+    """What must be durable before any message that depends on it leaves (§3.8)."""
+
+    term: int = 0
+    vote: str | None = None
+    commit: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class SnapshotMeta:
+    index: int = 0  # last included index
+    term: int = 0  # last included term
+
+
+@dataclass(slots=True, frozen=True)
+class Snapshot:
+    meta: SnapshotMeta
+    data: bytes
+
+
+@dataclass(slots=True)
+class RestoredState:
+    """What storage hands to the core on start."""
+
+    hard_state: HardState = field(default_factory=HardState)
+    snapshot: Snapshot | None = None
+    entries: list[Entry] = field(default_factory=list)  # all after snapshot.meta.index
+
+
+class MessageType(StrEnum):
+    VOTE = "vote"  # RequestVote, or PreVote when pre_vote is set (§9.6)
+    VOTE_RESP = "vote_resp"
+    APPEND = "append"  # AppendEntries; an empty one is a heartbeat
+    APPEND_RESP = "append_resp"
+    SNAPSHOT = "snapshot"  # InstallSnapshot, one chunk
+    SNAPSHOT_RESP = "snapshot_resp"
+    TIMEOUT_NOW = "timeout_now"  # leadership transfer (§3.10), optional
+
+
+@dataclass(slots=True)
+class Message:
+    """One Raft message. Which fields matter depends on ``type`` (as in etcd's raftpb)."""
+
+    type: MessageType
+    term: int
+    src: str
+    dst: str
+    # VOTE
+    last_log_index: int = 0
+    last_log_term: int = 0
+    pre_vote: bool = False
+    # VOTE_RESP
+    granted: bool = False
+    # APPEND
+    prev_log_index: int = 0
+    prev_log_term: int = 0
+    entries: list[Entry] = field(default_factory=list)
+    leader_commit: int = 0
+    # APPEND / APPEND_RESP: the leader's heartbeat round, echoed back, used to confirm
+    # leadership for ReadIndex (§6.4) without a separate message type. 0 = none.
+    read_ctx: int = 0
+    # APPEND_RESP / SNAPSHOT_RESP
+    success: bool = False
+    match_index: int = 0
+    conflict_index: int = 0  # fast back-off hint (§5.3, "optimization")
+    conflict_term: int = 0
+    # SNAPSHOT
+    snapshot: Snapshot | None = None
+
+
+def _int(d: dict[str, Any], key: str, default: int = 0) -> int:
+    value = d.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise MessageError(f"field {key!r} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _str(d: dict[str, Any], key: str) -> str:
+    value = d.get(key)
+    if not isinstance(value, str) or not value:
+        raise MessageError(f"field {key!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _bool(d: dict[str, Any], key: str) -> bool:
+    value = d.get(key, False)
+    if not isinstance(value, bool):
+        raise MessageError(f"field {key!r} must be a boolean, got {value!r}")
+    return value
+
+
+def entry_to_wire(entry: Entry) -> list[Any]:
+    return [entry.term, entry.index, entry.kind.value, entry.data]
+
+
+def entry_from_wire(raw: Any) -> Entry:
+    if not isinstance(raw, list | tuple) or len(raw) != 4:
+        raise MessageError(f"an entry is [term, index, kind, data], got {raw!r:.80}")
+    term, index, kind, data = raw
+    for name, value in (("term", term), ("index", index)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise MessageError(f"entry {name} must be a non-negative integer, got {value!r}")
+    try:
+        kind = EntryKind(kind)
+    except ValueError:
+        raise MessageError(f"unknown entry kind {kind!r}") from None
+    if not isinstance(data, bytes):
+        raise MessageError("entry data must be bytes")
+    return Entry(term=term, index=index, kind=kind, data=data)
+
+
+def snapshot_to_wire(snapshot: Snapshot) -> dict[str, Any]:
+    return {"index": snapshot.meta.index, "term": snapshot.meta.term, "data": snapshot.data}
+
+
+def snapshot_from_wire(raw: Any) -> Snapshot:
+    if not isinstance(raw, dict):
+        raise MessageError("a snapshot must be a map")
+    data = raw.get("data")
+    if not isinstance(data, bytes):
+        raise MessageError("snapshot data must be bytes")
+    return Snapshot(SnapshotMeta(index=_int(raw, "index"), term=_int(raw, "term")), data)
+
+
+def message_to_wire(msg: Message) -> dict[str, Any]:
+    """A compact dict: defaults are left out."""
+    out: dict[str, Any] = {"type": msg.type.value, "term": msg.term, "src": msg.src, "dst": msg.dst}
+    for name in (
+        "last_log_index",
+        "last_log_term",
+        "prev_log_index",
+        "prev_log_term",
+        "leader_commit",
+        "read_ctx",
+        "match_index",
+        "conflict_index",
+        "conflict_term",
+    ):
+        value = getattr(msg, name)
+        if value:
+            out[name] = value
+    for name in ("pre_vote", "granted", "success"):
+        if getattr(msg, name):
+            out[name] = True
+    if msg.entries:
+        out["entries"] = [entry_to_wire(e) for e in msg.entries]
+    if msg.snapshot is not None:
+        out["snapshot"] = snapshot_to_wire(msg.snapshot)
+    return out
+
+
+def message_from_wire(raw: Any) -> Message:
+    """Validate and build a Message; raises MessageError on anything malformed."""
+    if not isinstance(raw, dict):
+        raise MessageError("a raft message must be a map")
+    try:
+        mtype = MessageType(raw.get("type"))
+    except ValueError:
+        raise MessageError(f"unknown raft message type {raw.get('type')!r:.40}") from None
+    entries_raw = raw.get("entries", [])
+    if not isinstance(entries_raw, list):
+        raise MessageError("entries must be a list")
+    snapshot_raw = raw.get("snapshot")
+    return Message(
+        type=mtype,
+        term=_int(raw, "term"),
+        src=_str(raw, "src"),
+        dst=_str(raw, "dst"),
+        last_log_index=_int(raw, "last_log_index"),
+        last_log_term=_int(raw, "last_log_term"),
+        pre_vote=_bool(raw, "pre_vote"),
+        granted=_bool(raw, "granted"),
+        prev_log_index=_int(raw, "prev_log_index"),
+        prev_log_term=_int(raw, "prev_log_term"),
+        entries=[entry_from_wire(e) for e in entries_raw],
+        leader_commit=_int(raw, "leader_commit"),
+        read_ctx=_int(raw, "read_ctx"),
+        success=_bool(raw, "success"),
+        match_index=_int(raw, "match_index"),
+        conflict_index=_int(raw, "conflict_index"),
+        conflict_term=_int(raw, "conflict_term"),
+        snapshot=None if snapshot_raw is None else snapshot_from_wire(snapshot_raw),
+    )
