@@ -1,0 +1,114 @@
+"""The simulated network: one heap of in-flight messages on the simulated clock.
+
+Every directed link has a delay (base + uniform jitter), a loss and a duplication
+probability; a grudge (``dst -> {src, ...}``) drops what ``dst`` would receive from ``src``,
+so partitions are directional exactly as with the real proxies. Jitter reorders messages
+(as netem does) unless ``reorder`` is off, in which case each link stays FIFO.
+
+All choices come from the ``random.Random`` handed in, and deliveries happen in one task
+in (time, sequence) order, so a seed fixes the whole schedule.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+
+@dataclass(slots=True)
+class LinkConditions:
+    base_delay: float = 0.0005  # seconds: loopback-like
+    jitter: float = 0.001
+    loss: float = 0.0
+    duplicate: float = 0.0
+
+
+@dataclass(slots=True)
+class NetworkStats:
+    sent: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    duplicated: int = 0
+
+
+@dataclass(slots=True)
+class SimNetwork:
+    rng: random.Random
+    conditions: LinkConditions = field(default_factory=LinkConditions)
+    reorder: bool = True
+    grudges: dict[str, set[str]] = field(default_factory=dict)
+    # Per-link overrides of the default conditions, keyed (src, dst).
+    link_conditions: dict[tuple[str, str], LinkConditions] = field(default_factory=dict)
+    stats: NetworkStats = field(default_factory=NetworkStats)
+    _handlers: dict[str, Callable[[str, Any], None]] = field(default_factory=dict)
+    _heap: list[tuple[float, int, str, str, bool, Any]] = field(default_factory=list)
+    _sequence: int = 0
+    _last_delivery: dict[tuple[str, str], float] = field(default_factory=dict)
+    _wait_scope: trio.CancelScope | None = None
+
+    def attach(self, address: str, handler: Callable[[str, Any], None]) -> None:
+        """``handler(src, payload)`` is called for every message delivered to ``address``."""
+        self._handlers[address] = handler
+
+    def detach(self, address: str) -> None:
+        """A crashed or paused endpoint: messages to it are lost on arrival."""
+        self._handlers.pop(address, None)
+
+    def is_cut(self, src: str, dst: str) -> bool:
+        return src in self.grudges.get(dst, ())
+
+    def heal(self) -> None:
+        self.grudges = {}
+        self.link_conditions = {}
+
+    def send(self, src: str, dst: str, payload: Any, *, partitionable: bool = True) -> None:
+        """Queue ``payload`` from ``src`` to ``dst``. Client traffic is not partitionable
+        (as in Jepsen, clients reach every node); peer traffic is."""
+        self.stats.sent += 1
+        if partitionable and self.is_cut(src, dst):
+            self.stats.dropped += 1
+            return
+        conditions = self.link_conditions.get((src, dst), self.conditions)
+        if conditions.loss and self.rng.random() < conditions.loss:
+            self.stats.dropped += 1
+            return
+        copies = 1
+        if conditions.duplicate and self.rng.random() < conditions.duplicate:
+            copies = 2
+            self.stats.duplicated += 1
+        now = trio.current_time()
+        for _ in range(copies):
+            at = now + conditions.base_delay + self.rng.random() * conditions.jitter
+            if not self.reorder:
+                at = max(at, self._last_delivery.get((src, dst), 0.0))
+                self._last_delivery[(src, dst)] = at
+            self._sequence += 1
+            heapq.heappush(self._heap, (at, self._sequence, src, dst, partitionable, payload))
+            if self._wait_scope is not None and at < self._wait_scope.deadline:
+                self._wait_scope.deadline = at
+
+    async def run(self) -> None:
+        """Deliver messages as their time comes; runs until cancelled."""
+        while True:
+            now = trio.current_time()
+            while self._heap and self._heap[0][0] <= now:
+                _, _, src, dst, partitionable, payload = heapq.heappop(self._heap)
+                handler = self._handlers.get(dst)
+                # A cut made while the message was in flight drops it on arrival, as
+                # iptables does in Jepsen.
+                if handler is None or (partitionable and self.is_cut(src, dst)):
+                    self.stats.dropped += 1
+                    continue
+                self.stats.delivered += 1
+                handler(src, payload)
+            deadline = self._heap[0][0] if self._heap else math.inf
+            with trio.CancelScope(deadline=deadline) as scope:
+                self._wait_scope = scope
+                await trio.sleep_forever()
+            self._wait_scope = None
