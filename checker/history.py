@@ -31,7 +31,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -169,7 +169,7 @@ def _from_edn(value: Any) -> Any:
                 key = _freeze(key)
             out[key] = _from_edn(item)
         return out
-    if isinstance(value, list | tuple):
+    if isinstance(value, Sequence) and not isinstance(value, bytes):  # ImmutableList too
         return [_from_edn(v) for v in value]
     if isinstance(value, frozenset | set):
         items = [_from_edn(v) for v in value]
@@ -335,27 +335,39 @@ def _short(value: Any, limit: int = 60) -> str:
 def iter_jsonl(path: str | os.PathLike[str], *, allow_torn_tail: bool = False) -> Iterator[Op]:
     """Stream the ops of a ``history.jsonl``, one per non-blank line.
 
-    With ``allow_torn_tail``, a last line that is cut short (no final newline and not valid
-    JSON: the writer crashed mid-line) is dropped instead of being an error.
+    A file with no op is an error (a wrong file is likelier than an empty run). With
+    ``allow_torn_tail`` — reading what a crashed run left — a last line that is cut short
+    (no final newline and not valid JSON) is dropped, and an empty file gives no ops.
     """
     position = 0
     with _open_text(path) as stream:
         previous: tuple[int, str] | None = None
-        for line_number, text in enumerate(stream, start=1):
-            if previous is not None:
-                yield _jsonl_op(path, *previous, position=position)
-                position += 1
-                previous = None
-            if text.strip():
-                previous = (line_number, text)
-        if previous is not None:
-            line_number, text = previous
-            if allow_torn_tail and not text.endswith("\n"):
-                try:
-                    json.loads(text)
-                except ValueError:
-                    return
+        line_number = 0
+        try:
+            for line_number, text in enumerate(stream, start=1):  # noqa: B007 - used after
+                if previous is not None:
+                    yield _jsonl_op(path, *previous, position=position)
+                    position += 1
+                    previous = None
+                if text.strip():
+                    previous = (line_number, text)
+        except UnicodeDecodeError:
+            raise HistoryError(
+                "expected UTF-8 text, got undecodable bytes", path=path, line=line_number + 1
+            ) from None
+    if previous is not None:
+        line_number, text = previous
+        torn = False
+        if allow_torn_tail and not text.endswith("\n"):
+            try:
+                json.loads(text)
+            except ValueError:
+                torn = True
+        if not torn:
             yield _jsonl_op(path, line_number, text, position=position)
+            position += 1
+    if position == 0 and not allow_torn_tail:
+        raise HistoryError("expected at least one operation, got an empty history", path=path)
 
 
 def _jsonl_op(path: str | os.PathLike[str], line_number: int, text: str, *, position: int) -> Op:
@@ -763,6 +775,8 @@ def read_history(path: str | os.PathLike[str], format: str | None = None) -> lis
         ops = read_porcupine_kv(path)
     else:
         raise ValueError(f"unknown history format {chosen!r}; expected one of {', '.join(FORMATS)}")
+    if not ops:
+        raise HistoryError("expected at least one operation, got an empty history", path=path)
     return ops
 
 
