@@ -1,0 +1,743 @@
+"""Link proxies: every directed peer link (node i -> node j) runs through one.
+
+Node i is told that j lives at the proxy's address; the proxy forwards to where j really
+listens. Because peer connections carry length-prefixed frames (conventions §5: a 4-byte
+big-endian length, then a msgpack body), the proxy can find message boundaries without
+knowing anything inside a frame, and so every fault acts per message:
+
+- pass: bytes are forwarded in large reads; the proxy only walks the frame headers.
+- drop: each message is discarded with probability ``loss`` (seeded RNG), or always while
+  the link is ``blocked`` (a partition's grudge: "j drops what comes from i").
+- delay: each message is held for ``delay`` +/- ``jitter`` seconds. By default the order of
+  messages is kept, as TCP keeps it even when netem reorders packets underneath (Jepsen's
+  delay never reorders messages of one connection). ``reorder=True`` lets a message with
+  a shorter draw overtake one with a longer draw, which a real TCP stream never does but
+  Raft must tolerate across reconnections anyway.
+- cut "hold": connections stay open but nothing moves (the proxy stops reading, so bytes
+  wait in the kernel buffers as on a black-holed TCP path); new connections are accepted
+  and wait. Healing lets the held bytes flow.
+- cut "reset": every connection is closed with a TCP reset, and new ones are accepted and
+  reset at once, so the sender sees its connection refused until the link heals.
+
+The first frame of each direction of a connection (the hello handshake and its answer) is
+never dropped: a message-level fault must not turn into a protocol violation (a frame
+before hello) that the node would log as malformed input. Everything after it is fair game.
+
+Each direction of a connection has one reader task and one writer task (for delayed
+frames); there is no task per message. Proxies run as Trio tasks in the campaign's process
+under a nursery the campaign owns: ``await nursery.start(proxy.run)`` or
+``async with proxy.serving():``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import random
+import socket
+import struct
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import trio
+
+logger = logging.getLogger(__name__)
+
+FRAME_HEADER_BYTES = 4
+# The node's default maximum frame is 32 MiB (ARCHITECTURE.md "Wire"); a proxy refuses to
+# buffer anything larger and closes that connection, as the node itself would.
+DEFAULT_MAX_FRAME_BYTES = 32 * 1024 * 1024 + 1024
+READ_CHUNK_BYTES = 256 * 1024
+CONNECT_TIMEOUT_SECONDS = 2.0
+
+CUT_HOLD = "hold"
+CUT_RESET = "reset"
+CUT_MODES = (CUT_HOLD, CUT_RESET)
+
+Address = tuple[str, int]
+
+
+@dataclass(slots=True)
+class LinkFaults:
+    """What happens to messages flowing one way on one link. All off means pass."""
+
+    blocked: bool = False  # partition grudge: every message is dropped
+    loss: float = 0.0  # probability that a message is dropped
+    delay: float = 0.0  # seconds added to each message
+    jitter: float = 0.0  # the delay is drawn uniformly from delay +/- jitter (never < 0)
+    reorder: bool = False  # False: delayed messages keep their order (TCP semantics)
+
+    @property
+    def passing(self) -> bool:
+        return not self.blocked and self.loss <= 0.0 and self.delay <= 0.0 and self.jitter <= 0.0
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "blocked": self.blocked,
+            "loss": self.loss,
+            "delay": self.delay,
+            "jitter": self.jitter,
+            "reorder": self.reorder,
+        }
+
+
+@dataclass(slots=True)
+class LinkStats:
+    """Message counts per link direction, for tests and for nemesis descriptions."""
+
+    frames_passed: int = 0  # forwarded without delay
+    frames_delayed: int = 0  # forwarded after a delay
+    frames_dropped: int = 0
+    bytes_forwarded: int = 0
+    connections_accepted: int = 0
+    connections_reset: int = 0
+
+
+class ProxyError(Exception):
+    """A proxy could not be set up (e.g. its port is taken)."""
+
+
+class _FrameTooLarge(Exception):
+    pass
+
+
+def _set_linger_reset(stream: trio.SocketStream) -> None:
+    """Make the next close send a TCP RST instead of a FIN."""
+    try:
+        stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except (OSError, trio.ClosedResourceError):
+        pass
+
+
+@dataclass(slots=True, eq=False)  # identity hashing: kept in a set of live connections
+class _Connection:
+    cancel_scope: trio.CancelScope
+    streams: list[trio.SocketStream] = field(default_factory=list)
+    reset: bool = False
+
+
+class _FrameWriter:
+    """The sending half of one direction: direct sends plus a queue of delayed frames.
+
+    All sends go through one FIFO lock so a delayed frame is never interleaved inside
+    another frame's bytes.
+    """
+
+    __slots__ = (
+        "_sink",
+        "_lock",
+        "_heap",
+        "_sequence",
+        "_queued",
+        "last_deliver_at",
+        "_proxy",
+        "_stats",
+    )
+
+    def __init__(self, sink: trio.SocketStream, proxy: LinkProxy, stats: LinkStats) -> None:
+        self._sink = sink
+        self._stats = stats
+        self._lock = trio.StrictFIFOLock()
+        self._heap: list[tuple[float, int, bytes]] = []
+        self._sequence = 0
+        self._queued = trio.Event()
+        self.last_deliver_at = 0.0
+        self._proxy = proxy
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._heap)
+
+    async def send_direct(self, data: bytes | bytearray | memoryview) -> None:
+        async with self._lock:
+            await self._proxy._wait_not_held()
+            self._stats.bytes_forwarded += len(data)
+            await self._sink.send_all(data)
+
+    def queue(self, deliver_at: float, frame: bytes) -> None:
+        heapq.heappush(self._heap, (deliver_at, self._sequence, frame))
+        self._sequence += 1
+        self.last_deliver_at = max(self.last_deliver_at, deliver_at)
+        self._queued.set()
+
+    async def drain(self) -> None:
+        """Wait until every queued frame was sent (used when the source closes)."""
+        while self._heap:
+            await trio.sleep_until(self._heap[0][0])
+            await trio.lowlevel.checkpoint()
+        async with self._lock:  # the writer may still be sending the last frames
+            pass
+
+    async def run(self) -> None:
+        while True:
+            if not self._heap:
+                self._queued = trio.Event()
+                await self._queued.wait()
+                continue
+            await trio.sleep_until(self._heap[0][0])
+            async with self._lock:
+                await self._proxy._wait_not_held()
+                now = trio.current_time()
+                due: list[bytes] = []
+                while self._heap and self._heap[0][0] <= now:
+                    due.append(heapq.heappop(self._heap)[2])
+                if due:
+                    payload = b"".join(due)
+                    self._stats.bytes_forwarded += len(payload)
+                    await self._sink.send_all(payload)
+
+
+class _FramePump:
+    """Reads one direction of a connection, walks frame headers, applies faults per frame."""
+
+    __slots__ = (
+        "_proxy",
+        "_source",
+        "_writer",
+        "_faults",
+        "_stats",
+        "_header",
+        "_remaining",
+        "_fate",
+        "_frame_buffer",
+        "_deliver_at",
+        "_frames_seen",
+        "_in_body",
+    )
+
+    _DIRECT = 0
+    _DROP = 1
+    _QUEUED = 2
+
+    def __init__(
+        self,
+        proxy: LinkProxy,
+        source: trio.SocketStream,
+        writer: _FrameWriter,
+        faults: LinkFaults,
+        stats: LinkStats,
+    ) -> None:
+        self._proxy = proxy
+        self._source = source
+        self._writer = writer
+        self._faults = faults
+        self._stats = stats
+        self._header = bytearray()
+        self._remaining = 0  # body bytes left in the current frame
+        self._fate = self._DIRECT
+        self._frame_buffer = bytearray()
+        self._deliver_at = 0.0
+        self._frames_seen = 0
+        self._in_body = False
+
+    def _decide(self) -> None:
+        """Choose the fate of the frame whose header was just read."""
+        faults = self._faults
+        rng = self._proxy.rng
+        handshake = self._frames_seen == 0
+        self._frames_seen += 1
+        if not handshake and (faults.blocked or (faults.loss > 0.0 and rng.random() < faults.loss)):
+            self._fate = self._DROP
+            self._stats.frames_dropped += 1
+            return
+        delay = 0.0
+        if faults.delay > 0.0 or faults.jitter > 0.0:
+            delay = max(
+                0.0, rng.uniform(faults.delay - faults.jitter, faults.delay + faults.jitter)
+            )
+        if delay <= 0.0 and not self._writer.has_pending:
+            self._fate = self._DIRECT
+            self._stats.frames_passed += 1
+            return
+        deliver_at = trio.current_time() + delay
+        if not faults.reorder:
+            deliver_at = max(deliver_at, self._writer.last_deliver_at)
+        self._fate = self._QUEUED
+        self._deliver_at = deliver_at
+        if delay > 0.0:
+            self._stats.frames_delayed += 1
+        else:
+            self._stats.frames_passed += 1
+
+    async def run(self) -> None:
+        max_frame = self._proxy.max_frame_bytes
+        while True:
+            await self._proxy._wait_not_held()
+            data = await self._source.receive_some(READ_CHUNK_BYTES)
+            if not data:
+                return
+            view = memoryview(data)
+            size = len(data)
+            position = 0
+            # Slices to send directly, in order; flushed before anything is queued so a
+            # queued frame never overtakes bytes read before it.
+            direct: list[memoryview | bytes] = []
+            while position < size:
+                if not self._in_body:
+                    take = min(FRAME_HEADER_BYTES - len(self._header), size - position)
+                    self._header += view[position : position + take]
+                    position += take
+                    if len(self._header) < FRAME_HEADER_BYTES:
+                        break  # the rest of the header comes with the next read
+                    frame_length = int.from_bytes(self._header, "big")
+                    if frame_length > max_frame:
+                        raise _FrameTooLarge(frame_length)
+                    self._decide()
+                    self._remaining = frame_length
+                    self._in_body = True
+                    if self._fate == self._DIRECT:
+                        direct.append(bytes(self._header))
+                    elif self._fate == self._QUEUED:
+                        self._frame_buffer = bytearray(self._header)
+                    self._header.clear()
+                if self._remaining:
+                    take = min(self._remaining, size - position)
+                    if self._fate == self._DIRECT:
+                        direct.append(view[position : position + take])
+                    elif self._fate == self._QUEUED:
+                        self._frame_buffer += view[position : position + take]
+                    position += take
+                    self._remaining -= take
+                if self._remaining == 0:  # the frame is complete
+                    self._in_body = False
+                    if self._fate == self._QUEUED:
+                        if direct:
+                            await self._flush(direct)
+                            direct = []
+                        self._writer.queue(self._deliver_at, bytes(self._frame_buffer))
+                        self._frame_buffer = bytearray()
+            if direct:
+                await self._flush(direct)
+
+    async def _flush(self, direct: list[memoryview | bytes]) -> None:
+        payload = direct[0] if len(direct) == 1 else b"".join(direct)
+        await self._writer.send_direct(payload)
+
+
+class LinkProxy:
+    """The proxy of one directed link ``source -> destination``.
+
+    ``faults`` governs frames from the source to the destination. ``reverse_faults``
+    governs frames flowing back on the same connections (by the wire contract only the
+    handshake answer and error frames do; ``ProxyMesh`` passes the reverse link's state
+    so that any traffic from j to i obeys j -> i's faults). ``cut`` acts on this proxy's
+    connections in both directions.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        destination: str,
+        listen: Address,
+        target: Address,
+        *,
+        seed: int = 0,
+        faults: LinkFaults | None = None,
+        reverse_faults: LinkFaults | None = None,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    ) -> None:
+        self.source = source
+        self.destination = destination
+        self.listen = listen
+        self.target = target
+        self.rng = random.Random(seed)
+        self.faults = faults if faults is not None else LinkFaults()
+        self.reverse_faults = reverse_faults if reverse_faults is not None else LinkFaults()
+        self.max_frame_bytes = max_frame_bytes
+        self.stats = LinkStats()
+        self.reverse_stats = LinkStats()
+        self.cut: str | None = None
+        self._unheld = trio.Event()
+        self._unheld.set()
+        self._connections: set[_Connection] = set()
+        self._listeners: list[trio.SocketListener] = []
+        self.bound_port: int | None = None
+
+    def __repr__(self) -> str:
+        return f"LinkProxy({self.source}->{self.destination} {self.listen[0]}:{self.listen[1]} -> {self.target[0]}:{self.target[1]})"
+
+    # -- fault control (synchronous: safe to call from any task) ---------------------------
+
+    def set_cut(self, mode: str | None) -> None:
+        """Cut the link (``"hold"`` or ``"reset"``) or, with ``None``, restore it."""
+        if mode is not None and mode not in CUT_MODES:
+            raise ValueError(f"unknown cut mode {mode!r}; valid: {', '.join(CUT_MODES)}")
+        self.cut = mode
+        if mode == CUT_HOLD:
+            if self._unheld.is_set():
+                self._unheld = trio.Event()
+        else:
+            self._unheld.set()
+        if mode == CUT_RESET:
+            for connection in list(self._connections):
+                self._reset(connection)
+
+    def heal(self) -> None:
+        """Pass everything again: no cut, no drop, no delay, in both directions."""
+        for faults in (self.faults, self.reverse_faults):
+            faults.blocked = False
+            faults.loss = 0.0
+            faults.delay = 0.0
+            faults.jitter = 0.0
+            faults.reorder = False
+        self.set_cut(None)
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    async def _wait_not_held(self) -> None:
+        while self.cut == CUT_HOLD:
+            await self._unheld.wait()
+
+    def _reset(self, connection: _Connection) -> None:
+        connection.reset = True
+        for stream in connection.streams:
+            _set_linger_reset(stream)
+        connection.cancel_scope.cancel()
+        self.stats.connections_reset += 1
+
+    # -- serving ----------------------------------------------------------------------------
+
+    async def bind(self) -> int:
+        """Open the listening socket now (idempotent); returns the bound port.
+
+        Raises ProxyError, unwrapped, when the port is taken: callers bind before they
+        open the nursery that serves, so the error is plain.
+        """
+        if self._listeners:
+            return self.listen[1] if self.bound_port is None else self.bound_port
+        host, port = self.listen
+        try:
+            self._listeners = await trio.open_tcp_listeners(port, host=host)
+        except OSError as error:
+            raise ProxyError(
+                f"proxy {self.source}->{self.destination} cannot listen on {host}:{port}: {error}"
+            ) from error
+        self.bound_port = self._listeners[0].socket.getsockname()[1]
+        return self.bound_port
+
+    async def aclose(self) -> None:
+        """Close the listening socket (connections end with the serving nursery)."""
+        listeners, self._listeners = self._listeners, []
+        with trio.CancelScope(shield=True):
+            for listener in listeners:
+                await listener.aclose()
+
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen and forward until cancelled. ``task_status.started`` gets the bound port."""
+        port = await self.bind()
+        try:
+            async with trio.open_nursery() as nursery:
+                for listener in self._listeners:
+                    nursery.start_soon(self._accept_loop, listener, nursery)
+                task_status.started(port)
+        finally:
+            await self.aclose()
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[LinkProxy]:
+        await self.bind()
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.run)
+                try:
+                    yield self
+                finally:
+                    nursery.cancel_scope.cancel()
+        finally:
+            await self.aclose()
+
+    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as error:  # e.g. EMFILE: back off instead of spinning
+                logger.warning("%r: accept failed: %s", self, error)
+                await trio.sleep(0.05)
+                continue
+            nursery.start_soon(self._handle, stream)
+
+    async def _handle(self, client: trio.SocketStream) -> None:
+        # One connection's failure must never take the proxy (and the campaign) down.
+        try:
+            await self._handle_connection(client)
+        except* Exception:
+            logger.exception("%r: connection handler failed", self)
+
+    async def _handle_connection(self, client: trio.SocketStream) -> None:
+        connection = _Connection(cancel_scope=trio.CancelScope(), streams=[client])
+        self.stats.connections_accepted += 1
+        if self.cut == CUT_RESET:
+            _set_linger_reset(client)
+            self.stats.connections_reset += 1
+            with trio.CancelScope(shield=True):
+                await client.aclose()
+            return
+        self._connections.add(connection)
+        try:
+            with connection.cancel_scope:
+                await self._wait_not_held()
+                try:
+                    with trio.fail_after(CONNECT_TIMEOUT_SECONDS):
+                        server = await trio.open_tcp_stream(*self.target)
+                except (OSError, trio.TooSlowError) as error:
+                    # The destination is down: close, so the source notices and redials.
+                    logger.debug("%r: cannot reach destination: %s", self, error)
+                    return
+                connection.streams.append(server)
+                if connection.reset:  # reset while we were dialling
+                    _set_linger_reset(server)
+                    return
+                for stream in (client, server):
+                    try:
+                        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+                    except OSError:
+                        pass
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(
+                        self._direction, client, server, self.faults, self.stats, connection
+                    )
+                    nursery.start_soon(
+                        self._direction,
+                        server,
+                        client,
+                        self.reverse_faults,
+                        self.reverse_stats,
+                        connection,
+                    )
+        finally:
+            self._connections.discard(connection)
+            with trio.CancelScope(shield=True):
+                for stream in connection.streams:
+                    if connection.reset:
+                        _set_linger_reset(stream)
+                    try:
+                        await stream.aclose()
+                    except (OSError, trio.BrokenResourceError):
+                        pass
+
+    async def _direction(
+        self,
+        source: trio.SocketStream,
+        sink: trio.SocketStream,
+        faults: LinkFaults,
+        stats: LinkStats,
+        connection: _Connection,
+    ) -> None:
+        """Forward one direction; when it ends for any reason, end the whole connection."""
+        writer = _FrameWriter(sink, self, stats)
+        pump = _FramePump(self, source, writer, faults, stats)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(writer.run)
+                await pump.run()
+                # The source closed: deliver what is still delayed, as TCP would.
+                await writer.drain()
+                nursery.cancel_scope.cancel()
+        except* _FrameTooLarge as group:
+            logger.warning(
+                "%r: frame of %s bytes exceeds %d; closing the connection",
+                self,
+                group.exceptions[0].args[0],
+                self.max_frame_bytes,
+            )
+        except* (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass  # either end went away: the connection is over
+        finally:
+            connection.cancel_scope.cancel()
+
+
+def assign_proxy_ports(
+    node_ids: list[str] | tuple[str, ...], base_port: int
+) -> dict[tuple[str, str], int]:
+    """Deterministic ports for the n*(n-1) directed links: base_port, base_port+1, ...
+
+    Links are numbered in the order (source, destination) of the node ids as given, so the
+    same cluster always gets the same ports.
+    """
+    if len(set(node_ids)) != len(node_ids):
+        raise ValueError(f"duplicate node ids in {list(node_ids)}")
+    ports: dict[tuple[str, str], int] = {}
+    next_port = base_port
+    for source in node_ids:
+        for destination in node_ids:
+            if source == destination:
+                continue
+            ports[(source, destination)] = next_port
+            next_port += 1
+    if next_port - 1 > 65535:
+        raise ValueError(f"proxy ports {base_port}..{next_port - 1} exceed 65535")
+    return ports
+
+
+class ProxyMesh:
+    """All n*(n-1) directed link proxies of a cluster.
+
+    ``nodes`` maps each node id to the address it really listens on. Node i is given
+    ``peer_map(i)``: each peer j's id mapped to the address of the proxy i -> j.
+    """
+
+    def __init__(
+        self,
+        nodes: Mapping[str, Address],
+        *,
+        base_port: int,
+        host: str = "127.0.0.1",
+        seed: int = 0,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+    ) -> None:
+        self.nodes = dict(nodes)
+        self.node_ids: tuple[str, ...] = tuple(self.nodes)
+        self.host = host
+        self.ports = assign_proxy_ports(self.node_ids, base_port)
+        node_ports = {address[1] for address in self.nodes.values()}
+        clash = sorted(node_ports & set(self.ports.values()))
+        if clash:
+            raise ValueError(f"proxy ports overlap node ports {clash}; choose another base port")
+        self.link_faults: dict[tuple[str, str], LinkFaults] = {
+            link: LinkFaults() for link in self.ports
+        }
+        # One seeded RNG per link, derived from the mesh seed, so each link's sequence of
+        # drop/delay draws is reproducible given the order of its messages.
+        seeder = random.Random(seed)
+        self.proxies: dict[tuple[str, str], LinkProxy] = {}
+        for (source, destination), port in self.ports.items():
+            self.proxies[(source, destination)] = LinkProxy(
+                source,
+                destination,
+                (host, port),
+                self.nodes[destination],
+                seed=seeder.getrandbits(64),
+                faults=self.link_faults[(source, destination)],
+                reverse_faults=self.link_faults[(destination, source)],
+                max_frame_bytes=max_frame_bytes,
+            )
+        self.grudge: dict[str, set[str]] = {}
+
+    def peer_map(self, node_id: str) -> dict[str, Address]:
+        """Peer id -> the proxy address node ``node_id`` must dial to reach it."""
+        if node_id not in self.nodes:
+            raise KeyError(f"unknown node {node_id!r}; nodes: {', '.join(self.node_ids)}")
+        return {
+            destination: (self.host, self.ports[(node_id, destination)])
+            for destination in self.node_ids
+            if destination != node_id
+        }
+
+    def peer_args(self, node_id: str) -> list[str]:
+        """``--peer j=HOST:PORT`` arguments for ``raftlab node``."""
+        args: list[str] = []
+        for peer, (host, port) in self.peer_map(node_id).items():
+            args += ["--peer", f"{peer}={host}:{port}"]
+        return args
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve every proxy until cancelled; ``started`` once all of them listen."""
+        try:
+            await self.bind()
+            async with trio.open_nursery() as nursery:
+                for proxy in self.proxies.values():
+                    await nursery.start(proxy.run)
+                task_status.started()
+        finally:
+            await self.aclose()
+
+    async def bind(self) -> None:
+        """Open every proxy's listening socket; on failure close those opened and raise
+        ProxyError (unwrapped)."""
+        try:
+            for proxy in self.proxies.values():
+                await proxy.bind()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        for proxy in self.proxies.values():
+            await proxy.aclose()
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[ProxyMesh]:
+        """``async with mesh.serving():`` every link is proxied inside the block; on exit
+        every listener and connection is closed."""
+        await self.bind()
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.run)
+                try:
+                    yield self
+                finally:
+                    nursery.cancel_scope.cancel()
+        finally:
+            await self.aclose()
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def _check_nodes(self, ids: set[str] | list[str] | tuple[str, ...]) -> None:
+        unknown = sorted(set(ids) - set(self.node_ids))
+        if unknown:
+            raise ValueError(f"unknown nodes {unknown}; nodes: {', '.join(self.node_ids)}")
+
+    def apply_grudge(self, grudge: Mapping[str, set[str] | list[str] | tuple[str, ...]]) -> None:
+        """Replace the current partition: ``grudge[j]`` is the set of nodes j drops from.
+
+        Links not named in the grudge are unblocked (other faults such as delay stay).
+        """
+        self._check_nodes(list(grudge))
+        for sources in grudge.values():
+            self._check_nodes(list(sources))
+        self.grudge = {dst: set(srcs) - {dst} for dst, srcs in grudge.items() if set(srcs) - {dst}}
+        for (source, destination), faults in self.link_faults.items():
+            faults.blocked = source in self.grudge.get(destination, set())
+
+    def links_touching(
+        self, nodes: set[str] | list[str] | tuple[str, ...]
+    ) -> list[tuple[str, str]]:
+        chosen = set(nodes)
+        self._check_nodes(chosen)
+        return [link for link in self.ports if link[0] in chosen or link[1] in chosen]
+
+    def set_loss(self, probability: float, links: list[tuple[str, str]] | None = None) -> None:
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"loss probability must be within [0, 1], got {probability}")
+        for link in links if links is not None else list(self.ports):
+            self.link_faults[link].loss = probability
+
+    def set_delay(
+        self,
+        delay: float,
+        jitter: float = 0.0,
+        *,
+        reorder: bool = False,
+        links: list[tuple[str, str]] | None = None,
+    ) -> None:
+        if delay < 0 or jitter < 0:
+            raise ValueError(f"delay and jitter must be >= 0, got {delay}, {jitter}")
+        for link in links if links is not None else list(self.ports):
+            faults = self.link_faults[link]
+            faults.delay = delay
+            faults.jitter = jitter
+            faults.reorder = reorder
+
+    def set_cut(self, mode: str | None, links: list[tuple[str, str]] | None = None) -> None:
+        for link in links if links is not None else list(self.ports):
+            self.proxies[link].set_cut(mode)
+
+    def heal(self) -> None:
+        """Every link passes again: no grudge, loss, delay or cut."""
+        self.grudge = {}
+        for proxy in self.proxies.values():
+            proxy.heal()
+
+    def describe(self) -> dict[str, object]:
+        """The links that do not simply pass, for logs and nemesis records."""
+        faulty: dict[str, object] = {}
+        for (source, destination), faults in self.link_faults.items():
+            cut = self.proxies[(source, destination)].cut
+            if not faults.passing or cut is not None:
+                entry = faults.describe()
+                entry["cut"] = cut
+                faulty[f"{source}->{destination}"] = entry
+        return faulty

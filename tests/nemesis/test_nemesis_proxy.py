@@ -1,0 +1,384 @@
+"""LinkProxy and ProxyMesh on loopback: every fault acts per message.
+
+Assertions are about which frames arrive and in what order, never about how fast.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import trio
+from nemesis_helpers import FrameSink, frame, free_port, free_ports, read_frame
+
+from nemesis.proxy import (
+    LinkFaults,
+    LinkProxy,
+    ProxyError,
+    ProxyMesh,
+    assign_proxy_ports,
+)
+
+HELLO = b"hello"
+
+
+async def _setup(nursery: trio.Nursery, **proxy_options: object) -> tuple[FrameSink, LinkProxy]:
+    sink = FrameSink(port=free_port())
+    await nursery.start(sink.run)
+    proxy = LinkProxy(
+        "n1", "n2", ("127.0.0.1", free_port()), ("127.0.0.1", sink.port), **proxy_options
+    )
+    await nursery.start(proxy.run)
+    return sink, proxy
+
+
+async def _dial(proxy: LinkProxy) -> tuple[trio.SocketStream, bytearray]:
+    """Connect through the proxy and complete the handshake (first frame and its answer)."""
+    stream = await trio.open_tcp_stream("127.0.0.1", proxy.listen[1])
+    await stream.send_all(frame(HELLO))
+    buffer = bytearray()
+    answer = await read_frame(stream, buffer)
+    assert answer == b"hello_ok"
+    return stream, buffer
+
+
+def _messages(count: int) -> list[bytes]:
+    return [f"message-{i}".encode() * (1 + i % 7) for i in range(count)]
+
+
+async def _marker_after(
+    sink: FrameSink, stream: trio.SocketStream, proxy: LinkProxy
+) -> list[bytes]:
+    """Heal, send a marker and return what arrived before it (after the hello)."""
+    proxy.heal()
+    await stream.send_all(frame(b"marker"))
+    with trio.fail_after(10):
+        while b"marker" not in sink.payloads():
+            await sink.wait_for(len(sink.frames) + 1)
+    payloads = sink.payloads()
+    return payloads[1 : payloads.index(b"marker")]
+
+
+async def test_pass_forwards_every_frame_intact_and_in_order() -> None:
+    async with trio.open_nursery() as nursery:
+        sink, proxy = await _setup(nursery)
+        stream, _ = await _dial(proxy)
+        # Small frames in one write, a frame larger than one read, an empty frame, and a
+        # frame whose header is split across writes.
+        messages = _messages(200) + [bytes(range(256)) * 4096, b""]
+        await stream.send_all(b"".join(frame(m) for m in messages))
+        split = frame(b"split-header")
+        await stream.send_all(split[:2])
+        await trio.sleep(0.01)
+        await stream.send_all(split[2:])
+        with trio.fail_after(10):
+            await sink.wait_for(1 + len(messages) + 1)
+        assert sink.payloads() == [HELLO, *messages, b"split-header"]
+        assert proxy.stats.frames_passed == len(messages) + 2
+        assert proxy.stats.frames_dropped == 0
+        await stream.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_drop_with_probability_one_drops_every_message_but_the_handshake() -> None:
+    async with trio.open_nursery() as nursery:
+        sink, proxy = await _setup(nursery)
+        proxy.faults.loss = 1.0
+        stream, _ = await _dial(proxy)
+        await stream.send_all(b"".join(frame(m) for m in _messages(50)))
+        with trio.fail_after(10):
+            while proxy.stats.frames_dropped < 50:
+                await trio.sleep(0.01)
+        assert await _marker_after(sink, stream, proxy) == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_drop_with_probability_zero_drops_nothing() -> None:
+    async with trio.open_nursery() as nursery:
+        sink, proxy = await _setup(nursery)
+        proxy.faults.loss = 0.0
+        stream, _ = await _dial(proxy)
+        messages = _messages(50)
+        await stream.send_all(b"".join(frame(m) for m in messages))
+        assert await _marker_after(sink, stream, proxy) == messages
+        assert proxy.stats.frames_dropped == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_partial_loss_follows_the_seeded_rng_per_message() -> None:
+    seed = 1234
+    async with trio.open_nursery() as nursery:
+        sink, proxy = await _setup(nursery, seed=seed)
+        proxy.faults.loss = 0.5
+        stream, _ = await _dial(proxy)
+        messages = _messages(100)
+        await stream.send_all(b"".join(frame(m) for m in messages))
+        with trio.fail_after(10):
+            while proxy.stats.frames_dropped + proxy.stats.frames_passed < 101:
+                await trio.sleep(0.01)
+        arrived = await _marker_after(sink, stream, proxy)
+        nursery.cancel_scope.cancel()
+    # The handshake draws nothing; then one draw per message, in order.
+    rng = random.Random(seed)
+    expected = [m for m in messages if not rng.random() < 0.5]
+    assert arrived == expected
+    assert 0 < len(arrived) < len(messages)
+
+
+async def test_blocked_link_is_a_grudge_and_heal_restores_it() -> None:
+    async with trio.open_nursery() as nursery:
+        sink, proxy = await _setup(nursery)
+        stream, _ = await _dial(proxy)
+        proxy.faults.blocked = True
+        await stream.send_all(b"".join(frame(m) for m in _messages(10)))
+        with trio.fail_after(10):
+            while proxy.stats.frames_dropped < 10:
+                await trio.sleep(0.01)
+        assert await _marker_after(sink, stream, proxy) == []
+        assert proxy.faults.passing
+        after_heal = _messages(5)
+        await stream.send_all(b"".join(frame(m) for m in after_heal))
+        with trio.fail_after(10):
+            await sink.wait_for(1 + 1 + 5)
+        assert sink.payloads()[-5:] == after_heal
+        nursery.cancel_scope.cancel()
+
+
+async def test_delay_keeps_order_and_never_delivers_early() -> None:
+    async with trio.open_nursery() as nursery:
+        sink, proxy = await _setup(nursery, seed=7)
+        stream, _ = await _dial(proxy)
+        proxy.faults.delay = 0.05
+        proxy.faults.jitter = 0.04
+        messages = _messages(40)
+        sent_at = trio.current_time()
+        await stream.send_all(b"".join(frame(m) for m in messages))
+        with trio.fail_after(10):
+            await sink.wait_for(1 + len(messages))
+        # No message can arrive before the smallest possible delay has passed.
+        assert trio.current_time() - sent_at >= 0.01
+        assert sink.payloads()[1:] == messages
+        assert proxy.stats.frames_delayed == len(messages)
+        nursery.cancel_scope.cancel()
+
+
+async def test_delay_with_reorder_delivers_by_drawn_delay() -> None:
+    seed = 99
+    async with trio.open_nursery() as nursery:
+        sink, proxy = await _setup(nursery, seed=seed)
+        stream, _ = await _dial(proxy)
+        proxy.faults.delay = 0.1
+        proxy.faults.jitter = 0.09
+        proxy.faults.reorder = True
+        messages = _messages(30)
+        # One write, so every frame is read (and its delay drawn) at the same moment.
+        await stream.send_all(b"".join(frame(m) for m in messages))
+        with trio.fail_after(10):
+            await sink.wait_for(1 + len(messages))
+        arrived = sink.payloads()[1:]
+        nursery.cancel_scope.cancel()
+    rng = random.Random(seed)
+    draws = [rng.uniform(0.01, 0.19) for _ in messages]
+    expected = [m for _, m in sorted(zip(draws, messages, strict=True), key=lambda pair: pair[0])]
+    assert arrived == expected
+    assert arrived != messages
+
+
+async def test_delayed_frames_are_not_overtaken_after_the_delay_ends() -> None:
+    async with trio.open_nursery() as nursery:
+        sink, proxy = await _setup(nursery)
+        stream, _ = await _dial(proxy)
+        proxy.faults.delay = 0.2
+        await stream.send_all(frame(b"slow-1") + frame(b"slow-2"))
+        with trio.fail_after(10):
+            while proxy.stats.frames_delayed < 2:
+                await trio.sleep(0.005)
+        proxy.faults.delay = 0.0
+        await stream.send_all(frame(b"fast"))
+        with trio.fail_after(10):
+            await sink.wait_for(4)
+        assert sink.payloads() == [HELLO, b"slow-1", b"slow-2", b"fast"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_cut_hold_forwards_nothing_until_healed() -> None:
+    async with trio.open_nursery() as nursery:
+        sink, proxy = await _setup(nursery)
+        stream, _ = await _dial(proxy)
+        proxy.set_cut("hold")
+        await stream.send_all(frame(b"held-1") + frame(b"held-2"))
+        # A new connection is accepted but not forwarded either.
+        second = await trio.open_tcp_stream("127.0.0.1", proxy.listen[1])
+        await second.send_all(frame(b"second-hello"))
+        await trio.sleep(0.3)
+        assert sink.payloads() == [HELLO]
+        assert sink.connections == 1
+        proxy.set_cut(None)
+        with trio.fail_after(10):
+            await sink.wait_for(4)
+        assert sink.payloads(1) == [HELLO, b"held-1", b"held-2"]
+        assert sink.payloads(2) == [b"second-hello"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_cut_reset_closes_connections_and_refuses_new_ones() -> None:
+    async with trio.open_nursery() as nursery:
+        sink, proxy = await _setup(nursery)
+        stream, buffer = await _dial(proxy)
+        proxy.set_cut("reset")
+        with trio.fail_after(10):
+            try:
+                assert await read_frame(stream, buffer) is None
+            except trio.BrokenResourceError:
+                pass  # connection reset by peer: what a reset should look like
+        assert proxy.connection_count == 0
+        # New connections are accepted and reset at once; nothing reaches the sink.
+        refused = await trio.open_tcp_stream("127.0.0.1", proxy.listen[1])
+        with trio.fail_after(10):
+            try:
+                assert await refused.receive_some(100) == b""
+            except trio.BrokenResourceError:
+                pass
+        assert sink.connections == 1
+        proxy.heal()
+        healed, _ = await _dial(proxy)
+        await healed.send_all(frame(b"after-heal"))
+        with trio.fail_after(10):
+            await sink.wait_for(3)
+        assert sink.payloads(2) == [HELLO, b"after-heal"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_oversized_frame_closes_that_connection_only() -> None:
+    async with trio.open_nursery() as nursery:
+        sink, proxy = await _setup(nursery, max_frame_bytes=1000)
+        stream, buffer = await _dial(proxy)
+        await stream.send_all((5000).to_bytes(4, "big") + b"x" * 100)
+        with trio.fail_after(10):
+            assert await read_frame(stream, buffer) is None
+        healthy, _ = await _dial(proxy)
+        await healthy.send_all(frame(b"still-works"))
+        with trio.fail_after(10):
+            await sink.wait_for(3)
+        assert sink.payloads()[-1] == b"still-works"
+        nursery.cancel_scope.cancel()
+
+
+async def test_destination_down_closes_the_accepted_connection() -> None:
+    async with trio.open_nursery() as nursery:
+        proxy = LinkProxy("n1", "n2", ("127.0.0.1", free_port()), ("127.0.0.1", free_port()))
+        await nursery.start(proxy.run)
+        stream = await trio.open_tcp_stream("127.0.0.1", proxy.listen[1])
+        with trio.fail_after(10):
+            try:
+                assert await stream.receive_some(100) == b""
+            except trio.BrokenResourceError:
+                pass
+        nursery.cancel_scope.cancel()
+
+
+async def test_listening_on_a_taken_port_is_a_clear_error() -> None:
+    port = free_port()
+    listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
+    try:
+        proxy = LinkProxy("n1", "n2", ("127.0.0.1", port), ("127.0.0.1", free_port()))
+        with pytest.raises(ProxyError, match="cannot listen"):
+            async with proxy.serving():
+                pass
+    finally:
+        for listener in listeners:
+            await listener.aclose()
+
+
+def test_link_faults_passing() -> None:
+    assert LinkFaults().passing
+    assert not LinkFaults(loss=0.1).passing
+    assert not LinkFaults(blocked=True).passing
+    assert not LinkFaults(delay=0.01).passing
+
+
+# -- ProxyMesh -------------------------------------------------------------------------
+
+
+def test_assign_proxy_ports_is_deterministic_and_covers_every_directed_link() -> None:
+    for nodes in (["n1", "n2", "n3"], ["n1", "n2", "n3", "n4", "n5"]):
+        ports = assign_proxy_ports(nodes, 18500)
+        n = len(nodes)
+        assert len(ports) == n * (n - 1)
+        assert sorted(ports.values()) == list(range(18500, 18500 + n * (n - 1)))
+        assert all(source != destination for source, destination in ports)
+        assert ports == assign_proxy_ports(nodes, 18500)
+    with pytest.raises(ValueError, match="duplicate"):
+        assign_proxy_ports(["n1", "n1"], 18500)
+    with pytest.raises(ValueError, match="65535"):
+        assign_proxy_ports(["a", "b", "c"], 65534)
+
+
+def test_mesh_peer_map_points_each_node_at_its_own_proxies() -> None:
+    nodes = {"n1": ("127.0.0.1", 18901), "n2": ("127.0.0.1", 18902), "n3": ("127.0.0.1", 18903)}
+    mesh = ProxyMesh(nodes, base_port=18910)
+    assert mesh.peer_map("n1") == {"n2": ("127.0.0.1", 18910), "n3": ("127.0.0.1", 18911)}
+    assert mesh.peer_map("n2") == {"n1": ("127.0.0.1", 18912), "n3": ("127.0.0.1", 18913)}
+    assert mesh.peer_args("n3") == ["--peer", "n1=127.0.0.1:18914", "--peer", "n2=127.0.0.1:18915"]
+    # The proxy n1 -> n2 forwards to n2's real address.
+    assert mesh.proxies[("n1", "n2")].target == ("127.0.0.1", 18902)
+    with pytest.raises(KeyError, match="unknown node"):
+        mesh.peer_map("n9")
+    with pytest.raises(ValueError, match="overlap"):
+        ProxyMesh(nodes, base_port=18898)
+
+
+def test_mesh_apply_grudge_blocks_exactly_the_named_directions() -> None:
+    nodes = {f"n{i}": ("127.0.0.1", 18950 + i) for i in range(1, 4)}
+    mesh = ProxyMesh(nodes, base_port=18960)
+    mesh.apply_grudge({"n2": {"n1"}})
+    blocked = {link for link, faults in mesh.link_faults.items() if faults.blocked}
+    assert blocked == {("n1", "n2")}
+    mesh.apply_grudge({"n1": {"n2", "n3"}, "n2": {"n1"}, "n3": {"n1"}})
+    blocked = {link for link, faults in mesh.link_faults.items() if faults.blocked}
+    assert blocked == {("n2", "n1"), ("n3", "n1"), ("n1", "n2"), ("n1", "n3")}
+    assert set(mesh.describe()) == {"n2->n1", "n3->n1", "n1->n2", "n1->n3"}
+    with pytest.raises(ValueError, match="unknown nodes"):
+        mesh.apply_grudge({"n7": {"n1"}})
+    mesh.heal()
+    assert not any(faults.blocked for faults in mesh.link_faults.values())
+    assert mesh.describe() == {}
+
+
+async def test_mesh_one_way_grudge_on_live_links() -> None:
+    sink_ports = free_ports(3)
+    base = free_ports(6)[0]
+    sinks = {f"n{i + 1}": FrameSink(port=port) for i, port in enumerate(sink_ports)}
+    mesh = ProxyMesh(
+        {node: ("127.0.0.1", sink.port) for node, sink in sinks.items()}, base_port=base
+    )
+    async with trio.open_nursery() as nursery:
+        for sink in sinks.values():
+            await nursery.start(sink.run)
+        await nursery.start(mesh.run)
+        streams: dict[tuple[str, str], trio.SocketStream] = {}
+        for source in sinks:
+            for destination, (host, port) in mesh.peer_map(source).items():
+                stream = await trio.open_tcp_stream(host, port)
+                await stream.send_all(frame(f"hello from {source}".encode()))
+                assert await read_frame(stream, bytearray()) == b"hello_ok"
+                streams[(source, destination)] = stream
+        mesh.apply_grudge({"n2": {"n1"}})  # n2 drops what comes from n1; n1 still hears n2
+        for (source, destination), stream in streams.items():
+            await stream.send_all(frame(f"{source}->{destination} cut?".encode()))
+        expected_counts = {"n1": 4, "n2": 3, "n3": 4}  # two hellos each, then the messages
+        with trio.fail_after(10):
+            for destination, sink in sinks.items():
+                await sink.wait_for(expected_counts[destination])
+            while mesh.proxies[("n1", "n2")].stats.frames_dropped < 1:
+                await trio.sleep(0.01)
+        assert b"n1->n2 cut?" not in sinks["n2"].payloads()
+        assert b"n3->n2 cut?" in sinks["n2"].payloads()
+        assert b"n2->n1 cut?" in sinks["n1"].payloads()
+        assert b"n1->n3 cut?" in sinks["n3"].payloads()
+        mesh.heal()
+        await streams[("n1", "n2")].send_all(frame(b"n1->n2 healed"))
+        with trio.fail_after(10):
+            while b"n1->n2 healed" not in sinks["n2"].payloads():
+                await sinks["n2"].wait_for(len(sinks["n2"].frames) + 1)
+        nursery.cancel_scope.cancel()
