@@ -328,7 +328,7 @@ def read_history_file(run_dir: Path) -> list[Op]:
     if not path.exists():
         raise ResultsError(f"{path}: no such file")
     try:
-        return list(history.read_jsonl(path))
+        return history.read_jsonl(path, allow_torn_tail=True)
     except history.HistoryError as error:
         raise ResultsError(str(error)) from None
 
