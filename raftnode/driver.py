@@ -1,0 +1,424 @@
+"""The one driver loop around a sans-I/O ``RaftCore``: the node process and the
+deterministic simulation both run exactly this code.
+
+It owns no socket, file or wall clock. Time is the current Trio clock (``trio.sleep``
+for ticks, ``trio.current_time`` for rate limits), so under ``trio.testing.MockClock`` the
+simulation drives it deterministically, and in the node process ``raftnode.clock`` can
+skew it. Transport, storage, state machine and logger are injected.
+
+Per ``Ready`` the order is fixed (Raft dissertation §3.8, §10.2.1):
+
+1. persist hard state, entries and a received snapshot: one ``storage.persist`` call,
+   one fsync. Nothing below happens before it returns, so no vote, no append response
+   and no client acknowledgement ever depends on state that a crash could lose;
+2. send the messages;
+3. restore a received snapshot into the state machine;
+4. apply committed entries, answering the proposals they carry;
+5. answer ReadIndex reads whose index is now applied (§6.4);
+6. ``core.advance(ready)``;
+7. take a snapshot if ``should_snapshot`` (§5 of the dissertation's chapter 5, log
+   compaction).
+
+Group commit: with ``offload`` (the node process passes ``trio.to_thread.run_sync``)
+the fsync runs off the Trio thread; everything that arrives meanwhile (messages, ticks,
+proposals) queues in an inbox and is fed to the core right after ``advance``, so it all
+lands in the next Ready and the next single fsync. The core is never touched between
+``ready()`` and ``advance()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+import trio
+
+from raftnode.core import NotLeader, RaftCore, Ready
+from raftnode.messages import Entry, EntryKind, Message, Snapshot, SnapshotMeta
+from raftnode.statemachine import StateMachine
+from raftnode.storage.interface import Storage
+
+READ_OPS = frozenset({"get", "mget"})
+WRITE_OPS = frozenset({"put", "cas", "append", "delete", "transfer"})
+READ_MODES = ("read_index", "log")
+DEFAULT_REQUEST_TIMEOUT = 10.0
+
+
+class Transport(Protocol):
+    def send(self, messages: list[Message]) -> None:
+        """Queue messages for their destinations; never blocks, may drop (Raft resends)."""
+        ...
+
+
+Log = Callable[[str], None]
+Offload = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+
+class NotLeaderError(Exception):
+    """Definite: this node did not accept the request. ``leader`` is the hint, if any."""
+
+    def __init__(self, leader: str | None) -> None:
+        super().__init__(f"not the leader (leader: {leader})" if leader else "no leader known")
+        self.leader = leader
+        self.code = "not_leader" if leader else "no_leader"
+
+
+class OutcomeUnknownError(Exception):
+    """Indefinite: the write was proposed but this node lost track of whether it committed
+    (a snapshot from the new leader replaced the entries it was waiting on). The client
+    retries with the same (client, seq): the session makes that safe (§6.3)."""
+
+    code = "outcome_unknown"
+
+
+@dataclass(slots=True)
+class _Waiter:
+    """One client request waiting for the driver loop."""
+
+    event: trio.Event = field(default_factory=trio.Event)
+    reply: dict[str, Any] | None = None
+    error: Exception | None = None
+
+    def resolve(self, reply: dict[str, Any]) -> None:
+        if not self.event.is_set():
+            self.reply = reply
+            self.event.set()
+
+    def fail(self, error: Exception) -> None:
+        if not self.event.is_set():
+            self.error = error
+            self.event.set()
+
+
+@dataclass(slots=True)
+class _PendingProposal:
+    term: int
+    waiter: _Waiter
+
+
+@dataclass(slots=True)
+class _PendingRead:
+    request: dict[str, Any]
+    waiter: _Waiter
+    index: int | None = None  # set once the core answers with a ReadState
+
+
+def normalize_reply(reply: Any) -> dict[str, Any]:
+    """The KV returns reply maps; anything else is wrapped as a successful value."""
+    if isinstance(reply, dict) and isinstance(reply.get("ok"), bool):
+        return reply
+    return {"ok": True, "value": reply}
+
+
+class NodeDriver:
+    def __init__(
+        self,
+        core: RaftCore,
+        storage: Storage,
+        state_machine: StateMachine,
+        transport: Transport,
+        *,
+        tick_seconds: float,
+        log: Log,
+        encode_command: Callable[[dict[str, Any]], bytes] | None = None,
+        read_mode: str = "read_index",
+        bugs: frozenset[str] = frozenset(),
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        offload: Offload | None = None,
+        commit_log_interval: float = 1.0,
+        applied_index: int = 0,
+        applied_term: int = 0,
+    ) -> None:
+        if read_mode not in READ_MODES:
+            raise ValueError(f"read_mode must be one of {READ_MODES}, got {read_mode!r}")
+        if tick_seconds <= 0:
+            raise ValueError("tick_seconds must be positive")
+        self.core = core
+        self.storage = storage
+        self.state_machine = state_machine
+        self.transport = transport
+        self.tick_seconds = tick_seconds
+        self.log = log
+        if encode_command is None:
+            from raftnode.kv import encode_command as kv_encode_command
+
+            encode_command = kv_encode_command
+        self.encode_command = encode_command
+        self.read_mode = read_mode
+        self.bugs = bugs
+        self.request_timeout = request_timeout
+        self.offload = offload
+        self.commit_log_interval = commit_log_interval
+        # What the state machine holds: the snapshot it was restored from, plus entries
+        # applied since (the caller restores the state machine from the stored snapshot
+        # before starting the driver and passes its index/term here).
+        self.applied_index = applied_index
+        self.applied_term = applied_term
+
+        self._busy = False  # between core.ready() and core.advance(): the core is off limits
+        self._inbox: deque[Callable[[], None]] = deque()
+        self._wakeup = trio.Event()
+        self._pending_proposals: dict[int, _PendingProposal] = {}
+        self._pending_reads: dict[int, _PendingRead] = {}
+        self._read_ids = itertools.count(1)
+        self._last_seen: tuple[str, int, str | None] | None = None
+        self._last_commit_logged = -1
+        self._next_commit_log_time = float("-inf")
+        self.stopped = False
+
+    # --- inputs ----------------------------------------------------------------------
+
+    def receive(self, msg: Message) -> None:
+        """A Raft message from a peer (already validated by the transport)."""
+        self._do(partial(self.core.step, msg))
+
+    async def submit(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run one client request; returns the KV reply map.
+
+        Raises NotLeaderError (definite), OutcomeUnknownError or TimeoutError (indefinite).
+        ``request`` is a validated map: ``op`` plus the op's fields, and for writes
+        ``client`` and ``seq``.
+        """
+        op = request.get("op")
+        if op in WRITE_OPS:
+            return await self._propose(request)
+        if op in READ_OPS:
+            if "stale-local-reads" in self.bugs:
+                # Teaching bug (etcd #741): answer from whatever this replica has applied,
+                # without confirming leadership or waiting for the commit index.
+                return normalize_reply(self.state_machine.query(request))
+            if self.read_mode == "log":
+                return await self._propose(request)  # a read is a log command (§6.4 alt.)
+            return await self._read_index(request)
+        return {"ok": False, "error": "malformed"}
+
+    def status(self) -> dict[str, Any]:
+        status = self.core.status()
+        return {
+            "role": _role_name(status.role),
+            "term": status.term,
+            "leader": status.leader,
+            "commit_index": status.commit_index,
+            "applied_index": self.applied_index,
+            "last_log_index": status.last_log_index,
+            "snapshot_index": status.snapshot_index,
+        }
+
+    # --- the loop --------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Tick and process Readies until cancelled."""
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._ticker)
+                nursery.start_soon(self._ready_loop)
+                self._wakeup.set()  # the restored core may have work (e.g. re-apply)
+                task_status.started()
+        finally:
+            self.stopped = True
+            for pending in list(self._pending_proposals.values()):
+                pending.waiter.fail(OutcomeUnknownError("node stopping"))
+            for read in list(self._pending_reads.values()):
+                read.waiter.fail(NotLeaderError(None))
+
+    async def _ticker(self) -> None:
+        while True:
+            await trio.sleep(self.tick_seconds)
+            self._do(self.core.tick)
+
+    async def _ready_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            while self.core.has_ready():
+                await self._handle_ready(self.core.ready())
+
+    def _do(self, action: Callable[[], None]) -> None:
+        """Run an action on the core now, or right after the Ready in progress."""
+        if self._busy:
+            self._inbox.append(action)
+        else:
+            action()
+        self._wakeup.set()
+
+    async def _blocking(self, call: Callable[[], Any]) -> Any:
+        if self.offload is None:
+            return call()
+        return await self.offload(call)
+
+    async def _handle_ready(self, ready: Ready) -> None:
+        self._busy = True
+        try:
+            if ready.hard_state is not None or ready.entries or ready.snapshot is not None:
+                await self._blocking(
+                    partial(self.storage.persist, ready.hard_state, ready.entries, ready.snapshot)
+                )
+            if ready.messages:
+                self.transport.send(ready.messages)
+            if ready.snapshot is not None:
+                self._restore(ready.snapshot)
+            for entry in ready.committed_entries:
+                self._apply(entry)
+            for read_state in ready.read_states:
+                pending = self._pending_reads.get(read_state.request_id)
+                if pending is not None:
+                    pending.index = read_state.index
+            for request_id in ready.dropped_reads:
+                self._fail_read(request_id)
+            self._answer_reads()
+            self._observe(ready)
+            self.core.advance(ready)
+            if ready.should_snapshot:
+                await self._take_snapshot()
+        finally:
+            self._busy = False
+        while self._inbox:
+            self._inbox.popleft()()
+
+    def _restore(self, snapshot: Snapshot) -> None:
+        self.state_machine.restore(snapshot.data)
+        self.applied_index = snapshot.meta.index
+        self.applied_term = snapshot.meta.term
+        self.log(f"snapshot restored index={snapshot.meta.index} term={snapshot.meta.term}")
+        # Proposals inside the snapshot: their entries are gone, so whether each committed
+        # cannot be read off the log any more. Indefinite; the client's retry is deduped.
+        for index in [i for i in self._pending_proposals if i <= snapshot.meta.index]:
+            pending = self._pending_proposals.pop(index)
+            pending.waiter.fail(OutcomeUnknownError("entry compacted into a snapshot"))
+
+    def _apply(self, entry: Entry) -> None:
+        if entry.index <= self.applied_index:
+            return  # already in the state machine through a snapshot
+        if entry.index != self.applied_index + 1:
+            raise AssertionError(
+                f"applying index {entry.index} after {self.applied_index}: a gap in the log"
+            )
+        reply: Any = None
+        if entry.kind == EntryKind.COMMAND:
+            reply = self.state_machine.apply(entry.index, entry.data)
+        self.applied_index = entry.index
+        self.applied_term = entry.term
+        pending = self._pending_proposals.pop(entry.index, None)
+        if pending is not None:
+            if pending.term == entry.term and entry.kind == EntryKind.COMMAND:
+                pending.waiter.resolve(normalize_reply(reply))
+            else:
+                # Another leader's entry sits at our index: ours was overwritten and can
+                # never commit (Log Matching, §5.3). Definite failure.
+                pending.waiter.fail(NotLeaderError(self._leader_hint()))
+
+    def _answer_reads(self) -> None:
+        if not self._pending_reads:
+            return
+        for request_id, pending in list(self._pending_reads.items()):
+            if pending.index is not None and pending.index <= self.applied_index:
+                del self._pending_reads[request_id]
+                pending.waiter.resolve(normalize_reply(self.state_machine.query(pending.request)))
+
+    def _fail_read(self, request_id: int) -> None:
+        pending = self._pending_reads.pop(request_id, None)
+        if pending is not None:
+            pending.waiter.fail(NotLeaderError(self._leader_hint()))
+
+    def _observe(self, ready: Ready) -> None:
+        """Log role/term/leader changes and (rate-limited) commits; fail reads that a lost
+        leadership can no longer confirm."""
+        status = self.core.status()
+        role = _role_name(status.role)
+        seen = (role, status.term, status.leader)
+        if seen != self._last_seen:
+            self.log(f"role={role} term={status.term} leader={status.leader}")
+            self._last_seen = seen
+            if role != "leader" and self._pending_reads:
+                for request_id in list(self._pending_reads):
+                    self._fail_read(request_id)
+        if status.commit_index != self._last_commit_logged:
+            now = trio.current_time()
+            if now >= self._next_commit_log_time:
+                self.log(
+                    f"commit_index={status.commit_index} applied_index={self.applied_index} "
+                    f"last_log_index={status.last_log_index}"
+                )
+                self._last_commit_logged = status.commit_index
+                self._next_commit_log_time = now + self.commit_log_interval
+
+    async def _take_snapshot(self) -> None:
+        data = self.state_machine.snapshot()
+        snapshot = Snapshot(SnapshotMeta(index=self.applied_index, term=self.applied_term), data)
+        await self._blocking(partial(self.storage.compact, snapshot))
+        self.core.compact(snapshot)
+        self.log(
+            f"snapshot taken index={snapshot.meta.index} term={snapshot.meta.term} bytes={len(data)}"
+        )
+
+    def _leader_hint(self) -> str | None:
+        status = self.core.status()
+        return status.leader if status.leader != status.node_id else None
+
+    # --- client requests -------------------------------------------------------------
+
+    async def _propose(self, request: dict[str, Any]) -> dict[str, Any]:
+        data = self.encode_command(request)
+        waiter = _Waiter()
+
+        def propose() -> None:
+            try:
+                index, term = self.core.propose(data)
+            except NotLeader as error:
+                waiter.fail(NotLeaderError(_hint_of(error)))
+                return
+            previous = self._pending_proposals.get(index)
+            if previous is not None:
+                # Our index is being reused by a newer term: the older entry there was
+                # truncated and never committed.
+                previous.waiter.fail(NotLeaderError(None))
+            self._pending_proposals[index] = _PendingProposal(term, waiter)
+
+        self._do(propose)
+        return await self._wait(waiter)
+
+    async def _read_index(self, request: dict[str, Any]) -> dict[str, Any]:
+        request_id = next(self._read_ids)
+        waiter = _Waiter()
+
+        def ask() -> None:
+            try:
+                self.core.read_index(request_id)
+            except NotLeader as error:
+                waiter.fail(NotLeaderError(_hint_of(error)))
+                return
+            self._pending_reads[request_id] = _PendingRead(request, waiter)
+
+        self._do(ask)
+        try:
+            return await self._wait(waiter)
+        finally:
+            self._pending_reads.pop(request_id, None)
+
+    async def _wait(self, waiter: _Waiter) -> dict[str, Any]:
+        if self.stopped:
+            raise OutcomeUnknownError("node stopping")
+        with trio.move_on_after(self.request_timeout):
+            await waiter.event.wait()
+        if not waiter.event.is_set():
+            waiter.fail(TimeoutError(f"no outcome within {self.request_timeout} s"))
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.reply is not None
+        return waiter.reply
+
+
+def _hint_of(error: NotLeader) -> str | None:
+    hint = getattr(error, "leader_hint", None)
+    if hint is None and error.args:
+        hint = error.args[0]
+    return hint if isinstance(hint, str) and hint else None
+
+
+def _role_name(role: Any) -> str:
+    value = getattr(role, "value", role)
+    return str(value).lower()

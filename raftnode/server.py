@@ -1,0 +1,636 @@
+"""The node process: one TCP port for peers, clients and admin, around one NodeDriver.
+
+Connections (ARCHITECTURE.md "Wire"): every connection starts with a hello naming the
+cluster, the sender and its role. Peers: node i dials j and sends its messages to j on
+that connection only, so each directed link is one TCP connection that a proxy can
+delay, drop or cut on its own (the harness puts proxies where i *believes* j lives, so
+the addresses in ``--peer`` need not be where the peers listen). Clients and admins send
+requests with ids and get replies with those ids, many in flight per connection.
+
+A frame that is malformed, oversized, of an unknown type, sent before the hello or from
+a foreign cluster closes that one connection (with an ``error`` frame when possible) and
+is logged; the node goes on serving everyone else. The node never trusts a frame's
+content beyond what ``raftnode.wire`` and ``raftnode.messages`` validated.
+
+Durability: the driver persists every Ready (one fsync) before sending its messages and
+before applying the entries that answer clients, so an acknowledged write is on disk on
+a majority when its client hears "ok", and a SIGKILL at any moment loses none.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import signal
+import sys
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import trio
+
+from raftnode.clock import ClockError, SkewableClock
+from raftnode.driver import (
+    READ_OPS,
+    WRITE_OPS,
+    NodeDriver,
+    NotLeaderError,
+    OutcomeUnknownError,
+)
+from raftnode.messages import Message, MessageError, message_from_wire, message_to_wire
+from raftnode.wire import (
+    DEFAULT_MAX_FRAME_BYTES,
+    FrameError,
+    FrameStream,
+    encode_frame,
+    hello_frame,
+    optional_number,
+    pack,
+    parse_hello,
+    require_int,
+    require_key,
+    require_str,
+)
+
+DEFAULT_CLUSTER_ID = "raftlab"
+# Commands larger than this are refused (too_large). A Raft append carries up to 512
+# entries and must fit in one frame (32 MiB): 32 MiB / 512 = 64 KiB per command.
+DEFAULT_MAX_REQUEST_BYTES = 64 * 1024
+HELLO_TIMEOUT = 5.0
+PEER_QUEUE_LIMIT = 20_000  # messages queued for one peer before the oldest are dropped
+BACKOFF_MIN = 0.02
+BACKOFF_MAX = 1.0
+UNREACHABLE_LOG_INTERVAL = 30.0
+
+
+class NodeStartError(Exception):
+    """The node cannot start (bad data directory, damaged WAL, port in use…)."""
+
+
+@dataclass(slots=True)
+class NodeConfig:
+    node_id: str
+    listen_host: str
+    listen_port: int
+    peers: dict[str, tuple[str, int]]  # other voters → where this node dials them
+    data_dir: Path
+    cluster_id: str = DEFAULT_CLUSTER_ID
+    heartbeat_ms: float = 100.0
+    election_timeout_ms: float = 1000.0
+    snapshot_threshold: int = 4096
+    read_mode: str = "read_index"
+    bugs: frozenset[str] = frozenset()
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    request_timeout: float = 10.0
+    seed: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Timing:
+    """Milliseconds turned into core ticks.
+
+    One tick is a tenth of the election timeout (or the heartbeat, if shorter), so the
+    randomized timeout [E, 2E) has ten distinct values: enough spread to make split votes
+    rare (§5.2, §9.3) without a busy ticker.
+    """
+
+    tick_seconds: float
+    heartbeat_ticks: int
+    election_ticks: int
+
+    @classmethod
+    def from_ms(cls, heartbeat_ms: float, election_timeout_ms: float) -> Timing:
+        if not (heartbeat_ms > 0 and math.isfinite(heartbeat_ms)):
+            raise ValueError(f"heartbeat must be a positive number of ms, got {heartbeat_ms}")
+        if not election_timeout_ms > 2 * heartbeat_ms:
+            raise ValueError(
+                f"election timeout ({election_timeout_ms} ms) must exceed twice the heartbeat "
+                f"({heartbeat_ms} ms), or followers time out between heartbeats"
+            )
+        tick_ms = min(heartbeat_ms, election_timeout_ms / 10)
+        heartbeat_ticks = max(1, round(heartbeat_ms / tick_ms))
+        election_ticks = max(heartbeat_ticks + 1, round(election_timeout_ms / tick_ms))
+        return cls(tick_ms / 1000.0, heartbeat_ticks, election_ticks)
+
+
+def make_logger(node_id: str, stream: TextIO = sys.stderr) -> Callable[[str], None]:
+    """One line per event: UTC timestamp (ms), node id, message. Flushed at once so a
+    SIGKILL leaves every line written before it."""
+
+    def log(line: str) -> None:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        try:
+            stream.write(f"{stamp} {node_id} {line}\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed stderr must not take the node down
+
+    return log
+
+
+class RequestError(Exception):
+    """A well-framed client request with bad fields: answered ``malformed``."""
+
+
+def validate_request(frame: dict[str, Any]) -> dict[str, Any]:
+    """The command map the driver and the KV see: known fields only, types checked."""
+    try:
+        op = require_str(frame, "op")
+        if op not in READ_OPS and op not in WRITE_OPS:
+            raise RequestError(f"unknown op {op!r:.40}")
+        request: dict[str, Any] = {"op": op}
+        if op in ("get", "put", "cas", "append", "delete"):
+            request["key"] = require_key(frame, "key")
+        if op in ("put", "append"):
+            if "value" not in frame:
+                raise RequestError("field 'value' is required")
+            request["value"] = frame["value"]
+        elif op == "cas":
+            for name in ("from", "to"):
+                if name not in frame:
+                    raise RequestError(f"field {name!r} is required")
+                request[name] = frame[name]
+        elif op == "transfer":
+            request["from_key"] = require_key(frame, "from_key")
+            request["to_key"] = require_key(frame, "to_key")
+            request["amount"] = require_int(frame, "amount", minimum=None)
+        elif op == "mget":
+            keys = frame.get("keys")
+            if not isinstance(keys, list):
+                raise RequestError("field 'keys' must be a list")
+            request["keys"] = [require_key({"k": k}, "k") for k in keys]
+        if op in WRITE_OPS:
+            request["client"] = require_str(frame, "client")
+            request["seq"] = require_int(frame, "seq")
+    except FrameError as error:
+        raise RequestError(error.reason) from None
+    return request
+
+
+@dataclass(slots=True)
+class PeerLink:
+    """The outbound half of one directed link (this node → peer)."""
+
+    peer_id: str
+    address: tuple[str, int]
+    queue: deque[Message] = field(default_factory=deque)
+    wakeup: trio.Event = field(default_factory=trio.Event)
+    connected: bool = False
+    dropped: int = 0
+
+
+class PeerTransport:
+    """``raftnode.driver.Transport`` over the peer links: queue, wake the link's sender."""
+
+    def __init__(self, links: dict[str, PeerLink]) -> None:
+        self.links = links
+
+    def send(self, messages: list[Message]) -> None:
+        touched: set[str] = set()
+        for msg in messages:
+            link = self.links.get(msg.dst)
+            if link is None:
+                continue
+            link.queue.append(msg)
+            touched.add(msg.dst)
+        for peer_id in touched:
+            link = self.links[peer_id]
+            overflow = len(link.queue) - PEER_QUEUE_LIMIT
+            for _ in range(max(0, overflow)):
+                link.queue.popleft()  # Raft tolerates loss; a stalled link must not eat memory
+                link.dropped += 1
+            link.wakeup.set()
+
+
+class ResponseWriter:
+    """Batches replies for one client connection: one send per wake-up."""
+
+    def __init__(self, stream: FrameStream, on_broken: Callable[[], None]) -> None:
+        self.stream = stream
+        self.on_broken = on_broken
+        self.queue: list[dict[str, Any]] = []
+        self.wakeup = trio.Event()
+
+    def put(self, frame: dict[str, Any]) -> None:
+        self.queue.append(frame)
+        self.wakeup.set()
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await self.wakeup.wait()
+                self.wakeup = trio.Event()
+                batch, self.queue = self.queue, []
+                await self.stream.send_many(batch)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, FrameError):
+            self.on_broken()
+
+
+class NodeServer:
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        clock: SkewableClock | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.log = log or make_logger(config.node_id)
+        self.port: int | None = None
+        self.driver: NodeDriver | None = None
+        self.storage: Any = None
+        seed = config.seed
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**63)
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self.links = {
+            peer_id: PeerLink(peer_id, address) for peer_id, address in config.peers.items()
+        }
+
+    # --- start-up --------------------------------------------------------------------
+
+    def _build_driver(self) -> NodeDriver:
+        from raftnode.core import RaftConfig, RaftCore
+        from raftnode.kv import KVStateMachine, encode_command
+        from raftnode.storage.interface import StorageError
+        from raftnode.storage.wal import FileStorage
+
+        config = self.config
+        timing = Timing.from_ms(config.heartbeat_ms, config.election_timeout_ms)
+        try:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+            storage = FileStorage(config.data_dir, bugs=config.bugs, log=self.log)
+            restored = storage.load()
+        except (StorageError, OSError) as error:
+            raise NodeStartError(
+                f"cannot open the data directory {config.data_dir}: {error}"
+            ) from None
+        self.storage = storage
+        state_machine = KVStateMachine(bugs=config.bugs)
+        applied_index = applied_term = 0
+        if restored.snapshot is not None:
+            state_machine.restore(restored.snapshot.data)
+            applied_index = restored.snapshot.meta.index
+            applied_term = restored.snapshot.meta.term
+        raft_config = RaftConfig(
+            node_id=config.node_id,
+            peers=tuple(sorted({config.node_id, *config.peers})),
+            election_ticks=timing.election_ticks,
+            heartbeat_ticks=timing.heartbeat_ticks,
+            snapshot_threshold=config.snapshot_threshold,
+            read_mode=config.read_mode,
+            bugs=config.bugs,
+        )
+        core = RaftCore(raft_config, random.Random(self._rng.randrange(2**63)), restored)
+        self.log(
+            f"starting cluster={config.cluster_id} peers={','.join(sorted(config.peers))} "
+            f"tick={timing.tick_seconds * 1000:g}ms heartbeat_ticks={timing.heartbeat_ticks} "
+            f"election_ticks={timing.election_ticks} read_mode={config.read_mode} "
+            f"snapshot_threshold={config.snapshot_threshold} seed={self.seed} "
+            f"restored_term={restored.hard_state.term} restored_entries={len(restored.entries)} "
+            f"snapshot_index={applied_index}"
+            + (f" UNSAFE bugs={','.join(sorted(config.bugs))}" if config.bugs else "")
+        )
+        return NodeDriver(
+            core,
+            storage,
+            state_machine,
+            PeerTransport(self.links),
+            tick_seconds=timing.tick_seconds,
+            log=self.log,
+            encode_command=encode_command,
+            read_mode=config.read_mode,
+            bugs=config.bugs,
+            request_timeout=config.request_timeout,
+            offload=trio.to_thread.run_sync,
+            applied_index=applied_index,
+            applied_term=applied_term,
+        )
+
+    def prepare(self) -> None:
+        """Open storage and build the driver (NodeStartError on a bad data directory)."""
+        if self.driver is None:
+            self.driver = self._build_driver()
+
+    async def bind(self) -> list[trio.SocketListener]:
+        """Listen on the configured address (NodeStartError if it is taken)."""
+        try:
+            listeners = await trio.open_tcp_listeners(
+                self.config.listen_port, host=self.config.listen_host
+            )
+        except OSError as error:
+            raise NodeStartError(
+                f"cannot listen on {self.config.listen_host}:{self.config.listen_port}: {error}"
+            ) from None
+        self.port = listeners[0].socket.getsockname()[1]
+        return listeners
+
+    async def serve(
+        self,
+        listeners: list[trio.SocketListener] | None = None,
+        *,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run the node until cancelled; ``task_status.started(port)`` once listening."""
+        self.prepare()
+        assert self.driver is not None
+        if listeners is None:
+            listeners = await self.bind()
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(trio.serve_listeners, self._handle_connection, listeners)
+                self.log(f"listening on {self.config.listen_host}:{self.port}")
+                await nursery.start(self.driver.run)
+                for link in self.links.values():
+                    nursery.start_soon(self._run_link, link)
+                task_status.started(self.port)
+        finally:
+            with trio.CancelScope(shield=True):
+                if self.storage is not None:
+                    await trio.to_thread.run_sync(self.storage.close)
+
+    # --- outbound peer links ---------------------------------------------------------
+
+    async def _run_link(self, link: PeerLink) -> None:
+        backoff = BACKOFF_MIN
+        failures = 0
+        next_failure_log = 0.0
+        host, port = link.address
+        while True:
+            stream: FrameStream | None = None
+            try:
+                raw = await trio.open_tcp_stream(host, port)
+                stream = FrameStream(raw, self.config.max_frame_bytes)
+                await stream.send(hello_frame(self.config.cluster_id, self.config.node_id, "peer"))
+                with trio.fail_after(HELLO_TIMEOUT):
+                    reply = await stream.receive()
+                if reply is None:
+                    raise ConnectionError("peer closed the connection during the hello")
+                if reply.get("type") != "hello_ok":
+                    raise ConnectionError(f"peer refused the hello: {reply.get('error')!r:.80}")
+                link.connected = True
+                self.log(f"peer {link.peer_id} connected at {host}:{port}")
+                failures = 0
+                backoff = BACKOFF_MIN
+                await self._pump_link(link, stream)
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                reason = f"{type(error).__name__}: {error}"
+            except (FrameError, trio.TooSlowError, ConnectionError) as error:
+                reason = f"{type(error).__name__}: {error}"
+            else:
+                reason = "closed"
+            finally:
+                if stream is not None:
+                    with trio.CancelScope(shield=True):
+                        await stream.stream.aclose()
+            was_connected = link.connected
+            link.connected = False
+            link.queue.clear()  # stale by the time we are back; Raft resends what matters
+            failures += 1
+            now = trio.current_time()
+            if was_connected or failures == 1 or now >= next_failure_log:
+                self.log(
+                    f"peer {link.peer_id} at {host}:{port} "
+                    f"{'lost' if was_connected else 'unreachable'}: {reason}"
+                    + (f" ({failures} attempts)" if failures > 1 else "")
+                )
+                next_failure_log = now + UNREACHABLE_LOG_INTERVAL
+            await trio.sleep(backoff * (0.5 + self._rng.random()))
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _pump_link(self, link: PeerLink, stream: FrameStream) -> None:
+        """Send queued messages in batches; return when the peer closes the link."""
+        async with trio.open_nursery() as nursery:
+
+            async def watch_for_close() -> None:
+                # The receiver never speaks after hello_ok; EOF or anything else means the
+                # link is gone (or a proxy reset it): reconnect.
+                try:
+                    await stream.receive()
+                except (FrameError, trio.BrokenResourceError, OSError):
+                    pass
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch_for_close)
+            while True:
+                await link.wakeup.wait()
+                link.wakeup = trio.Event()
+                if not link.queue:
+                    continue
+                batch = list(link.queue)
+                link.queue.clear()
+                chunks: list[bytes] = []
+                for msg in batch:
+                    try:
+                        chunks.append(
+                            encode_frame(
+                                {"type": "raft", "msg": message_to_wire(msg)},
+                                self.config.max_frame_bytes,
+                            )
+                        )
+                    except FrameError as error:
+                        self.log(f"dropping a {msg.type} to {msg.dst}: {error.reason}")
+                await stream.send_raw(b"".join(chunks))
+
+    # --- inbound connections ---------------------------------------------------------
+
+    async def _handle_connection(self, raw: trio.SocketStream) -> None:
+        try:
+            host, port = raw.socket.getpeername()[:2]
+            peer_name = f"{host}:{port}"
+        except OSError:
+            peer_name = "?"
+        stream = FrameStream(raw, self.config.max_frame_bytes)
+        error_reply: dict[str, Any] | None = None
+        try:
+            with trio.fail_after(HELLO_TIMEOUT):
+                first = await stream.receive()
+            if first is None:
+                return
+            hello = parse_hello(first)
+            if hello.cluster != self.config.cluster_id:
+                self.log(
+                    f"refusing {peer_name}: cluster id {hello.cluster!r:.60} is not "
+                    f"{self.config.cluster_id!r}"
+                )
+                error_reply = {
+                    "type": "error",
+                    "error": "cluster_mismatch",
+                    "expected": self.config.cluster_id,
+                }
+                return
+            if hello.role == "peer" and hello.sender not in self.config.peers:
+                self.log(f"refusing {peer_name}: {hello.sender!r:.60} is not a peer")
+                error_reply = {"type": "error", "error": "unknown_peer"}
+                return
+            await stream.send({"type": "hello_ok", "node": self.config.node_id})
+            if hello.role == "peer":
+                await self._serve_peer(stream, hello.sender)
+            else:
+                error_reply = await self._serve_client(stream, hello.role, peer_name)
+        except FrameError as error:
+            self.log(f"closing connection from {peer_name}: {error.reason}")
+            error_reply = {"type": "error", "error": error.code, "reason": error.reason}
+        except trio.TooSlowError:
+            self.log(f"closing connection from {peer_name}: no hello within {HELLO_TIMEOUT} s")
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass  # the other side went away: nothing to answer
+        finally:
+            with trio.CancelScope(shield=True):
+                if error_reply is not None:
+                    with trio.move_on_after(1.0):
+                        try:
+                            await stream.send(error_reply)
+                        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                            pass
+                await raw.aclose()
+
+    async def _serve_peer(self, stream: FrameStream, sender: str) -> None:
+        assert self.driver is not None
+        node_id = self.config.node_id
+        while True:
+            frames = await stream.receive_batch()
+            if not frames:
+                return
+            for frame in frames:
+                if frame["type"] != "raft":
+                    raise FrameError(f"unexpected frame type {frame['type']!r:.40} on a peer link")
+                try:
+                    msg = message_from_wire(frame.get("msg"))
+                except MessageError as error:
+                    raise FrameError(f"bad raft message from {sender}: {error}") from None
+                if msg.src != sender or msg.dst != node_id:
+                    raise FrameError(
+                        f"foreign raft message {msg.src}->{msg.dst} on the link from {sender}"
+                    )
+                self.driver.receive(msg)
+
+    async def _serve_client(
+        self, stream: FrameStream, role: str, peer_name: str
+    ) -> dict[str, Any] | None:
+        """Serve requests until EOF; returns the error frame to send on a bad frame."""
+        bad_frame: FrameError | None = None
+        async with trio.open_nursery() as nursery:
+            writer = ResponseWriter(stream, nursery.cancel_scope.cancel)
+            nursery.start_soon(writer.run)
+            try:
+                while True:
+                    frames = await stream.receive_batch()
+                    if not frames:
+                        break
+                    for frame in frames:
+                        frame_type = frame["type"]
+                        request_id = require_int(frame, "id")
+                        if frame_type == "request":
+                            nursery.start_soon(self._answer_request, frame, request_id, writer)
+                        elif frame_type == "status":
+                            writer.put(self._status_reply(request_id))
+                        elif frame_type == "admin" and role == "admin":
+                            writer.put(self._admin(frame, request_id, peer_name))
+                        else:
+                            raise FrameError(f"unknown frame type {frame_type!r:.40}")
+            except FrameError as error:
+                bad_frame = error
+            nursery.cancel_scope.cancel()
+        if bad_frame is not None:
+            raise bad_frame
+        return None
+
+    async def _answer_request(
+        self, frame: dict[str, Any], request_id: int, writer: ResponseWriter
+    ) -> None:
+        assert self.driver is not None
+        response: dict[str, Any] = {"type": "response", "id": request_id}
+        try:
+            request = validate_request(frame)
+            if len(pack(request)) > self.config.max_request_bytes:
+                response.update(ok=False, error="too_large")
+                writer.put(response)
+                return
+        except RequestError as error:
+            response.update(ok=False, error="malformed", reason=str(error))
+            writer.put(response)
+            return
+        try:
+            reply = await self.driver.submit(request)
+        except NotLeaderError as error:
+            response.update(ok=False, error=error.code, leader=error.leader)
+        except OutcomeUnknownError:
+            response.update(ok=False, error="outcome_unknown")
+        except TimeoutError:
+            response.update(ok=False, error="timeout")
+        else:
+            response["ok"] = bool(reply.get("ok"))
+            if response["ok"]:
+                response["value"] = reply.get("value")
+            else:
+                response["error"] = reply.get("error", "unknown")
+        writer.put(response)
+
+    def _status_reply(self, request_id: int) -> dict[str, Any]:
+        assert self.driver is not None
+        return {
+            "type": "status_reply",
+            "id": request_id,
+            "node": self.config.node_id,
+            **self.driver.status(),
+        }
+
+    def _admin(self, frame: dict[str, Any], request_id: int, peer_name: str) -> dict[str, Any]:
+        reply: dict[str, Any] = {"type": "admin_reply", "id": request_id}
+        action = frame.get("action")
+        if action != "clock":
+            return {**reply, "ok": False, "error": "malformed", "reason": "unknown action"}
+        if self.clock is None:
+            return {**reply, "ok": False, "error": "unsupported", "reason": "no skewable clock"}
+        try:
+            offset = optional_number(frame, "offset")
+            rate = optional_number(frame, "rate")
+            self.clock.set(offset=offset, rate=rate)
+        except (FrameError, ClockError) as error:
+            reason = error.reason if isinstance(error, FrameError) else str(error)
+            return {**reply, "ok": False, "error": "malformed", "reason": reason}
+        self.log(
+            f"clock set by {peer_name}: offset={self.clock.offset:g}s rate={self.clock.rate:g}"
+        )
+        return {**reply, "ok": True}
+
+
+def run_node(config: NodeConfig) -> int:
+    """Run a node in this process until SIGTERM/SIGINT. Returns the exit status."""
+    clock = SkewableClock()
+    log = make_logger(config.node_id)
+
+    async def main() -> int:
+        server = NodeServer(config, clock=clock, log=log)
+        server.prepare()
+        listeners = await server.bind()
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def stop_on_signal() -> None:
+                    async for signum in signals:
+                        log(f"stopping on {signal.Signals(signum).name}")
+                        nursery.cancel_scope.cancel()
+                        return
+
+                nursery.start_soon(stop_on_signal)
+                await server.serve(listeners)
+        log("stopped")
+        return 0
+
+    try:
+        return trio.run(main, clock=clock)
+    except NodeStartError as error:
+        log(f"cannot start: {error}")
+        return 1
+    except BaseException as error:  # a crash: say so in the node's log before the traceback
+        if not isinstance(error, KeyboardInterrupt | SystemExit):
+            log(f"crashed: {type(error).__name__}: {error}")
+        raise
