@@ -1,0 +1,212 @@
+"""What every model shares: the model protocol, hashable values and states, the nil state.
+
+A model is a small stateless object (Knossos' ``Model`` protocol, Porcupine's ``Model``
+struct): ``init(value)`` gives the initial state, ``step(state, op)`` the state after the
+operation or ``None`` when the operation cannot happen in that state. States are hashable
+so that the search can memoise (linearized set, state) pairs (Lowe's cache).
+
+The ``op`` given to ``step`` is the *completed view* of one operation, built by the
+search from an invoke and its completion: ``type`` is ``"ok"``, ``"info"`` (may or may
+not have happened) or ``"fail"`` (only for failures the model observes, see
+:meth:`Model.observes_failure`); ``value`` is the completion's value for ``ok`` (falling
+back to the invoke's when the completion carries none) and the invoke's otherwise, frozen
+by :func:`freeze` (lists become tuples, maps :class:`FrozenMap`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from typing import Any, ClassVar
+
+from checker.op import Op
+
+
+class ModelError(ValueError):
+    """An operation the model cannot read (unknown ``f``, a value of the wrong shape)."""
+
+
+class _Nil:
+    """The state of a register that holds nothing (``nil``): ``None`` means "inconsistent"."""
+
+    __slots__ = ()
+    _instance: ClassVar[_Nil | None] = None
+
+    def __new__(cls) -> _Nil:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "nil"
+
+    def __hash__(self) -> int:
+        return 0x6E11
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    def __copy__(self) -> _Nil:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Nil:
+        return self
+
+
+NIL = _Nil()
+
+
+class FrozenMap(Mapping[Any, Any]):
+    """An immutable, hashable map: the state of key-value models, the value of `{...}`."""
+
+    __slots__ = ("_items", "_hash")
+
+    def __init__(self, items: Mapping[Any, Any] | Iterable[tuple[Any, Any]] = ()) -> None:
+        self._items: dict[Any, Any] = dict(items)
+        self._hash: int | None = None
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._items.get(key, default)
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(frozenset(self._items.items()))
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrozenMap):
+            return self._items == other._items
+        if isinstance(other, Mapping):
+            return self._items == dict(other)
+        return NotImplemented
+
+    def set(self, key: Any, value: Any) -> FrozenMap:
+        """A copy with ``key`` bound to ``value``."""
+        items = dict(self._items)
+        items[key] = value
+        return FrozenMap(items)
+
+    def restrict(self, keys: Iterable[Any]) -> FrozenMap:
+        """A copy holding only ``keys`` (those present)."""
+        return FrozenMap({k: self._items[k] for k in keys if k in self._items})
+
+    def __repr__(self) -> str:
+        return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in self._items.items()) + "}"
+
+
+def freeze(value: Any) -> Any:
+    """A hashable copy of a history value: lists → tuples, maps → FrozenMap, sets → frozenset."""
+    if value is None or isinstance(value, str | int | float | bool | tuple | FrozenMap | frozenset):
+        if isinstance(value, tuple):
+            return tuple(freeze(v) for v in value)
+        return value
+    if isinstance(value, list):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, Mapping):
+        return FrozenMap((freeze(k), freeze(v)) for k, v in value.items())
+    if isinstance(value, set):
+        return frozenset(freeze(v) for v in value)
+    if isinstance(value, Hashable):
+        return value
+    raise ModelError(f"expected a value made of numbers, strings, lists and maps, got {value!r}")
+
+
+def thaw(value: Any) -> Any:
+    """JSON-friendly data for a frozen value or a state (the inverse of :func:`freeze`)."""
+    if value is NIL:
+        return None
+    if isinstance(value, tuple | list):
+        return [thaw(v) for v in value]
+    if isinstance(value, FrozenMap | dict):
+        if all(isinstance(k, str | int) and not isinstance(k, bool) for k in value):
+            return {k: thaw(v) for k, v in value.items()}
+        return [[thaw(k), thaw(v)] for k, v in value.items()]
+    if isinstance(value, frozenset | set):
+        items = [thaw(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return sorted(items, key=repr)
+    return value
+
+
+def nil_to_none(state: Any) -> Any:
+    return None if state is NIL else state
+
+
+def none_to_nil(value: Any) -> Any:
+    return NIL if value is None else value
+
+
+class Model:
+    """Base of every model: defaults for the optional parts of the protocol.
+
+    Subclasses set ``name`` and ``functions`` and implement ``init`` and ``step``.
+    """
+
+    name: ClassVar[str] = "model"
+    # The op functions (``f``) the model knows; anything else is an input error.
+    functions: ClassVar[frozenset[str]] = frozenset()
+    # Key-aware models (kv, multi-register) say which keys each op touches, so that the
+    # search can split a history into independent components (P-compositionality).
+    key_aware: ClassVar[bool] = False
+
+    def init(self, value: Any = None) -> Hashable:
+        raise NotImplementedError
+
+    def step(self, state: Any, op: Op) -> Any:
+        raise NotImplementedError
+
+    def validate(self, op: Op) -> None:
+        """Raise :class:`ModelError` when the model cannot read ``op``."""
+        if op.f not in self.functions:
+            raise ModelError(
+                f"the {self.name} model has no operation {op.f!r}; expected one of "
+                f"{', '.join(sorted(self.functions))}"
+            )
+
+    def is_noop(self, op: Op) -> bool:
+        """True when ``op`` neither constrains nor changes any state (then it can be dropped).
+
+        A read whose value is nil (Knossos), or a read that timed out, can be linearized
+        anywhere in its interval without effect, so the search leaves it out.
+        """
+        return False
+
+    def observes_failure(self, op: Op) -> bool:
+        """True when a ``fail`` op still tells something about the state.
+
+        Knossos drops every failed operation; the etcd model keeps a cas that failed
+        because the value differed (it asserts that inequality).
+        """
+        return False
+
+    def keys(self, op: Op) -> tuple[Any, ...]:
+        """The keys ``op`` reads or writes (only for key-aware models)."""
+        return ()
+
+    def restrict(self, state: Any, keys: Iterable[Any]) -> Any:
+        """The part of ``state`` that concerns ``keys`` (key-aware models)."""
+        return state
+
+    def describe(self, state: Any) -> Any:
+        """JSON-friendly data for ``state`` (explanations, results.json)."""
+        return thaw(state)
+
+    def __repr__(self) -> str:
+        return f"<model {self.name}>"
+
+
+def is_pair(value: Any) -> bool:
+    return isinstance(value, tuple | list) and len(value) == 2

@@ -1,0 +1,75 @@
+"""Knossos' ``multi-register``: registers by key, read and written in transactions.
+
+An op is ``f: "txn"`` with ``value`` ``[[read k v] [write k v] ...]`` (Elle's ``r``/``w``
+are accepted too), applied in order: a write binds ``k``, a read must see ``v`` unless
+``v`` is nil (which constrains nothing). The initial value is a map ``{k: v}`` or nil (all
+keys nil). Keys touched together are checked together; keys never touched together are
+independent (the search splits them into components).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from checker.models.base import FrozenMap, Model, ModelError, freeze
+from checker.op import Op
+
+_READS = frozenset({"read", "r"})
+_WRITES = frozenset({"write", "w"})
+
+
+class MultiRegisterModel(Model):
+    name = "multi-register"
+    functions = frozenset({"txn"})
+    key_aware = True
+
+    def init(self, value: Any = None) -> FrozenMap:
+        if value is None:
+            return FrozenMap()
+        if not isinstance(value, Mapping):
+            raise ModelError(f"expected the initial value to be a map {{k: v}}, got {value!r}")
+        return FrozenMap((freeze(k), freeze(v)) for k, v in value.items() if v is not None)
+
+    def step(self, state: FrozenMap, op: Op) -> FrozenMap | None:
+        items: dict[Any, Any] | None = None
+        for micro_f, key, value in op.value:
+            if micro_f in _READS:
+                if value is not None:
+                    current = (state._items if items is None else items).get(key)
+                    if current != value:
+                        return None
+            else:
+                if items is None:
+                    items = dict(state._items)
+                if value is None:
+                    items.pop(key, None)
+                else:
+                    items[key] = value
+        return state if items is None else FrozenMap(items)
+
+    def validate(self, op: Op) -> None:
+        super().validate(op)
+        micro_ops = op.value
+        if not isinstance(micro_ops, tuple | list):
+            raise ModelError(
+                f"op index {op.index}: expected a txn value [[read k v] [write k v] ...], got {micro_ops!r}"
+            )
+        for micro in micro_ops:
+            if (
+                not isinstance(micro, tuple | list)
+                or len(micro) != 3
+                or micro[0] not in _READS | _WRITES
+            ):
+                raise ModelError(
+                    f"op index {op.index}: expected each txn step to be [read k v] or [write k v], got {micro!r}"
+                )
+
+    def is_noop(self, op: Op) -> bool:
+        return all(micro[0] in _READS and micro[2] is None for micro in op.value)
+
+    def keys(self, op: Op) -> tuple[Any, ...]:
+        return tuple(dict.fromkeys(micro[1] for micro in op.value))
+
+    def restrict(self, state: FrozenMap, keys: Iterable[Any]) -> FrozenMap:
+        return state.restrict(keys)
