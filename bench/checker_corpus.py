@@ -1,0 +1,151 @@
+"""Check every history of Porcupine's corpus and compare with Porcupine's own figures.
+
+Usage: ``python3 bench/checker_corpus.py [DIR]`` (DIR defaults to ``../shared/corpus/porcupine``
+from the project root). For each file listed in ``DIR/expected.tsv`` it prints the verdict,
+whether it matches the expected one, and the CPU seconds spent reading and checking; then
+the totals (all histories, and the etcd logs alone) next to Porcupine's figures on these
+machines. It exits 1 if any verdict is wrong (an ``unknown`` counts as wrong), 254 when the
+corpus cannot be found.
+
+This is a benchmark, not a test: run it by hand, not in a loop (the machines are shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from checker.history import HistoryError, read_history  # noqa: E402
+from checker.linearizable import check  # noqa: E402
+from checker.models import MODELS  # noqa: E402
+
+DEFAULT_CORPUS = PROJECT_ROOT / ".." / "shared" / "corpus" / "porcupine"
+
+# Porcupine (Go), checking per key, on these 2-core machines. Issue 3 quotes the first
+# set; ../shared/README.md quotes the second (measured later on the same machines).
+PORCUPINE_FIGURES = {
+    "issue 3": {"all": 0.86, "etcd": 0.62, "slowest": ("jepsen/etcd_002.log", 0.29)},
+    "shared/README.md": {"all": 0.5, "etcd": 0.37, "slowest": ("jepsen/etcd_002.log", 0.14)},
+}
+
+FORMAT_BY_CORPUS_NAME = {"jepsen-etcd-log": "jepsen-log", "edn-kv-log": "porcupine-kv"}
+MODEL_BY_FORMAT = {"jepsen-log": "etcd", "porcupine-kv": "kv"}
+VERDICT_BY_NAME = {"linearizable": True, "not": False}
+
+
+@dataclass(slots=True)
+class Row:
+    name: str
+    expected: bool
+    got: object
+    read_seconds: float
+    check_seconds: float
+    ops: int
+
+    @property
+    def right(self) -> bool:
+        return self.got is self.expected
+
+
+def verdict_word(valid: object) -> str:
+    return {True: "linearizable", False: "not"}.get(valid, "unknown")  # type: ignore[call-overload]
+
+
+def run(corpus: Path, time_limit: float | None) -> list[Row]:
+    rows: list[Row] = []
+    with open(corpus / "expected.tsv", encoding="utf-8", newline="") as stream:
+        entries = list(csv.DictReader(stream, delimiter="\t"))
+    print(f"{'file':<24} {'ops':>6} {'expected':>12} {'got':>12}  {'read s':>7} {'check s':>8}")
+    for entry in entries:
+        expected = VERDICT_BY_NAME.get(entry["expected_verdict"])
+        if expected is None:  # e.g. the empty etcd_095.log: nothing to decide
+            print(f"{entry['file']:<24} {'':>6} {entry['expected_verdict']:>12} {'skipped':>12}")
+            continue
+        fmt = FORMAT_BY_CORPUS_NAME.get(entry["format"], entry["format"])
+        path = corpus / entry["file"]
+        started = time.process_time()
+        try:
+            ops = read_history(path, fmt)
+        except HistoryError as error:
+            print(f"{entry['file']:<24} cannot be read: {error}")
+            rows.append(Row(entry["file"], expected, "unreadable", 0.0, 0.0, 0))
+            continue
+        read_seconds = time.process_time() - started
+        model = MODELS[MODEL_BY_FORMAT[fmt]]()
+        started = time.process_time()
+        result = check(ops, model, time_limit=time_limit)
+        check_seconds = time.process_time() - started
+        row = Row(
+            entry["file"], expected, result.get("valid"), read_seconds, check_seconds, len(ops)
+        )
+        rows.append(row)
+        mark = "" if row.right else "   <-- WRONG"
+        print(
+            f"{row.name:<24} {row.ops:>6} {verdict_word(expected):>12} {verdict_word(row.got):>12}"
+            f"  {row.read_seconds:7.3f} {row.check_seconds:8.3f}{mark}",
+            flush=True,
+        )
+    return rows
+
+
+def report(rows: list[Row]) -> int:
+    etcd = [row for row in rows if row.name.startswith("jepsen/")]
+    total_check = sum(row.check_seconds for row in rows)
+    etcd_check = sum(row.check_seconds for row in etcd)
+    total_read = sum(row.read_seconds for row in rows)
+    slowest = max(rows, key=lambda row: row.check_seconds, default=None)
+    wrong = [row for row in rows if not row.right]
+    print()
+    print(f"histories checked: {len(rows)} ({len(etcd)} etcd logs), wrong verdicts: {len(wrong)}")
+    print(f"CPU seconds checking: all {total_check:.3f}, etcd logs {etcd_check:.3f}")
+    print(f"CPU seconds reading:  all {total_read:.3f}")
+    if slowest is not None:
+        print(f"slowest check: {slowest.name} {slowest.check_seconds:.3f} s")
+    for source, figures in PORCUPINE_FIGURES.items():
+        slow_name, slow_seconds = figures["slowest"]
+        ours_slow = next((row.check_seconds for row in rows if row.name == slow_name), None)
+        print(
+            f"vs Porcupine ({source}): all {total_check / figures['all']:.2f}x of {figures['all']} s, "
+            f"etcd {etcd_check / figures['etcd']:.2f}x of {figures['etcd']} s"
+            + (
+                f", {slow_name} {ours_slow / slow_seconds:.2f}x of {slow_seconds} s"
+                if ours_slow is not None
+                else ""
+            )
+        )
+    for row in wrong:
+        print(
+            f"WRONG: {row.name}: expected {verdict_word(row.expected)}, got {verdict_word(row.got)}"
+        )
+    return 1 if wrong else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "corpus", nargs="?", type=Path, default=DEFAULT_CORPUS, help="the corpus directory"
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="seconds per history before giving up (unknown counts as a wrong verdict)",
+    )
+    args = parser.parse_args(argv)
+    corpus = args.corpus.resolve()
+    if not (corpus / "expected.tsv").is_file():
+        print(f"no corpus at {corpus} (expected.tsv missing)", file=sys.stderr)
+        return 254
+    rows = run(corpus, args.time_limit)
+    return report(rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""``raftlab check FILE``: decide whether a history is linearizable, and explain why not.
+
+Exit codes (conventions §2): 0 valid, 1 invalid, 2 unknown (a time budget ran out), 254 bad
+arguments or a malformed history (a clear message naming the line; no traceback).
+
+The model defaults by format: Jepsen etcd logs are checked against ``etcd`` (Porcupine's
+etcd register), Porcupine kv logs against ``kv``; for raftlab's own JSONL and Jepsen EDN
+the model is guessed from the operations' ``f`` and value shapes (Knossos' names:
+read/write/cas → cas-register, txn → multi-register, acquire/release → mutex, ...), and
+``--model`` is required when the guess is ambiguous.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from checker.history import (
+    FORMATS,
+    HistoryError,
+    Op,
+    detect_format,
+    parse_literal,
+    read_history,
+    to_jsonable,
+)
+
+EXIT_VALID = 0
+EXIT_INVALID = 1
+EXIT_UNKNOWN = 2
+EXIT_BAD_INPUT = 254
+
+DEFAULT_MODEL_BY_FORMAT = {"jepsen-log": "etcd", "porcupine-kv": "kv"}
+
+
+class BadInput(click.ClickException):
+    """A malformed history or an impossible request: exit 254 with the message only."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"raftlab check: {self.format_message()}", err=True)
+
+
+def available_models() -> dict[str, Any]:
+    try:
+        from checker.models import MODELS
+    except ImportError:  # pragma: no cover - the models package is part of the checker
+        return {}
+    return dict(MODELS)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _is_key_value_tuple(value: Any) -> bool:
+    return isinstance(value, list | tuple) and len(value) == 2
+
+
+def guess_model(ops: Iterable[Op]) -> tuple[str | None, str]:
+    """The model a history's ops suggest, and why (or None and why not).
+
+    Jepsen's independent ``[key, value]`` tuples are looked through (the checker splits
+    them per key): a history is keyed when every read and write invoke carries a pair.
+    """
+    client = [op for op in ops if op.process != "nemesis"]
+    functions = {op.f for op in client}
+    if not functions:
+        return None, "the history has no client operations"
+    names = ", ".join(sorted(functions))
+    if any("key" in op.extra for op in client) or (
+        functions & {"get", "put", "append"} and functions <= {"get", "put", "append", "read"}
+    ):
+        return "kv", f"functions {names} on keys"
+    rw_invokes = [op.value for op in client if op.type == "invoke" and op.f in ("read", "write")]
+    keyed = bool(rw_invokes) and all(_is_key_value_tuple(v) for v in rw_invokes)
+
+    def inner(value: Any) -> Any:
+        return value[1] if keyed and _is_key_value_tuple(value) else value
+
+    read_values = [inner(op.value) for op in client if op.type == "ok" and op.f == "read"]
+    written = [inner(op.value) for op in client if op.type == "invoke" and op.f in ("write", "add")]
+    if functions <= {"txn"}:
+        return "multi-register", "txn operations"
+    if functions <= {"acquire", "release"}:
+        return "mutex", "acquire/release"
+    if functions <= {"enqueue", "dequeue", "drain"}:
+        return "fifo-queue", "enqueue/dequeue (give --model unordered-queue if order is free)"
+    if functions <= {"read", "write", "cas"}:
+        if all(_is_scalar(v) for v in read_values + written):
+            name = "cas-register" if "cas" in functions else "register"
+            return name, f"functions {names}" + (" on [key, value] pairs" if keyed else "")
+        return None, f"functions {names} with values that are not single registers"
+    if functions <= {"add", "read"} and "add" in functions:
+        collections = [v for v in read_values if isinstance(v, list | tuple | set | frozenset)]
+        numbers = [v for v in read_values if isinstance(v, int) and not isinstance(v, bool)]
+        if collections and not numbers:
+            return "set", "add and reads of collections"
+        if numbers and not collections and all(isinstance(v, int) for v in written):
+            return "counter", "adds and reads of numbers"
+        return None, f"functions {names}: a set or a counter?"
+    return None, f"functions {names} match no model"
+
+
+def _choose_model(requested: str | None, fmt: str, ops: Sequence[Op]) -> tuple[str, str]:
+    models = available_models()
+    if requested is not None:
+        name, why = requested, "given"
+    elif fmt in DEFAULT_MODEL_BY_FORMAT:
+        name, why = DEFAULT_MODEL_BY_FORMAT[fmt], f"the default for {fmt}"
+    else:
+        guessed, why = guess_model(ops)
+        if guessed is None:
+            raise click.UsageError(
+                f"cannot tell which model to check against ({why}); give --model "
+                f"({'|'.join(sorted(models)) or 'no model is registered'})"
+            )
+        name = guessed
+        why = f"guessed from {why}"
+    if models and name not in models:
+        raise click.BadParameter(
+            f"unknown model {name!r}; expected one of {', '.join(sorted(models))}",
+            param_hint="--model",
+        )
+    return name, why
+
+
+def _parse_init(text: str | None) -> tuple[bool, Any]:
+    if text is None:
+        return False, None
+    try:
+        return True, parse_literal(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--init") from None
+
+
+def _verdict_word(valid: Any) -> str:
+    if valid is True:
+        return "VALID (linearizable)"
+    if valid is False:
+        return "INVALID (not linearizable)"
+    return "UNKNOWN"
+
+
+def _describe_op(op: Any) -> str:
+    if isinstance(op, Op):
+        op = op.to_dict()
+    if not isinstance(op, Mapping):
+        return str(op)
+    parts = [
+        f"process {op.get('process')}",
+        str(op.get("f")),
+        json.dumps(to_jsonable(op.get("value"))),
+    ]
+    if op.get("type") not in (None, "invoke"):
+        parts.append(f"({op.get('type')})")
+    if op.get("index") is not None:
+        parts.append(f"[op index {op.get('index')}]")
+    return " ".join(parts)
+
+
+def summarize(result: Mapping[str, Any]) -> list[str]:
+    """A few lines for people: what could not be linearized, where, why it stopped."""
+    lines: list[str] = []
+    valid = result.get("valid")
+    if valid is False:
+        culprit = None
+        for key in ("op", "failed_op", "operation", "culprit"):
+            if result.get(key) is not None:
+                culprit = result[key]
+                break
+        if culprit is not None:
+            lines.append(f"cannot linearize: {_describe_op(culprit)}")
+        if result.get("key") is not None:
+            lines.append(f"key: {json.dumps(to_jsonable(result['key']))}")
+        previous = result.get("previous_ok")
+        if previous is not None:
+            lines.append(f"last ok before it: {_describe_op(previous)}")
+    elif valid != True:  # noqa: E712 - valid is tri-state
+        reason = result.get("reason") or result.get("error") or result.get("cause")
+        if reason:
+            lines.append(f"reason: {reason}")
+    return lines
+
+
+def _write_outputs(
+    out_dir: Path, document: Mapping[str, Any], ops: Sequence[Op], result: Mapping[str, Any]
+) -> None:
+    from checker import explain
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise click.BadParameter(
+            f"cannot create {out_dir}: {error.strerror}", param_hint="--out"
+        ) from None
+    text = json.dumps(to_jsonable(document), indent=2, ensure_ascii=False, default=str)
+    (out_dir / "results.json").write_text(text + "\n", encoding="utf-8")
+    (out_dir / "explanation.html").write_text(explain.render_html(ops, result), encoding="utf-8")
+
+
+@click.command(name="check")
+@click.argument("history_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--model",
+    "model_name",
+    metavar="NAME",
+    help="Model to check against (default: by format, or guessed from the ops).",
+)
+@click.option(
+    "--init",
+    "init_text",
+    metavar="VALUE",
+    help="The model's initial value, a JSON or EDN literal: 0, nil, {:x 0 :y 0}.",
+)
+@click.option(
+    "--format",
+    "format_name",
+    type=click.Choice(FORMATS),
+    help="History format (default: detected from the file).",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="S",
+    help="Give up after S seconds of search: the verdict is then unknown (exit 2).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write results.json and explanation.html into DIR.",
+    metavar="DIR",
+)
+def check_command(
+    history_file: Path,
+    model_name: str | None,
+    init_text: str | None,
+    format_name: str | None,
+    time_limit: float | None,
+    out_dir: Path | None,
+) -> None:
+    """Check that the history in FILE is linearizable.
+
+    Exits 0 when it is, 1 when it is not, 2 when the search was cut short (unknown),
+    254 on bad arguments or a malformed history.
+    """
+    from checker.linearizable import check
+
+    has_init, init_value = _parse_init(init_text)
+    try:
+        fmt = format_name or detect_format(history_file)
+        ops = read_history(history_file, fmt)
+    except HistoryError as error:
+        raise BadInput(str(error)) from None
+    model, model_reason = _choose_model(model_name, fmt, ops)
+    model_class = available_models().get(model)
+    model_object: Any = model_class() if isinstance(model_class, type) else model_class or model
+    kwargs: dict[str, Any] = {"time_limit": time_limit}
+    if has_init:
+        kwargs["init"] = init_value
+    started_cpu = time.process_time()
+    started_wall = time.perf_counter()
+    try:
+        result = check(ops, model_object, **kwargs)
+    except HistoryError as error:  # an input error found while pairing (e.g. a double invoke)
+        raise BadInput(str(error)) from None
+    cpu_seconds = time.process_time() - started_cpu
+    wall_seconds = time.perf_counter() - started_wall
+    valid = result.get("valid")
+    clients = sum(1 for op in ops if op.process != "nemesis")
+    click.echo(
+        f"{history_file}: {len(ops)} ops ({clients} client, {len(ops) - clients} nemesis), "
+        f"format {fmt}, model {model} ({model_reason})"
+        + (f", init {json.dumps(to_jsonable(init_value))}" if has_init else "")
+    )
+    click.echo(f"{_verdict_word(valid)} in {wall_seconds:.3f} s ({cpu_seconds:.3f} s CPU)")
+    for line in summarize(result):
+        click.echo(f"  {line}")
+    if out_dir is not None:
+        document = {
+            "valid": valid,
+            "file": str(history_file),
+            "format": fmt,
+            "model": model,
+            "init": init_value if has_init else None,
+            "time_limit": time_limit,
+            "ops": len(ops),
+            "cpu_seconds": round(cpu_seconds, 6),
+            "wall_seconds": round(wall_seconds, 6),
+            "result": result,
+        }
+        _write_outputs(out_dir, document, ops, result)
+        click.echo(f"wrote {out_dir / 'results.json'} and {out_dir / 'explanation.html'}")
+    if valid is True:
+        sys.exit(EXIT_VALID)
+    if valid is False:
+        sys.exit(EXIT_INVALID)
+    sys.exit(EXIT_UNKNOWN)

@@ -1,0 +1,628 @@
+"""One self-contained HTML page that shows why a history is (or is not) linearizable.
+
+In the spirit of Knossos' ``linear.svg`` and Porcupine's visualizer, but a single file with
+inline CSS and SVG (no script, no network), so it opens from a CI artifact or a mail:
+
+- the verdict, the model, and for an ``unknown`` result why the search stopped;
+- for a violation: the operation that cannot be linearized, the key (component) it
+  belongs to, a lane per process with each operation as a bar from its invoke to its
+  completion (``info`` bars run open-ended), the failing window shaded and the culprit
+  outlined; the longest linearizable prefixes the search found (the partial
+  linearizations) with the model state after each step; and the states the model could
+  be in when the culprit had to take effect.
+
+:func:`render_html` gives the whole page; :func:`render_fragment` the same content as a
+``<section>`` (with its own scoped style) for the campaign's report. Both accept the
+result straight from :func:`checker.linearizable.check` or read back from
+``results.json`` (plain JSON), and never raise on an unexpected shape: what cannot be
+drawn is shown as JSON.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from checker.history import HistoryError, Op, pair_operations, to_jsonable
+
+TYPE_COLOURS = {"ok": "#2e7d32", "fail": "#c62828", "info": "#ef6c00", "invoke": "#757575"}
+VERDICT_COLOURS = {"valid": "#2e7d32", "invalid": "#c62828", "unknown": "#ef6c00"}
+MAX_LANE_OPS = 400  # bars drawn around the failing window; more would not be readable
+MAX_PATHS = 12  # partial linearizations listed
+MAX_PATH_STEPS = 40  # steps shown of each (the last ones: those next to the failure)
+MAX_STATES = 50
+MAX_RAW_CHARS = 200_000
+
+_STYLE = """
+.rl-explain{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#212121}
+.rl-explain h2{font-size:1.25em;margin:.8em 0 .4em}
+.rl-explain h3{font-size:1.05em;margin:.9em 0 .3em}
+.rl-explain .verdict{display:inline-block;padding:.2em .7em;border-radius:4px;color:#fff;font-weight:600}
+.rl-explain table{border-collapse:collapse;margin:.3em 0}
+.rl-explain td,.rl-explain th{border:1px solid #ddd;padding:2px 8px;text-align:left;vertical-align:top}
+.rl-explain th{background:#f5f5f5}
+.rl-explain code,.rl-explain pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
+.rl-explain pre{background:#fafafa;border:1px solid #eee;padding:6px;overflow:auto;max-height:30em}
+.rl-explain .culprit{background:#ffebee}
+.rl-explain .muted{color:#757575}
+.rl-explain .path{margin:.2em 0 .6em}
+.rl-explain .step{display:inline-block;border:1px solid #ccc;border-radius:3px;padding:0 4px;margin:1px;background:#fff}
+.rl-explain .step .state{color:#1565c0}
+.rl-explain .arrow{color:#9e9e9e}
+.rl-explain .lanes{overflow-x:auto;border:1px solid #eee}
+.rl-explain .legend span{display:inline-block;margin-right:1em}
+.rl-explain .swatch{display:inline-block;width:.9em;height:.9em;vertical-align:-.1em;margin-right:.3em;border-radius:2px}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _j(value: Any, limit: int = 200) -> str:
+    """Compact JSON text of a value, shortened for a label or a cell."""
+    try:
+        text = json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _verdict_key(valid: Any) -> str:
+    if valid is True:
+        return "valid"
+    if valid is False:
+        return "invalid"
+    return "unknown"
+
+
+# --------------------------------------------------------------------------- reading the result
+
+
+@dataclass(slots=True)
+class _Bar:
+    """One operation drawn in a lane: positions are in the history's event order."""
+
+    process: Any
+    f: str
+    value: Any
+    outcome: str  # ok | fail | info
+    start: float
+    end: float | None  # None: no completion (open-ended)
+    invoke_index: int | None
+    complete_index: int | None
+
+
+def _first(mapping: Mapping[str, Any], *names: str) -> Any:
+    for name in names:
+        if name in mapping and mapping[name] is not None:
+            return mapping[name]
+    return None
+
+
+def _op_view(item: Any) -> dict[str, Any] | None:
+    """A flat dict (process, f, value, type, index, ...) for any op-like thing in a result."""
+    item = to_jsonable(item)
+    if not isinstance(item, Mapping):
+        return None
+    if "invoke" in item and isinstance(item["invoke"], Mapping):  # an invoke/completion pair
+        invoke = dict(item["invoke"])
+        completion = item.get("completion") or item.get("complete")
+        view = dict(invoke)
+        view["invoke_index"] = invoke.get("index")
+        if isinstance(completion, Mapping):
+            view["type"] = completion.get("type", "info")
+            view["complete_index"] = completion.get("index")
+            if completion.get("type") == "ok" and completion.get("value") is not None:
+                view["value"] = completion.get("value")
+        else:
+            view["type"] = item.get("type", "info")
+        return view
+    if "op" in item and isinstance(item["op"], Mapping) and "f" not in item:
+        return _op_view(item["op"])
+    if "f" not in item:
+        return None
+    return dict(item)
+
+
+def _op_text(view: Mapping[str, Any] | None) -> str:
+    if view is None:
+        return "?"
+    text = f"{view.get('f')} {_j(view.get('value'), 80)}"
+    outcome = view.get("type")
+    if outcome and outcome != "invoke":
+        text += f" ({outcome})"
+    return text
+
+
+def _op_label(view: Mapping[str, Any] | None) -> str:
+    if view is None:
+        return "?"
+    index = view.get("invoke_index", view.get("index"))
+    where = f", op index {index}" if index is not None else ""
+    return f"process {view.get('process')}: {_op_text(view)}{where}"
+
+
+def _find_violation(result: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any]:
+    """The part of a (possibly per-key, possibly nested) result that holds the violation."""
+    if _first(result, "op", "failed_op", "culprit") is not None:
+        return result, result.get("key")
+    for container_name in ("failures", "keys", "results", "components", "checkers", "subresults"):
+        container = result.get(container_name)
+        items: list[tuple[Any, Any]] = []
+        if isinstance(container, Mapping):
+            items = list(container.items())
+        elif isinstance(container, list):
+            items = [(None, item) for item in container]
+        for key, sub in items:
+            if isinstance(sub, Mapping) and sub.get("valid") is False:
+                found, found_key = _find_violation(sub)
+                return found, found_key if found_key is not None else (sub.get("key", key))
+    return result, result.get("key")
+
+
+def _paths(violation: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
+    """Partial linearizations as lists of steps {op: view, state: ...}."""
+    raw = _first(
+        violation,
+        "final_paths",
+        "partial_linearizations",
+        "linearizations",
+        "paths",
+    )
+    if raw is None:
+        prefix = _first(violation, "longest_prefix", "linearizable_prefix", "prefix")
+        raw = [prefix] if prefix is not None else []
+    paths: list[list[dict[str, Any]]] = []
+    for path in to_jsonable(raw) if isinstance(raw, list | tuple) else []:
+        if isinstance(path, Mapping):  # {"ops": [...], "states"/"state": ...}
+            steps_raw = path.get("ops") or path.get("steps") or path.get("path") or []
+            final_state = path.get("state", path.get("model"))
+        else:
+            steps_raw, final_state = path, None
+        steps: list[dict[str, Any]] = []
+        for step in steps_raw if isinstance(steps_raw, list) else []:
+            if isinstance(step, Mapping) and ("op" in step or "state" in step or "model" in step):
+                view = _op_view(step.get("op"))
+                steps.append(
+                    {"op": view, "state": step.get("state", step.get("model")), "has_state": True}
+                )
+            else:
+                steps.append({"op": _op_view(step), "state": None, "has_state": False})
+        if final_state is not None and steps and not steps[-1]["has_state"]:
+            steps[-1]["state"] = final_state
+            steps[-1]["has_state"] = True
+        paths.append(steps)
+    return paths
+
+
+def _states(violation: Mapping[str, Any]) -> list[Any]:
+    raw = _first(violation, "states", "model_states", "last_states", "configs")
+    if raw is None:
+        return []
+    raw = to_jsonable(raw)
+    if not isinstance(raw, list):
+        return [raw]
+    states = []
+    for item in raw:
+        if isinstance(item, Mapping) and ("model" in item or "state" in item) and len(item) <= 4:
+            states.append(item.get("state", item.get("model")))
+        else:
+            states.append(item)
+    return states
+
+
+def _involved(violation: Mapping[str, Any]) -> list[dict[str, Any]]:
+    raw = _first(violation, "concurrent", "concurrent_ops", "pending", "window_ops", "involved")
+    views = []
+    for item in to_jsonable(raw) if isinstance(raw, list | tuple) else []:
+        view = _op_view(item)
+        if view is not None:
+            views.append(view)
+    return views
+
+
+# --------------------------------------------------------------------------- lanes
+
+
+def _bars_from_history(ops: Sequence[Op]) -> list[_Bar]:
+    try:
+        paired = pair_operations(ops)
+    except HistoryError:
+        return []
+    bars = []
+    for pair in paired.operations:
+        bars.append(
+            _Bar(
+                process=pair.process,
+                f=pair.f,
+                value=pair.value,
+                outcome=pair.type,
+                start=pair.invoke_position,
+                end=pair.complete_position,
+                invoke_index=pair.invoke.index,
+                complete_index=None if pair.completion is None else pair.completion.index,
+            )
+        )
+    return bars
+
+
+def _bars_from_views(views: list[dict[str, Any]]) -> list[_Bar]:
+    """Bars from the explanation alone (no history at hand): op indexes stand for positions."""
+    bars: dict[tuple[Any, Any], _Bar] = {}
+    for view in views:
+        start = view.get("invoke_index", view.get("index"))
+        if not isinstance(start, int | float):
+            continue
+        end = view.get("complete_index")
+        key = (view.get("process"), start)
+        if key in bars:
+            continue
+        bars[key] = _Bar(
+            process=view.get("process"),
+            f=str(view.get("f")),
+            value=view.get("value"),
+            outcome=str(view.get("type") or "ok"),
+            start=start,
+            end=end if isinstance(end, int | float) else None,
+            invoke_index=start if isinstance(start, int) else None,
+            complete_index=end if isinstance(end, int) else None,
+        )
+    return sorted(bars.values(), key=lambda bar: bar.start)
+
+
+def _matches(bar: _Bar, view: Mapping[str, Any] | None) -> bool:
+    if view is None:
+        return False
+    indexes = {view.get("invoke_index"), view.get("index"), view.get("complete_index")} - {None}
+    return (
+        bool(indexes & {bar.invoke_index, bar.complete_index} - {None})
+        and view.get("process") == bar.process
+    )
+
+
+def _lanes_svg(
+    bars: list[_Bar], culprit: Mapping[str, Any] | None, involved: list[dict[str, Any]]
+) -> str:
+    """A lane per process, each op a bar; the failing window shaded, the culprit outlined."""
+    if not bars:
+        return ""
+    culprit_bar = next((bar for bar in bars if _matches(bar, culprit)), None)
+    involved_bars = [bar for bar in bars if any(_matches(bar, view) for view in involved)]
+    history_end = max(max(bar.start, bar.end or bar.start) for bar in bars) + 1
+    window: tuple[float, float] | None = None
+    if culprit_bar is not None:
+        group = [culprit_bar, *involved_bars]
+        culprit_end = culprit_bar.end if culprit_bar.end is not None else history_end
+        window_start = min(bar.start for bar in group)
+        # Everything concurrent with the culprit belongs to the window too (Knossos' :window).
+        for bar in bars:
+            bar_end = bar.end if bar.end is not None else history_end
+            if bar.start <= culprit_end and bar_end >= culprit_bar.start:
+                window_start = min(window_start, bar.start)
+        window = (window_start, culprit_end)
+    # Keep the bars around the window readable: those overlapping a margin around it.
+    if window is not None and len(bars) > MAX_LANE_OPS:
+        centre = [
+            bar for bar in bars if bar.start <= window[1] and (bar.end or history_end) >= window[0]
+        ]
+        before = [bar for bar in bars if (bar.end or history_end) < window[0]]
+        after = [bar for bar in bars if bar.start > window[1]]
+        room = max(0, MAX_LANE_OPS - len(centre))
+        bars = before[-(room // 2) :] + centre + after[: room - room // 2] if room else centre
+    elif len(bars) > MAX_LANE_OPS:
+        bars = bars[:MAX_LANE_OPS]
+    view_start = min(bar.start for bar in bars)
+    view_end = max((bar.end if bar.end is not None else bar.start + 1) for bar in bars)
+    if window is not None:
+        view_start = min(view_start, window[0])
+        view_end = max(view_end, window[1])
+    view_end += 1
+    processes = sorted(
+        {bar.process for bar in bars}, key=lambda p: (isinstance(p, str), str(p).zfill(12))
+    )
+    lane_of = {process: position for position, process in enumerate(processes)}
+    lane_height, bar_height, left, top = 26, 18, 70, 22
+    slots = max(1.0, view_end - view_start)
+    unit = max(6.0, min(60.0, 1400.0 / slots))
+    width = left + int(slots * unit) + 20
+    height = top + lane_height * len(processes) + 10
+
+    def x(position: float) -> float:
+        return left + (position - view_start) * unit
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="operations per process">'
+    ]
+    parts.append(
+        '<defs><pattern id="rl-hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)"><rect width="3" height="6" fill="#ef6c00" '
+        'fill-opacity="0.55"/></pattern></defs>'
+    )
+    if window is not None:
+        wx = x(window[0]) - unit / 2
+        ww = (window[1] - window[0] + 1) * unit
+        parts.append(
+            f'<rect x="{wx:.1f}" y="4" width="{ww:.1f}" height="{height - 8}" fill="#ffcdd2" '
+            'fill-opacity="0.45" stroke="#e57373" stroke-dasharray="4 3"><title>failing window: the '
+            "culprit and every operation concurrent with it</title></rect>"
+        )
+        parts.append(
+            f'<text x="{wx + 3:.1f}" y="15" font-size="11" fill="#c62828">failing window</text>'
+        )
+    for process, lane in lane_of.items():
+        y = top + lane * lane_height
+        parts.append(
+            f'<line x1="{left}" x2="{width - 10}" y1="{y + bar_height / 2}" y2="{y + bar_height / 2}" stroke="#eee"/>'
+        )
+        parts.append(
+            f'<text x="6" y="{y + 13}" font-size="12" fill="#424242">p {_e(process)}</text>'
+        )
+    for bar in bars:
+        y = top + lane_of[bar.process] * lane_height
+        start = x(bar.start) - unit / 2 + 1
+        end_position = bar.end if bar.end is not None else view_end - 0.5
+        bar_width = max(4.0, (end_position - bar.start + 1) * unit - 2)
+        colour = TYPE_COLOURS.get(bar.outcome, "#757575")
+        fill = "url(#rl-hatch)" if bar.outcome == "info" else colour
+        is_culprit = culprit_bar is bar
+        stroke = ' stroke="#b71c1c" stroke-width="3"' if is_culprit else f' stroke="{colour}"'
+        opacity = "0.35" if bar.outcome == "fail" else "0.85"
+        label = f"{bar.f} {_j(bar.value, 24)}"
+        title = (
+            f"process {bar.process}: {bar.f} {_j(bar.value, 300)} → {bar.outcome}"
+            f" (op index {bar.invoke_index}"
+            + (f"–{bar.complete_index}" if bar.complete_index is not None else ", never completed")
+            + ")"
+            + (" — cannot be linearized" if is_culprit else "")
+        )
+        parts.append(
+            f'<g><title>{_e(title)}</title><rect x="{start:.1f}" y="{y}" width="{bar_width:.1f}" '
+            f'height="{bar_height}" rx="3" fill="{fill}" fill-opacity="{opacity}"{stroke}/>'
+        )
+        if bar_width > 24:
+            max_chars = int(bar_width / 6.5)
+            shown = label if len(label) <= max_chars else label[: max(1, max_chars - 1)] + "…"
+            text_colour = "#212121" if bar.outcome in ("info", "fail") else "#fff"
+            parts.append(
+                f'<text x="{start + 3:.1f}" y="{y + 13}" font-size="11" fill="{text_colour}">{_e(shown)}</text>'
+            )
+        parts.append("</g>")
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _legend() -> str:
+    items = [
+        ("ok", TYPE_COLOURS["ok"], "ok: took effect"),
+        ("fail", TYPE_COLOURS["fail"], "fail: did not happen"),
+        ("info", TYPE_COLOURS["info"], "info: may have happened, any time after its invoke"),
+    ]
+    spans = "".join(
+        f'<span><i class="swatch" style="background:{colour}"></i>{_e(text)}</span>'
+        for _, colour, text in items
+    )
+    return (
+        f'<p class="legend muted">{spans}<span><i class="swatch" style="border:2px solid #b71c1c"></i>'
+        "the operation that cannot be linearized</span></p>"
+    )
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def _summary_rows(result: Mapping[str, Any]) -> list[tuple[str, str]]:
+    rows: list[tuple[str, str]] = []
+    names = {
+        "model": "model",
+        "init": "initial value",
+        "ops": "operations",
+        "operations": "operations",
+        "components": "components",
+        "keys_checked": "keys",
+        "configs_explored": "states explored",
+        "explored": "states explored",
+        "cache_size": "cache entries",
+        "elapsed": "seconds",
+        "elapsed_seconds": "seconds",
+        "cpu_seconds": "CPU seconds",
+        "time_limit": "time limit (s)",
+    }
+    for key, label in names.items():
+        value = result.get(key)
+        if value is None or isinstance(value, Mapping | list) and key != "init":
+            continue
+        rows.append((label, f"<code>{_e(_j(value, 300))}</code>"))
+    return rows
+
+
+def _path_html(steps: list[dict[str, Any]], index: int) -> str:
+    shown = steps[-MAX_PATH_STEPS:]
+    skipped = len(steps) - len(shown)
+    parts = [f'<div class="path"><span class="muted">#{index + 1}, {len(steps)} ops linearized']
+    if skipped:
+        parts.append(f" (the first {skipped} not shown)")
+    parts.append(":</span><br>")
+    for position, step in enumerate(shown):
+        if position:
+            parts.append('<span class="arrow"> → </span>')
+        op_view = step["op"]
+        state = (
+            f' <span class="state">⇒ {_e(_j(step["state"], 80))}</span>'
+            if step.get("has_state")
+            else ""
+        )
+        title = _op_label(op_view)
+        parts.append(
+            f'<span class="step" title="{_e(title)}">{_e(_op_text(op_view))}{state}</span>'
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None) -> list[str]:
+    violation, key = _find_violation(result)
+    culprit = _op_view(_first(violation, "op", "failed_op", "culprit"))
+    previous_ok = _op_view(violation.get("previous_ok"))
+    involved = _involved(violation)
+    paths = _paths(violation)
+    states = _states(violation)
+    out: list[str] = ["<h3>The operation that cannot be linearized</h3>"]
+    rows = [
+        (
+            "operation",
+            f"<code>{_e(_op_label(culprit))}</code>"
+            if culprit
+            else '<span class="muted">not given</span>',
+        )
+    ]
+    if key is not None:
+        rows.append(("key", f"<code>{_e(_j(key))}</code>"))
+    if previous_ok is not None:
+        rows.append(("last ok before it", f"<code>{_e(_op_label(previous_ok))}</code>"))
+    reason = _first(violation, "reason", "message", "cause")
+    if isinstance(reason, str):
+        rows.append(("why", _e(reason)))
+    out.append(_table(rows))
+    out.append(
+        '<p class="muted">Every order of the operations that respects real time was tried: '
+        "each partial linearization below is a longest prefix that the model accepts, and "
+        "the culprit could not be appended to any of them.</p>"
+    )
+    bars = _bars_from_history(history_ops) if history_ops else []
+    if key is not None and bars and history_ops is not None:
+        bars = [
+            bar
+            for bar in bars
+            if _value_key(bar.value) == key
+            or _matches(bar, culprit)
+            or any(_matches(bar, v) for v in involved)
+        ] or bars
+    if not bars:
+        views = [v for v in [culprit, previous_ok, *involved] if v is not None]
+        for steps in paths:
+            views.extend(step["op"] for step in steps if step["op"] is not None)
+        bars = _bars_from_views(views)
+    lanes = _lanes_svg(bars, culprit, involved)
+    if lanes:
+        out.append("<h3>Operations per process</h3>")
+        out.append(_legend())
+        out.append(f'<div class="lanes">{lanes}</div>')
+        if not history_ops:
+            out.append(
+                '<p class="muted">Drawn from the operations named in the explanation; positions are op indexes.</p>'
+            )
+    if involved:
+        out.append(
+            "<h3>Concurrent operations involved</h3><table><tr><th>process</th><th>operation</th><th>op index</th></tr>"
+        )
+        for view in involved[:100]:
+            index = view.get("invoke_index", view.get("index"))
+            out.append(
+                f"<tr><td>{_e(view.get('process'))}</td><td><code>{_e(_op_text(view))}</code></td><td>{_e(index)}</td></tr>"
+            )
+        out.append("</table>")
+    out.append("<h3>Partial linearizations</h3>")
+    if paths:
+        for index, steps in enumerate(paths[:MAX_PATHS]):
+            out.append(_path_html(steps, index))
+        if len(paths) > MAX_PATHS:
+            out.append(f'<p class="muted">… and {len(paths) - MAX_PATHS} more.</p>')
+    else:
+        out.append('<p class="muted">none recorded</p>')
+    out.append("<h3>States the model could be in</h3>")
+    if states:
+        out.append(
+            "<ul>"
+            + "".join(
+                f"<li><code>{_e(_j(state, 300))}</code></li>" for state in states[:MAX_STATES]
+            )
+            + "</ul>"
+        )
+        if len(states) > MAX_STATES:
+            out.append(f'<p class="muted">… and {len(states) - MAX_STATES} more.</p>')
+    else:
+        out.append('<p class="muted">none recorded</p>')
+    return out
+
+
+def _value_key(value: Any) -> Any:
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return to_jsonable(value[0])
+    return None
+
+
+def _body(result: Mapping[str, Any], history_ops: Sequence[Op] | None, *, heading: str) -> str:
+    plain = to_jsonable(result) if not isinstance(result, Mapping) else result
+    if not isinstance(plain, Mapping):
+        plain = {"valid": "unknown", "error": f"not a check result: {_j(result)}"}
+    verdict = _verdict_key(plain.get("valid"))
+    words = {
+        "valid": "valid: the history is linearizable",
+        "invalid": "invalid: the history is not linearizable",
+        "unknown": "unknown: the search did not finish",
+    }
+    out = [
+        f"<h2>{_e(heading)}</h2>",
+        f'<p><span class="verdict" style="background:{VERDICT_COLOURS[verdict]}">{_e(words[verdict])}</span></p>',
+    ]
+    rows = _summary_rows(plain)
+    nested = plain.get("result")
+    if isinstance(nested, Mapping):  # a results.json document from `raftlab check --out`
+        rows = rows + [row for row in _summary_rows(nested) if row not in rows]
+    if rows:
+        out.append(_table(rows))
+    inner = nested if isinstance(nested, Mapping) and "valid" in nested else plain
+    if verdict == "invalid":
+        out.extend(_explain_invalid(inner, history_ops))
+    elif verdict == "unknown":
+        reason = _first(inner, "reason", "error", "cause", "message")
+        out.append(
+            "<p>The checker could not decide: "
+            + (_e(reason) if reason else "the search was cut short (a time or memory budget)")
+            + ". An unknown result is never reported as valid; rerun with a larger "
+            "<code>--time-limit</code> to decide.</p>"
+        )
+    else:
+        out.append(
+            "<p>Every operation was placed in an order that respects real time and that the "
+            "model accepts; info operations were either placed or left out.</p>"
+        )
+    raw = json.dumps(to_jsonable(plain), indent=2, ensure_ascii=False, default=str)
+    if len(raw) > MAX_RAW_CHARS:
+        raw = raw[:MAX_RAW_CHARS] + "\n… (cut)"
+    out.append(f"<details><summary>the result as JSON</summary><pre>{_e(raw)}</pre></details>")
+    return "\n".join(out)
+
+
+def render_fragment(
+    result: Mapping[str, Any],
+    history_ops: Sequence[Op] | None = None,
+    *,
+    heading: str = "Linearizability",
+) -> str:
+    """The explanation as one ``<section>`` with its own scoped style (for other pages)."""
+    return f'<section class="rl-explain"><style>{_STYLE}</style>\n{_body(result, history_ops, heading=heading)}\n</section>'
+
+
+def render_html(
+    history_ops: Sequence[Op] | None, result: Mapping[str, Any], *, title: str = "raftlab check"
+) -> str:
+    """A whole self-contained page (inline CSS and SVG, no script, no network)."""
+    verdict = _verdict_key(result.get("valid") if isinstance(result, Mapping) else None)
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}: {verdict}</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        "<style>body{margin:1.5em;max-width:1500px}</style></head><body>\n"
+        f"{render_fragment(result, history_ops, heading=title)}\n</body></html>\n"
+    )
