@@ -1,0 +1,801 @@
+"""RaftCore: the sans-I/O Raft state machine (in the style of etcd-io/raft).
+
+Inputs are ``tick()`` (one logical clock tick), ``step(message)``, ``propose(data)`` and
+``read_index(request_id)``; the output is a ``Ready`` (what to persist, send, apply and
+answer), confirmed with ``advance``. The core owns no socket, file, clock, thread or
+global random: time is ticks and randomness comes from the injected ``RandomSource``.
+
+Roles are not classes: ``become_follower`` / ``become_pre_candidate`` /
+``become_candidate`` / ``become_leader`` set ``self._step`` and ``self._tick`` to the
+role's functions, as etcd does. Term handling common to all roles happens in ``step``
+before the role function sees a message.
+
+Teaching bug switches (``RaftConfig.bugs``) are each a few lines guarded by
+``self._bug(name)`` and a comment citing the real bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from raftnode.core.config import RaftConfig
+from raftnode.core.errors import InvariantViolation, NotLeader
+from raftnode.core.log import RaftLog
+from raftnode.core.progress import Progress, ProgressState
+from raftnode.core.readonly import ReadOnly
+from raftnode.core.ready import ReadState, Ready
+from raftnode.core.status import Role, Status
+from raftnode.messages import (
+    Entry,
+    EntryKind,
+    HardState,
+    Message,
+    MessageType,
+    RestoredState,
+    Snapshot,
+)
+
+# Committed entries handed out per Ready, so a restart with a long log does not build one
+# enormous batch; the rest follow in the next Ready.
+MAX_COMMITTED_PER_READY = 8192
+
+
+class RandomSource(Protocol):
+    """random.Random satisfies it; the core never builds one (all randomness is seeded
+    by the driver, so the simulation replays exactly)."""
+
+    def randrange(self, start: int, stop: int) -> int: ...
+
+
+class RaftCore:
+    def __init__(
+        self, config: RaftConfig, rng: RandomSource, restored: RestoredState | None = None
+    ) -> None:
+        self.config = config
+        self.id = config.node_id
+        self._rng = rng
+        self._others: tuple[str, ...] = tuple(p for p in config.peers if p != self.id)
+        self._voters = frozenset(config.peers)
+        self._quorum = config.quorum
+        self._pre_vote = config.effective_pre_vote
+        self._check_quorum = config.effective_check_quorum
+        # Invariant checks that a teaching bug is meant to break are relaxed when any
+        # bug switch is on, so the damage reaches the checker instead of a crash.
+        self._strict = not config.bugs
+
+        restored = restored or RestoredState()
+        hard = restored.hard_state
+        if hard.vote is not None and hard.vote not in self._voters:
+            raise ValueError(f"restored vote {hard.vote!r} is not one of the peers {config.peers}")
+        self.log = RaftLog(restored.snapshot, restored.entries, hard.commit, self._strict)
+        self.term: int = hard.term
+        self.vote: str | None = hard.vote
+        if self.log.last_term > self.term:
+            raise ValueError(
+                f"restored log has an entry of term {self.log.last_term} beyond the restored "
+                f"term {self.term}"
+            )
+        self.leader: str | None = None
+        self.role: Role = Role.FOLLOWER
+        self._step: Callable[[Message], None] = self._step_follower
+        self._tick: Callable[[], None] = self._tick_election
+
+        self._election_elapsed = 0
+        self._heartbeat_elapsed = 0
+        self._randomized_election_timeout = config.election_ticks
+        self._votes: dict[str, bool] = {}
+        self._progress: dict[str, Progress] = {}
+        self._readonly = ReadOnly()
+        self._broadcast_pending = False  # leader: new entries or commit to send (batched)
+
+        # What the driver has been handed / confirmed.
+        self._outbox: list[Message] = []
+        self._read_states: list[ReadState] = []
+        self._dropped_reads: list[int] = []
+        self._snapshot_to_persist: Snapshot | None = None
+        self._handed_hard_state = HardState(self.term, self.vote, self.log.committed)
+        self._role_changed = False
+        self._ready_in_progress: Ready | None = None
+
+        self._reset_election_timer()
+
+    # =================================================================== public API
+
+    def tick(self) -> None:
+        """One logical clock tick."""
+        self._tick()
+
+    def step(self, msg: Message) -> None:
+        """Feed one message from a peer. Never raises on a stale, foreign or malformed
+        message: it is dropped (a real Raft invariant violation still raises)."""
+        if not self._acceptable(msg):
+            return
+        if msg.term > self.term:
+            if msg.type is MessageType.VOTE:
+                # §6 "disruptive servers" / etcd's lease: with check-quorum, a node that
+                # heard from a live leader within the election timeout ignores higher-term
+                # vote requests, so a returning partitioned node cannot depose it.
+                if self._check_quorum and self._in_leader_lease():
+                    return
+                if msg.pre_vote:
+                    self._handle_vote(msg)  # a pre-vote never changes our term (§9.6)
+                    return
+            if msg.type is MessageType.VOTE_RESP and msg.pre_vote and msg.granted:
+                pass  # a granted pre-vote carries the term we would campaign in
+            else:
+                leader = msg.src if msg.type in (MessageType.APPEND, MessageType.SNAPSHOT) else None
+                self.become_follower(msg.term, leader)
+        elif msg.term < self.term:
+            self._answer_stale(msg)
+            return
+        if msg.type is MessageType.VOTE:
+            self._handle_vote(msg)
+        else:
+            self._step(msg)
+
+    def propose(self, data: bytes) -> tuple[int, int]:
+        """Append a command; returns (index, term). Raises NotLeader(leader_hint)."""
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.leader)
+        if not isinstance(data, bytes):
+            raise TypeError(f"a proposal is bytes, got {type(data).__name__}")
+        entry = self._append_local(EntryKind.COMMAND, data)
+        return entry.index, entry.term
+
+    def read_index(self, request_id: int) -> None:
+        """Ask for a linearizable read point (§6.4); answered in Ready.read_states (or
+        Ready.dropped_reads if leadership is lost first). Raises NotLeader."""
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.leader)
+        if self._committed_in_current_term() or self._bug("readindex-before-noop"):
+            # Bug readindex-before-noop (etcd #7331): answering before the leader has
+            # committed an entry of its term uses a commit index that may lag entries an
+            # earlier leader committed, so the read can miss acknowledged writes.
+            self._readonly.add(request_id, self.log.committed)
+            self._release_confirmed_reads()
+        else:
+            self._readonly.waiting_for_commit.append(request_id)
+
+    def has_ready(self) -> bool:
+        if self._ready_in_progress is not None:
+            return False
+        return bool(
+            self._outbox
+            or self._read_states
+            or self._dropped_reads
+            or self._role_changed
+            or self._snapshot_to_persist is not None
+            or (
+                self.role is Role.LEADER
+                and (self._broadcast_pending or self._readonly.broadcast_needed)
+            )
+            or self._current_hard_state() != self._handed_hard_state
+            or self.log.unstable_from <= self.log.last_index
+            or self.log.has_next_committed()
+        )
+
+    def ready(self) -> Ready:
+        """The next batch of work (see Ready for the order the driver must follow)."""
+        if self._ready_in_progress is not None:
+            raise RuntimeError("ready() called again before advance() of the previous Ready")
+        if self.role is Role.LEADER:
+            self._flush_leader_sends()
+        hard_state = self._current_hard_state()
+        committed = self.log.next_committed_entries(MAX_COMMITTED_PER_READY)
+        rd = Ready(
+            hard_state=hard_state if hard_state != self._handed_hard_state else None,
+            entries=self.log.unstable_entries(),
+            snapshot=self._snapshot_to_persist,
+            messages=self._outbox,
+            committed_entries=committed,
+            read_states=self._read_states,
+            dropped_reads=self._dropped_reads,
+            should_snapshot=bool(committed)
+            and committed[-1].index - self.log.snapshot_index >= self.config.snapshot_threshold,
+            role_changed=self._role_changed,
+        )
+        self._outbox = []
+        self._read_states = []
+        self._dropped_reads = []
+        self._role_changed = False
+        self._ready_in_progress = rd
+        return rd
+
+    def advance(self, ready: Ready) -> None:
+        """The driver has done everything ``ready`` asked."""
+        if ready is not self._ready_in_progress:
+            raise RuntimeError("advance() must be given the Ready last returned by ready()")
+        self._ready_in_progress = None
+        if ready.hard_state is not None:
+            self._handed_hard_state = ready.hard_state
+        if ready.snapshot is not None:
+            if self._snapshot_to_persist is ready.snapshot:
+                self._snapshot_to_persist = None
+            self.log.applied_to(max(self.log.applied, ready.snapshot.meta.index))
+        if ready.entries:
+            last = ready.entries[-1]
+            self.log.stable_to(last.index, last.term)
+        if ready.committed_entries:
+            self.log.applied_to(ready.committed_entries[-1].index)
+
+    def compact(self, snapshot: Snapshot) -> None:
+        """The driver snapshotted the state machine at an applied index: drop the log
+        prefix it covers. The snapshot is kept to send to followers that fall behind it."""
+        self.log.compact(snapshot)
+
+    def status(self) -> Status:
+        return Status(
+            node_id=self.id,
+            role=self.role,
+            term=self.term,
+            vote=self.vote,
+            leader=self.leader,
+            commit_index=self.log.committed,
+            applied_index=self.log.applied,
+            last_log_index=self.log.last_index,
+            snapshot_index=self.log.snapshot_index,
+        )
+
+    def term_at(self, index: int) -> int | None:
+        """The term of the entry at ``index`` (None if compacted or absent)."""
+        return self.log.term_at(index)
+
+    # ========================================================== role transitions
+
+    def become_follower(self, term: int, leader: str | None) -> None:
+        was_leader = self.role is Role.LEADER
+        self._reset(term)
+        self.leader = leader
+        self._set_role(Role.FOLLOWER, self._step_follower, self._tick_election)
+        if was_leader:
+            self._dropped_reads.extend(self._readonly.drop_all())
+
+    def become_pre_candidate(self) -> None:
+        """§9.6: poll the voters at term + 1 without changing our term or vote, so a node
+        that cannot win (partitioned, or behind) never disrupts the cluster's term."""
+        if self.role is Role.LEADER:
+            raise InvariantViolation("a leader cannot become a pre-candidate")
+        self._votes = {}
+        self.leader = None
+        self._reset_election_timer()
+        self._set_role(Role.PRE_CANDIDATE, self._step_candidate, self._tick_election)
+
+    def become_candidate(self) -> None:
+        if self.role is Role.LEADER:
+            raise InvariantViolation("a leader cannot become a candidate")
+        self._reset(self.term + 1)
+        self.vote = self.id
+        self.leader = None
+        self._set_role(Role.CANDIDATE, self._step_candidate, self._tick_election)
+
+    def become_leader(self) -> None:
+        if self.role is not Role.CANDIDATE:
+            raise InvariantViolation(f"only a candidate can become leader (was {self.role})")
+        self._reset(self.term)
+        self.leader = self.id
+        last = self.log.last_index
+        self._progress = {
+            peer: Progress(next=last + 1, max_inflight=self.config.max_inflight_appends)
+            for peer in self.config.peers
+        }
+        self._progress[self.id].match = last
+        self._progress[self.id].become_replicate()
+        self._readonly = ReadOnly(round=self._readonly.round)
+        self._set_role(Role.LEADER, self._step_leader, self._tick_heartbeat)
+        # §5.4.2 / §6.4: a no-op at the start of the term lets the leader commit (and so
+        # learn the commit index of) everything earlier leaders committed.
+        self._append_local(EntryKind.NOOP, b"")
+
+    def _set_role(
+        self, role: Role, step: Callable[[Message], None], tick: Callable[[], None]
+    ) -> None:
+        if role is not self.role:
+            self._role_changed = True
+        self.role = role
+        self._step = step
+        self._tick = tick
+
+    def _reset(self, term: int) -> None:
+        if term != self.term:
+            self.term = term
+            self.vote = None
+        elif self._bug("vote-twice"):
+            # Bug vote-twice (etcd PR #2461): reset() cleared the vote even when the term
+            # did not change, so a candidate stepping down to follower in the same term
+            # could grant a second vote in that term: two leaders for one term.
+            self.vote = None
+        self._votes = {}
+        self._broadcast_pending = False
+        self._heartbeat_elapsed = 0
+        self._reset_election_timer()
+
+    def _reset_election_timer(self) -> None:
+        self._election_elapsed = 0
+        # §5.2: randomized timeouts make split votes rare and short.
+        election = self.config.election_ticks
+        self._randomized_election_timeout = self._rng.randrange(election, 2 * election)
+
+    # ================================================================ elections
+
+    def _tick_election(self) -> None:
+        """Follower / (pre-)candidate tick: start an election after a randomized timeout."""
+        self._election_elapsed += 1
+        if self._election_elapsed >= self._randomized_election_timeout:
+            self._campaign(pre_vote=self._pre_vote)
+
+    def _campaign(self, pre_vote: bool) -> None:
+        if pre_vote:
+            self.become_pre_candidate()
+            campaign_term = self.term + 1
+        else:
+            self.become_candidate()
+            campaign_term = self.term
+        self._record_vote(self.id, True)
+        if self._tally_votes():
+            return
+        pre = self.role is Role.PRE_CANDIDATE
+        for peer in self._others:
+            self._send(
+                Message(
+                    type=MessageType.VOTE,
+                    term=campaign_term,
+                    src=self.id,
+                    dst=peer,
+                    last_log_index=self.log.last_index,
+                    last_log_term=self.log.last_term,
+                    pre_vote=pre,
+                )
+            )
+
+    def _record_vote(self, voter: str, granted: bool) -> None:
+        self._votes.setdefault(voter, granted)
+
+    def _tally_votes(self) -> bool:
+        """Act on a decided election; True if it was decided."""
+        granted = sum(1 for g in self._votes.values() if g)
+        rejected = len(self._votes) - granted
+        if granted >= self._quorum:
+            if self.role is Role.PRE_CANDIDATE:
+                self._campaign(pre_vote=False)  # the real election, at term + 1
+            else:
+                self.become_leader()
+            return True
+        if rejected >= self._quorum:
+            self.become_follower(self.term, None)
+            return True
+        return False
+
+    def _handle_vote(self, msg: Message) -> None:
+        """RequestVote / PreVote, whatever our role (msg.term >= self.term here)."""
+        if msg.pre_vote:
+            # §9.6: grant a pre-vote only to a log at least as up-to-date as ours, for a
+            # term above ours, and only if we have not heard from a leader within the
+            # election timeout (a live leader means no election is needed).
+            can_vote = (msg.term > self.term or self.vote in (None, msg.src)) and not (
+                self._in_leader_lease()
+            )
+        else:
+            can_vote = self.vote in (None, msg.src)
+        granted = can_vote and self.log.is_up_to_date(msg.last_log_index, msg.last_log_term)
+        if granted and not msg.pre_vote:
+            # The grant is persisted (Ready.hard_state) before this response leaves (§3.8).
+            self.vote = msg.src
+            self._election_elapsed = 0
+        self._send(
+            Message(
+                type=MessageType.VOTE_RESP,
+                # A granted pre-vote answers in the term the candidate would run in.
+                term=msg.term if granted else self.term,
+                src=self.id,
+                dst=msg.src,
+                pre_vote=msg.pre_vote,
+                granted=granted,
+            )
+        )
+
+    def _in_leader_lease(self) -> bool:
+        return self.leader is not None and self._election_elapsed < self.config.election_ticks
+
+    # ============================================================ role behaviour
+
+    def _step_follower(self, msg: Message) -> None:
+        if msg.type is MessageType.APPEND:
+            self._election_elapsed = 0
+            self.leader = msg.src
+            self._handle_append(msg)
+        elif msg.type is MessageType.SNAPSHOT:
+            self._election_elapsed = 0
+            self.leader = msg.src
+            self._handle_snapshot(msg)
+        # Responses and anything else are stale for a follower: dropped.
+
+    def _step_candidate(self, msg: Message) -> None:
+        """Shared by pre-candidates and candidates."""
+        if msg.type in (MessageType.APPEND, MessageType.SNAPSHOT):
+            # A leader exists in our term (§5.2): step down and follow it.
+            self.become_follower(msg.term, msg.src)
+            self._step_follower(msg)
+        elif msg.type is MessageType.VOTE_RESP:
+            pre = self.role is Role.PRE_CANDIDATE
+            if msg.pre_vote != pre:
+                return  # an answer to an earlier campaign of the other kind
+            if pre and msg.granted and msg.term != self.term + 1:
+                return  # a grant for some other pre-campaign
+            self._record_vote(msg.src, msg.granted)
+            self._tally_votes()
+
+    def _step_leader(self, msg: Message) -> None:
+        if msg.type is MessageType.APPEND_RESP:
+            self._handle_append_response(msg)
+        elif msg.type is MessageType.SNAPSHOT_RESP:
+            self._handle_snapshot_response(msg)
+        # APPEND/SNAPSHOT from another leader of our term cannot happen in correct Raft
+        # (one vote per term); with a bug switch on it can, and we ignore it.
+
+    def _answer_stale(self, msg: Message) -> None:
+        """A message from an older term. Answer requests with our term so a stale leader
+        or candidate learns it is behind (§5.1); drop stale responses."""
+        if msg.type in (MessageType.APPEND, MessageType.SNAPSHOT):
+            self._send(
+                Message(
+                    type=MessageType.APPEND_RESP,
+                    term=self.term,
+                    src=self.id,
+                    dst=msg.src,
+                    success=False,
+                )
+            )
+        elif msg.type is MessageType.VOTE:
+            self._send(
+                Message(
+                    type=MessageType.VOTE_RESP,
+                    term=self.term,
+                    src=self.id,
+                    dst=msg.src,
+                    pre_vote=msg.pre_vote,
+                    granted=False,
+                )
+            )
+
+    # =================================================== follower: replication
+
+    def _handle_append(self, msg: Message) -> None:
+        prev_index, prev_term, entries = msg.prev_log_index, msg.prev_log_term, msg.entries
+        log = self.log
+        if prev_index < log.committed:
+            # Entries up to our commit index are committed, hence identical to the
+            # leader's (Leader Completeness, §5.4.3): skip them, match from commit.
+            skip = log.committed - prev_index
+            entries = entries[skip:]
+            prev_index = log.committed
+            prev_term = log.term_at(prev_index) or 0
+        if log.term_at(prev_index) != prev_term:
+            # §5.3 consistency check failed: reject with a hint so the leader can skip a
+            # whole conflicting term per round trip instead of one entry.
+            conflict_index, conflict_term = log.conflict_hint(prev_index)
+            self._send(
+                Message(
+                    type=MessageType.APPEND_RESP,
+                    term=self.term,
+                    src=self.id,
+                    dst=msg.src,
+                    success=False,
+                    conflict_index=conflict_index,
+                    conflict_term=conflict_term,
+                    read_ctx=msg.read_ctx,
+                )
+            )
+            return
+        last_new_index = prev_index + len(entries)
+        if entries and self._bug("truncate-always"):
+            # Bug truncate-always (hashicorp/raft PR #113): drop everything after the
+            # prev index even when it matches, so a stale, reordered append erases
+            # entries the follower already acknowledged — which the leader may have
+            # counted toward commitment.
+            log.truncate_after(prev_index)
+            log.append(entries)
+        else:
+            # §5.3 step 3: delete only from the first real conflict; entries already
+            # present (a duplicate or reordered append) are left alone.
+            conflict = log.find_conflict(entries)
+            if conflict:
+                log.append(entries[conflict - prev_index - 1 :])
+        new_commit = min(msg.leader_commit, last_new_index)
+        if self._bug("commit-regress"):
+            # Bug commit-regress (PySyncObj #166): commit = min(leader_commit, last new)
+            # without the max, so a stale append moves the commit index backwards.
+            if new_commit != log.committed:
+                log.commit_to(new_commit, allow_regress=True)
+        elif new_commit > log.committed:
+            log.commit_to(new_commit)
+        self._send(
+            Message(
+                type=MessageType.APPEND_RESP,
+                term=self.term,
+                src=self.id,
+                dst=msg.src,
+                success=True,
+                match_index=last_new_index,
+                read_ctx=msg.read_ctx,
+            )
+        )
+
+    def _handle_snapshot(self, msg: Message) -> None:
+        snapshot = msg.snapshot
+        assert snapshot is not None  # checked in _acceptable
+        index, term = snapshot.meta.index, snapshot.meta.term
+        log = self.log
+        if index <= log.committed:
+            match = log.committed  # stale: we already hold (and committed) that prefix
+        elif log.term_at(index) == term:
+            # §7: we hold the snapshot's last entry: keep the log after it, commit up to it.
+            log.commit_to(index)
+            match = index
+        else:
+            # §7: discard the whole log and adopt the snapshot; the driver persists it
+            # and restores the state machine from it (Ready.snapshot).
+            log.restore(snapshot)
+            self._snapshot_to_persist = snapshot
+            match = index
+        self._send(
+            Message(
+                type=MessageType.SNAPSHOT_RESP,
+                term=self.term,
+                src=self.id,
+                dst=msg.src,
+                success=True,
+                match_index=match,
+            )
+        )
+
+    # ===================================================== leader: replication
+
+    def _tick_heartbeat(self) -> None:
+        self._heartbeat_elapsed += 1
+        self._election_elapsed += 1
+        for progress in self._progress.values():
+            if progress.state is ProgressState.SNAPSHOT:
+                progress.snapshot_elapsed += 1
+                if progress.snapshot_elapsed >= 2 * self.config.election_ticks:
+                    # The snapshot or its answer was lost: probe again (which re-sends
+                    # the snapshot if the follower still needs it).
+                    progress.become_probe()
+        if self._election_elapsed >= self.config.election_ticks:
+            self._election_elapsed = 0
+            if self._check_quorum:
+                # §6.2: a leader that has not heard from a quorum within an election
+                # timeout steps down, so clients stop waiting on a cut-off leader.
+                active = 1 + sum(1 for p in self._others if self._progress[p].recent_active)
+                if active < self._quorum:
+                    self.become_follower(self.term, None)
+                    return
+            for peer in self._others:
+                self._progress[peer].recent_active = False
+        if self._heartbeat_elapsed >= self.config.heartbeat_ticks:
+            self._heartbeat_elapsed = 0
+            self._broadcast_heartbeat(periodic=True)
+
+    def _broadcast_heartbeat(self, periodic: bool) -> None:
+        """Empty appends to everyone, carrying a fresh read round (§6.4)."""
+        self._readonly.start_round()
+        for peer in self._others:
+            progress = self._progress[peer]
+            if periodic and progress.state is ProgressState.PROBE:
+                progress.probe_sent = False  # a heartbeat period passed: probe again
+            # Heartbeats check the log at ``match`` (known to agree), so they never
+            # trigger a spurious back-off while appends are in flight.
+            prev_index = progress.match
+            prev_term = self.log.term_at(prev_index)
+            if prev_term is None:  # compacted below match: the empty prefix always agrees
+                prev_index, prev_term = 0, 0
+            self._send_append_message(peer, prev_index, prev_term, [])
+
+    def _flush_leader_sends(self) -> None:
+        """Batched sends, once per Ready: pending reads' heartbeat round, then new
+        entries / the new commit index for every follower (many entries per message)."""
+        if self._readonly.broadcast_needed:
+            self._broadcast_heartbeat(periodic=False)
+        if self._broadcast_pending:
+            self._broadcast_pending = False
+            for peer in self._others:
+                self._send_append(peer, send_if_empty=True)
+
+    def _send_append(self, peer: str, send_if_empty: bool = False) -> bool:
+        """Send the follower what it lacks, within flow control; True if sent."""
+        progress = self._progress[peer]
+        if progress.is_paused():
+            return False
+        log = self.log
+        prev_index = progress.next - 1
+        prev_term = log.term_at(prev_index)
+        if prev_term is None:
+            if prev_index < log.snapshot_index:
+                self._send_snapshot(peer, progress)
+                return True
+            progress.back_off_to(log.last_index + 1, log.last_index)  # next ran past our log
+            prev_index = progress.next - 1
+            prev_term = log.term_at(prev_index) or 0
+        high = min(log.last_index + 1, progress.next + self.config.max_entries_per_append)
+        entries = log.slice(progress.next, high)
+        if not entries and not send_if_empty:
+            return False
+        self._send_append_message(peer, prev_index, prev_term, entries)
+        if entries:
+            progress.sent_entries(entries[-1].index)
+        elif progress.state is ProgressState.PROBE:
+            progress.probe_sent = True
+        return True
+
+    def _send_append_message(
+        self, peer: str, prev_index: int, prev_term: int, entries: list[Entry]
+    ) -> None:
+        self._send(
+            Message(
+                type=MessageType.APPEND,
+                term=self.term,
+                src=self.id,
+                dst=peer,
+                prev_log_index=prev_index,
+                prev_log_term=prev_term,
+                entries=entries,
+                # Never tell a follower about commits beyond what this message proves it
+                # holds; it takes min(leader_commit, last new index) anyway.
+                leader_commit=self.log.committed,
+                read_ctx=self._readonly.round,
+            )
+        )
+
+    def _send_snapshot(self, peer: str, progress: Progress) -> None:
+        snapshot = self.log.snapshot
+        if snapshot is None:
+            raise InvariantViolation(
+                f"follower {peer} needs compacted entries but the leader holds no snapshot"
+            )
+        progress.become_snapshot(snapshot.meta.index)
+        self._send(
+            Message(
+                type=MessageType.SNAPSHOT,
+                term=self.term,
+                src=self.id,
+                dst=peer,
+                snapshot=snapshot,
+                read_ctx=self._readonly.round,
+            )
+        )
+
+    def _handle_append_response(self, msg: Message) -> None:
+        peer = msg.src
+        progress = self._progress[peer]
+        progress.recent_active = True
+        if msg.read_ctx:
+            self._readonly.ack(peer, msg.read_ctx)
+            self._release_confirmed_reads()
+        if not msg.success:
+            if progress.state is ProgressState.SNAPSHOT:
+                return  # an answer to an append sent before the snapshot: stale
+            if msg.conflict_index == 0 or msg.conflict_index <= progress.match:
+                return  # stale: the follower has since acknowledged more than that
+            next_index = msg.conflict_index
+            if msg.conflict_term:
+                # Skip the follower's whole conflicting term; if we hold that term too,
+                # resume just after our last entry of it (entries of one term at one
+                # index are identical, §5.3 Log Matching).
+                ours = self.log.last_index_of_term(msg.conflict_term)
+                if ours:
+                    next_index = ours + 1
+            # Never move forward on a rejection: at most one before the last try.
+            next_index = min(next_index, progress.next - 1)
+            progress.back_off_to(next_index, self.log.last_index)
+            self._send_append(peer, send_if_empty=True)
+            return
+        if progress.maybe_update(msg.match_index):
+            if progress.state is ProgressState.PROBE:
+                progress.become_replicate()
+            elif progress.state is ProgressState.SNAPSHOT:
+                if progress.match >= progress.pending_snapshot:
+                    progress.become_replicate()
+            else:
+                progress.free_inflight_to(progress.match)
+            if self._maybe_commit():
+                self._broadcast_pending = True
+        else:
+            # No news (a heartbeat answer, or a duplicate): unblock flow control so a
+            # lost append cannot stall the follower forever.
+            if progress.state is ProgressState.PROBE:
+                progress.probe_sent = False
+            elif progress.state is ProgressState.REPLICATE and progress.is_paused():
+                progress.inflight.popleft()
+        # Keep the pipeline full: many entries per message, up to the in-flight bound.
+        while self._send_append(peer):
+            pass
+
+    def _handle_snapshot_response(self, msg: Message) -> None:
+        progress = self._progress[msg.src]
+        progress.recent_active = True
+        if progress.maybe_update(msg.match_index) or progress.state is ProgressState.SNAPSHOT:
+            progress.become_replicate()
+            if self._maybe_commit():
+                self._broadcast_pending = True
+        while self._send_append(msg.src):
+            pass
+
+    def _maybe_commit(self) -> bool:
+        """Advance the commit index to the highest index a majority holds — but only if
+        that entry is of the current term (§5.4.2, Figure 8): counting replicas of an
+        older-term entry does not make it safe. True if the commit index moved."""
+        matches = sorted((p.match for p in self._progress.values()), reverse=True)
+        candidate = matches[self._quorum - 1]
+        if candidate <= self.log.committed:
+            return False
+        if self.log.term_at(candidate) != self.term and not self._bug("commit-old-term"):
+            return False
+        # Bug commit-old-term (Figure 8, PySyncObj #169): committing an earlier term's
+        # entry because a majority holds it; a later leader may still overwrite it.
+        was_committed_in_term = self._committed_in_current_term()
+        self.log.commit_to(candidate)
+        if not was_committed_in_term and self._committed_in_current_term():
+            # The no-op is committed: reads waiting for it may now get a read index.
+            for request_id in self._readonly.waiting_for_commit:
+                self._readonly.add(request_id, self.log.committed)
+            self._readonly.waiting_for_commit.clear()
+            self._release_confirmed_reads()
+        return True
+
+    def _append_local(self, kind: EntryKind, data: bytes) -> Entry:
+        entry = Entry(term=self.term, index=self.log.last_index + 1, kind=kind, data=data)
+        self.log.append([entry])
+        self._progress[self.id].match = entry.index
+        self._progress[self.id].next = entry.index + 1
+        self._maybe_commit()  # a single-node cluster commits at once
+        # Sent at the next ready(): proposals made in between share one append (batching).
+        self._broadcast_pending = True
+        return entry
+
+    # ================================================================ ReadIndex
+
+    def _committed_in_current_term(self) -> bool:
+        return self.log.term_at(self.log.committed) == self.term
+
+    def _release_confirmed_reads(self) -> None:
+        for read in self._readonly.release_confirmed(self._others, self._quorum):
+            self._read_states.append(ReadState(read.request_id, read.index))
+
+    # ================================================================== helpers
+
+    def _bug(self, name: str) -> bool:
+        return name in self.config.bugs
+
+    def _current_hard_state(self) -> HardState:
+        return HardState(term=self.term, vote=self.vote, commit=self.log.committed)
+
+    def _send(self, msg: Message) -> None:
+        self._outbox.append(msg)
+
+    def _acceptable(self, msg: Message) -> bool:
+        """Drop anything not addressed to us by a known voter, or malformed: a stray or
+        hostile message must never change our state (not even our term)."""
+        if not isinstance(msg, Message) or not isinstance(msg.type, MessageType):
+            return False
+        if msg.dst != self.id or msg.src == self.id or msg.src not in self._voters:
+            return False
+        if not isinstance(msg.term, int) or msg.term < 0:
+            return False
+        if msg.type is MessageType.TIMEOUT_NOW:
+            return False  # leadership transfer (§3.10) is not implemented
+        if msg.type is MessageType.SNAPSHOT:
+            return msg.snapshot is not None and msg.snapshot.meta.term <= msg.term
+        if msg.type is MessageType.APPEND:
+            if msg.prev_log_term > msg.term:
+                return False
+            expected_index, previous_term = msg.prev_log_index + 1, msg.prev_log_term
+            for entry in msg.entries:
+                if (
+                    entry.index != expected_index
+                    or entry.term < previous_term
+                    or entry.term > msg.term
+                ):
+                    return False
+                expected_index += 1
+                previous_term = entry.term
+        return True
