@@ -1,0 +1,698 @@
+"""The file-backed storage: a CRC-checked write-ahead log in segments, plus snapshot files.
+
+Layout of a data directory (stable: the disk nemesis and humans rely on it)::
+
+    DATA_DIR/
+      LOCK                                   flock'ed while a FileStorage has it open
+      wal/00000001.seg, 00000002.seg, ...    WAL segments, numbered from 1, 8 digits; the
+                                             highest number is the newest (the one appended to)
+      snap/<index:020d>-<term:020d>.snap     the newest snapshot (older ones are deleted)
+      snap/*.tmp                             a snapshot being written; ignored and removed on load
+
+A segment is a sequence of records, each::
+
+    magic b"RWAL" | payload length u32 | crc32(payload) u32 | crc32(first 12 bytes) u32 | payload
+
+(big-endian; ``zlib.crc32``). The header has its own checksum so that a damaged length is
+recognised as damage instead of being trusted. The payload is a msgpack list:
+
+- ``["seg", number, term, vote, commit, snap_index, snap_term]`` - first record of every
+  segment: the hard state and snapshot at the time the segment was opened, so that older
+  segments can be deleted without losing the hard state.
+- ``["ents", first_index, [[term, kind, data], ...]]`` - entries from ``first_index``. It
+  also means "discard every stored entry at or after first_index": the truncation and the
+  new entries are one record under one checksum, so no crash leaves a truncated but
+  unrefilled log, and an overwrite costs no extra record.
+- ``["hs", term, vote, commit]`` - the hard state (§3.8: durable before any vote or append
+  response that depends on it leaves).
+- ``["snap", index, term, keep]`` - a snapshot now covers the log up to ``index``; ``keep``
+  says whether the entries after it survive (decided once, when the snapshot was persisted).
+
+A snapshot file is ``b"RSNP" | payload length u64 | crc32(payload) u32 | payload``, the
+payload a msgpack map ``{"index", "term", "data"}``; it is written to a temp file, fsynced,
+renamed and the directory fsynced, so it is either wholly there or not at all.
+
+Group commit: one ``persist`` call is one ``write`` and one ``fsync`` of the active segment
+(plus one directory fsync when it opens a new segment, and the snapshot file's own fsyncs).
+
+Recovery (``load``): every record of every segment is checked. A bad record at the tail of
+the newest segment with no valid record after it is a torn write: it is truncated and
+logged. Any other damage (in an older segment, or followed by valid data) raises
+``StorageError`` naming the file and the byte offset: committed data is never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import struct
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from raftnode.messages import Entry, EntryKind, HardState, RestoredState, Snapshot, SnapshotMeta
+from raftnode.storage.interface import StorageError
+from raftnode.storage.logstate import UNKNOWN_TERM, LogState, check_append
+
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+
+RECORD_MAGIC = b"RWAL"
+RECORD_HEADER = struct.Struct(">4sIII")  # magic, payload length, payload crc, header crc
+SNAPSHOT_MAGIC = b"RSNP"
+SNAPSHOT_HEADER = struct.Struct(">4sQI")  # magic, payload length, payload crc
+
+SEGMENT_NAME = re.compile(r"^(\d{8})\.seg$")
+SNAPSHOT_NAME = re.compile(r"^(\d{20})-(\d{20})\.snap$")
+
+_KIND_CODES = {EntryKind.COMMAND: "c", EntryKind.NOOP: "n"}
+_KIND_FROM_CODE = {code: kind for kind, code in _KIND_CODES.items()}
+
+_logger = logging.getLogger("raftnode.storage")
+
+
+def segment_name(number: int) -> str:
+    return f"{number:08d}.seg"
+
+
+def snapshot_name(meta: SnapshotMeta) -> str:
+    return f"{meta.index:020d}-{meta.term:020d}.snap"
+
+
+def segment_paths(data_dir: str | os.PathLike[str]) -> list[Path]:
+    """The WAL segment files of a data directory, oldest first."""
+    wal_dir = Path(data_dir) / "wal"
+    if not wal_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in wal_dir.iterdir() if (m := SEGMENT_NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def newest_segment(data_dir: str | os.PathLike[str]) -> Path | None:
+    """The segment a node appends to (the disk nemesis truncates or flips bytes in it)."""
+    paths = segment_paths(data_dir)
+    return paths[-1] if paths else None
+
+
+# --- records -------------------------------------------------------------------------
+
+
+def encode_record(payload: list[Any]) -> bytes:
+    body = msgpack.packb(payload, use_bin_type=True)
+    head = struct.pack(">4sII", RECORD_MAGIC, len(body), zlib.crc32(body))
+    return head + struct.pack(">I", zlib.crc32(head)) + body
+
+
+def _hard_state_fields(hs: HardState) -> list[Any]:
+    return [hs.term, hs.vote, hs.commit]
+
+
+def _segment_record(number: int, state: LogState) -> list[Any]:
+    base_term = max(state.base.term, 0)
+    return ["seg", number, *_hard_state_fields(state.hard_state), state.base.index, base_term]
+
+
+def _entries_record(entries: list[Entry]) -> list[Any]:
+    return ["ents", entries[0].index, [[e.term, _KIND_CODES[e.kind], e.data] for e in entries]]
+
+
+@dataclass(slots=True)
+class _Scan:
+    records: list[tuple[int, int, Any]]  # (offset, size in bytes, decoded payload)
+    valid_end: int  # byte offset just after the last valid record
+    problem: str | None  # why the scan stopped before the end of the file
+
+
+def _record_at(data: bytes | memoryview, offset: int) -> tuple[int, Any] | str:
+    """The (size, payload) of the record at ``offset``, or why there is none."""
+    remaining = len(data) - offset
+    if remaining < RECORD_HEADER.size:
+        return f"incomplete record header ({remaining} of {RECORD_HEADER.size} bytes)"
+    magic, length, payload_crc, header_crc = RECORD_HEADER.unpack_from(data, offset)
+    if magic != RECORD_MAGIC:
+        return f"bad record magic {bytes(magic)!r}"
+    if zlib.crc32(data[offset : offset + 12]) != header_crc:
+        return "record header checksum mismatch"
+    end = offset + RECORD_HEADER.size + length
+    if end > len(data):
+        return f"record of {length} payload bytes extends past the end of the file"
+    body = data[offset + RECORD_HEADER.size : end]
+    if zlib.crc32(body) != payload_crc:
+        return "record payload checksum mismatch"
+    try:
+        payload = msgpack.unpackb(body, raw=False, use_list=True, strict_map_key=True)
+    except Exception as exc:  # any decoding failure of checksummed bytes is damage
+        return f"undecodable record payload ({exc})"
+    return end - offset, payload
+
+
+def _scan(data: bytes) -> _Scan:
+    records: list[tuple[int, int, Any]] = []
+    offset = 0
+    view = memoryview(data)
+    while offset < len(data):
+        found = _record_at(view, offset)
+        if isinstance(found, str):
+            return _Scan(records, offset, found)
+        size, payload = found
+        records.append((offset, size, payload))
+        offset += size
+    return _Scan(records, offset, None)
+
+
+def _valid_record_after(data: bytes, start: int) -> int | None:
+    """The offset of the first wholly valid record at or after ``start``, if any."""
+    view = memoryview(data)
+    position = data.find(RECORD_MAGIC, start)
+    while position != -1:
+        if not isinstance(_record_at(view, position), str):
+            return position
+        position = data.find(RECORD_MAGIC, position + 1)
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _parse_hard_state(fields: list[Any]) -> HardState:
+    term, vote, commit = fields
+    if not (_is_int(term) and _is_int(commit) and (vote is None or isinstance(vote, str))):
+        raise ValueError(f"bad hard state {fields!r}")
+    return HardState(term=term, vote=vote, commit=commit)
+
+
+def _parse_entries(first: Any, raw: Any) -> list[Entry]:
+    if not _is_int(first) or not isinstance(raw, list) or not raw:
+        raise ValueError("bad entries record")
+    entries = []
+    for offset, item in enumerate(raw):
+        if not isinstance(item, list) or len(item) != 3:
+            raise ValueError(f"bad entry {item!r:.60}")
+        term, code, data = item
+        if not _is_int(term) or code not in _KIND_FROM_CODE or not isinstance(data, bytes):
+            raise ValueError(f"bad entry {item!r:.60}")
+        entries.append(
+            Entry(term=term, index=first + offset, kind=_KIND_FROM_CODE[code], data=data)
+        )
+    return entries
+
+
+def _apply_record(state: LogState, payload: Any, gap_floor: int) -> int:
+    """Replay one record into ``state``; returns the highest entry index it wrote (or 0).
+
+    Raises ValueError when a checksummed record does not make sense.
+    """
+    if not isinstance(payload, list) or not payload or not isinstance(payload[0], str):
+        raise ValueError(f"unknown record {payload!r:.60}")
+    kind, fields = payload[0], payload[1:]
+    if kind == "ents" and len(fields) == 2:
+        entries = _parse_entries(*fields)
+        state.append(entries, gap_floor=gap_floor)
+        return entries[-1].index
+    if kind == "hs" and len(fields) == 3:
+        state.set_hard_state(_parse_hard_state(fields))
+        return 0
+    if kind == "snap" and len(fields) == 3:
+        index, term, keep = fields
+        if not (_is_int(index) and _is_int(term) and isinstance(keep, bool)):
+            raise ValueError(f"bad snapshot marker {payload!r}")
+        state.install_snapshot(SnapshotMeta(index=index, term=term), keep)
+        return 0
+    if kind == "seg" and len(fields) == 6:
+        state.set_hard_state(_parse_hard_state(fields[1:4]))
+        index, term = fields[4], fields[5]
+        if not (_is_int(index) and _is_int(term)):
+            raise ValueError(f"bad segment header {payload!r}")
+        if index > 0:
+            state.install_snapshot(SnapshotMeta(index=index, term=term), True)
+        return 0
+    raise ValueError(f"unknown record {payload!r:.60}")
+
+
+# --- snapshot files ------------------------------------------------------------------
+
+
+def _encode_snapshot(snapshot: Snapshot) -> bytes:
+    body = msgpack.packb(
+        {"index": snapshot.meta.index, "term": snapshot.meta.term, "data": snapshot.data},
+        use_bin_type=True,
+    )
+    return SNAPSHOT_HEADER.pack(SNAPSHOT_MAGIC, len(body), zlib.crc32(body)) + body
+
+
+def _read_snapshot(path: Path) -> Snapshot:
+    data = path.read_bytes()
+    if len(data) < SNAPSHOT_HEADER.size:
+        raise StorageError(f"{path}: snapshot file damaged at byte offset 0: too short")
+    magic, length, crc = SNAPSHOT_HEADER.unpack_from(data, 0)
+    if magic != SNAPSHOT_MAGIC:
+        raise StorageError(f"{path}: snapshot file damaged at byte offset 0: bad magic")
+    body = data[SNAPSHOT_HEADER.size :]
+    if len(body) != length or zlib.crc32(body) != crc:
+        raise StorageError(
+            f"{path}: snapshot file damaged at byte offset {SNAPSHOT_HEADER.size}: "
+            "length or checksum mismatch"
+        )
+    try:
+        raw = msgpack.unpackb(body, raw=False)
+        snapshot = Snapshot(SnapshotMeta(index=raw["index"], term=raw["term"]), raw["data"])
+        if not (_is_int(raw["index"]) and _is_int(raw["term"]) and isinstance(raw["data"], bytes)):
+            raise ValueError("bad field types")
+    except Exception as exc:
+        raise StorageError(
+            f"{path}: snapshot file damaged at byte offset {SNAPSHOT_HEADER.size}: {exc}"
+        ) from None
+    return snapshot
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+# --- the storage ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Segment:
+    number: int
+    path: Path
+    max_index: int = 0  # highest entry index written in it (0: none)
+    size: int = 0
+    records: int = 0
+
+
+class FileStorage:
+    """The ``Storage`` of the node process: WAL segments and snapshot files in ``data_dir``."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        bugs: frozenset[str] = frozenset(),
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        if segment_bytes < RECORD_HEADER.size:
+            raise ValueError(f"segment_bytes must be at least {RECORD_HEADER.size}")
+        self.data_dir = Path(data_dir)
+        self.wal_dir = self.data_dir / "wal"
+        self.snap_dir = self.data_dir / "snap"
+        self.segment_bytes = segment_bytes
+        self.bugs = frozenset(bugs)
+        self._log = log if log is not None else _logger.warning
+        self._state = LogState()
+        self._snapshot: Snapshot | None = None
+        self._segments: list[_Segment] = []
+        self._fd: int | None = None
+        self._lock_fd: int | None = None
+        self._loaded = False
+        self._failed: str | None = None
+        # Counters for tests and benchmarks.
+        self.fsyncs = 0
+        self.truncated_bytes = 0
+
+    # -- loading
+
+    def load(self) -> RestoredState:
+        if self._loaded:
+            raise StorageError(f"{self.data_dir}: load() called twice")
+        self._lock()
+        for directory in (self.data_dir, self.wal_dir, self.snap_dir):
+            if not directory.is_dir():
+                directory.mkdir(parents=True, exist_ok=True)
+                _fsync_dir(directory.parent)
+        self._snapshot = self._load_snapshot()
+        snapshot_meta = self._snapshot.meta if self._snapshot else SnapshotMeta()
+        self._replay(snapshot_meta)
+        self._loaded = True
+        state = self._state
+        return RestoredState(
+            hard_state=state.hard_state, snapshot=self._snapshot, entries=list(state.entries)
+        )
+
+    def _lock(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.data_dir / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StorageError(
+                f"{self.data_dir}: data directory is in use by another process"
+            ) from None
+        self._lock_fd = fd
+
+    def _load_snapshot(self) -> Snapshot | None:
+        candidates: list[tuple[int, int, Path]] = []
+        for path in self.snap_dir.iterdir():
+            if path.name.endswith(".tmp"):
+                # A snapshot whose write never completed (no rename): never trusted.
+                self._log(f"{path}: removing an unfinished snapshot temp file")
+                path.unlink()
+            elif match := SNAPSHOT_NAME.match(path.name):
+                candidates.append((int(match.group(1)), int(match.group(2)), path))
+        if not candidates:
+            return None
+        candidates.sort()
+        index, term, path = candidates[-1]
+        snapshot = _read_snapshot(path)
+        if (snapshot.meta.index, snapshot.meta.term) != (index, term):
+            raise StorageError(
+                f"{path}: snapshot file damaged at byte offset {SNAPSHOT_HEADER.size}: "
+                f"its contents say index {snapshot.meta.index} term {snapshot.meta.term}"
+            )
+        for _, _, older in candidates[:-1]:
+            older.unlink()  # superseded; a crash came between writing the new one and this
+        return snapshot
+
+    def _replay(self, snapshot_meta: SnapshotMeta) -> None:
+        state = self._state
+        paths = segment_paths(self.data_dir)
+        numbers = [int(p.name[:8]) for p in paths]
+        for before, after in zip(numbers, numbers[1:], strict=False):
+            if after != before + 1:
+                raise StorageError(
+                    f"{self.wal_dir}: segment {segment_name(before + 1)} is missing "
+                    f"(found {segment_name(before)} and {segment_name(after)})"
+                )
+        for position, path in enumerate(paths):
+            is_last = position == len(paths) - 1
+            data = path.read_bytes()
+            scan = _scan(data)
+            size = len(data)
+            if scan.problem is not None:
+                where = f"{path}: damaged record at byte offset {scan.valid_end} ({scan.problem})"
+                if scan.problem.startswith("undecodable"):
+                    raise StorageError(f"{where}; refusing to start")
+                if not is_last:
+                    raise StorageError(
+                        f"{where} in a segment that is not the newest; refusing to start "
+                        "rather than drop committed data"
+                    )
+                following = _valid_record_after(data, scan.valid_end + 1)
+                if following is not None:
+                    raise StorageError(
+                        f"{where}, followed by a valid record at byte offset {following}; "
+                        "refusing to start rather than drop committed data"
+                    )
+                self._truncate_torn_tail(path, scan.valid_end, size, scan.problem)
+                size = scan.valid_end
+            segment = _Segment(int(path.name[:8]), path, size=size, records=len(scan.records))
+            for offset, _, payload in scan.records:
+                try:
+                    if offset == 0 and isinstance(payload, list) and payload[:1] == ["seg"]:
+                        if payload[1:2] != [segment.number]:
+                            raise ValueError(f"segment header names segment {payload[1:2]}")
+                    written = _apply_record(state, payload, gap_floor=snapshot_meta.index)
+                except (ValueError, TypeError, StorageError) as exc:
+                    raise StorageError(
+                        f"{path}: bad record at byte offset {offset}: {exc}; refusing to start"
+                    ) from None
+                segment.max_index = max(segment.max_index, written)
+            self._segments.append(segment)
+        # The newest snapshot file is the truth about the prefix, marker or not (a crash
+        # may come between the snapshot's rename and its marker record).
+        if snapshot_meta.index > 0 and snapshot_meta.index >= state.base.index:
+            state.install_snapshot(snapshot_meta, keep=state.contains(snapshot_meta))
+        elif state.base.index > snapshot_meta.index:
+            raise StorageError(
+                f"{self.wal_dir}: the log refers to a snapshot at index {state.base.index} "
+                f"but the newest snapshot file is at index {snapshot_meta.index}"
+            )
+        if state.base.term == UNKNOWN_TERM:  # cannot happen after the install above
+            raise StorageError(f"{self.wal_dir}: log base term unknown after replay")
+
+    def _truncate_torn_tail(self, path: Path, offset: int, size: int, problem: str) -> None:
+        with open(path, "r+b") as handle:
+            handle.truncate(offset)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.truncated_bytes += size - offset
+        self._log(
+            f"{path}: truncated a torn record at byte offset {offset} ({problem}); "
+            f"{size - offset} bytes dropped"
+        )
+
+    # -- writing
+
+    def _ensure_ready(self) -> None:
+        if self._failed is not None:
+            raise StorageError(f"{self.data_dir}: storage failed earlier ({self._failed})")
+        if not self._loaded:
+            self.load()
+
+    def _stored_hard_state(self, hard_state: HardState) -> HardState:
+        if "forget-vote" in self.bugs:
+            # Teaching bug (PySyncObj #202): term and vote are not persisted.
+            return HardState(term=0, vote=None, commit=hard_state.commit)
+        return hard_state
+
+    def persist(
+        self,
+        hard_state: HardState | None,
+        entries: list[Entry],
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        self._ensure_ready()
+        state = self._state
+        records: list[list[Any]] = []
+        base_index, last_index = state.base.index, state.last_index
+        keep = False
+        if snapshot is not None and snapshot.meta.index <= base_index:
+            snapshot = None  # not newer than what we have
+        if snapshot is not None:
+            keep = state.contains(snapshot.meta)
+            base_index = snapshot.meta.index
+            last_index = max(last_index, base_index) if keep else base_index
+            records.append(["snap", snapshot.meta.index, snapshot.meta.term, keep])
+        if entries:
+            check_append(entries, base_index, last_index)
+            records.append(_entries_record(entries))
+        stored_hard_state = None
+        if hard_state is not None:
+            stored_hard_state = self._stored_hard_state(hard_state)
+            records.append(["hs", *_hard_state_fields(stored_hard_state)])
+        if not records:
+            return
+        if snapshot is not None:
+            self._write_snapshot_file(snapshot)
+        self._append(records, sync="no-fsync" not in self.bugs)
+        if snapshot is not None:
+            state.install_snapshot(snapshot.meta, keep)
+            self._snapshot = snapshot
+        if entries:
+            state.append(entries)
+            self._segments[-1].max_index = max(self._segments[-1].max_index, entries[-1].index)
+        if stored_hard_state is not None:
+            state.set_hard_state(stored_hard_state)
+        if snapshot is not None:
+            self._drop_below(snapshot.meta)
+
+    def compact(self, snapshot: Snapshot) -> None:
+        self._ensure_ready()
+        state = self._state
+        if snapshot.meta.index <= state.base.index:
+            return
+        if not state.contains(snapshot.meta):
+            raise StorageError(
+                f"compact: the log has no entry at index {snapshot.meta.index} with term "
+                f"{snapshot.meta.term}; a node only snapshots what it applied"
+            )
+        self._write_snapshot_file(snapshot)
+        self._append([["snap", snapshot.meta.index, snapshot.meta.term, True]], sync=True)
+        state.install_snapshot(snapshot.meta, True)
+        self._snapshot = snapshot
+        self._drop_below(snapshot.meta)
+
+    def _write_snapshot_file(self, snapshot: Snapshot) -> None:
+        final = self.snap_dir / snapshot_name(snapshot.meta)
+        temp = final.with_name(final.name + ".tmp")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                _write_all(fd, _encode_snapshot(snapshot))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, final)
+            _fsync_dir(self.snap_dir)
+            self.fsyncs += 2
+        except OSError as exc:
+            self._failed = f"writing {final}: {exc}"
+            raise StorageError(f"{final}: cannot write snapshot: {exc}") from exc
+
+    def _append(self, records: list[list[Any]], *, sync: bool) -> None:
+        blob = b"".join(encode_record(r) for r in records)
+        try:
+            header = b""
+            if self._fd is None:
+                header = self._open_segment(roll=False)
+            segment = self._segments[-1]
+            if segment.records > 1 and segment.size + len(blob) > self.segment_bytes:
+                # Roll over only between persist calls: a batch never spans two files.
+                header = self._open_segment(roll=True)
+                segment = self._segments[-1]
+            assert self._fd is not None
+            _write_all(self._fd, header + blob)
+            segment.size += len(header) + len(blob)
+            segment.records += len(records) + (1 if header else 0)
+            if sync:
+                os.fsync(self._fd)
+                self.fsyncs += 1
+                if header:
+                    _fsync_dir(self.wal_dir)  # the new file's directory entry
+                    self.fsyncs += 1
+        except OSError as exc:
+            # After a failed write or fsync the file's state is unknown (fsyncgate): stop.
+            self._failed = f"writing {self.wal_dir}: {exc}"
+            raise StorageError(f"{self.wal_dir}: write failed: {exc}") from exc
+
+    def _open_segment(self, *, roll: bool) -> bytes:
+        """Open the newest segment for appending (a new one when ``roll`` or none exists).
+
+        Returns the bytes to write first: a segment header when the file is empty.
+        """
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if roll or not self._segments:
+            number = self._segments[-1].number + 1 if self._segments else 1
+            self._segments.append(_Segment(number, self.wal_dir / segment_name(number)))
+        segment = self._segments[-1]
+        self._fd = os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if segment.size > 0:
+            return b""
+        return encode_record(_segment_record(segment.number, self._state))
+
+    def _drop_below(self, meta: SnapshotMeta) -> None:
+        """Delete older snapshot files and the oldest segments wholly covered by ``meta``."""
+        removed = False
+        for path in self.snap_dir.iterdir():
+            match = SNAPSHOT_NAME.match(path.name)
+            if match and int(match.group(1)) < meta.index:
+                path.unlink()
+                removed = True
+        if removed:
+            _fsync_dir(self.snap_dir)
+        removed = False
+        while len(self._segments) > 1 and self._segments[0].max_index <= meta.index:
+            self._segments.pop(0).path.unlink()
+            removed = True
+        if removed:
+            _fsync_dir(self.wal_dir)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> FileStorage:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- introspection
+
+    @property
+    def last_index(self) -> int:
+        return self._state.last_index
+
+    @property
+    def snapshot_meta(self) -> SnapshotMeta:
+        return self._state.base
+
+
+# --- inspection ----------------------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class RecordSummary:
+    """One record (or one damaged spot) of a WAL segment, for humans and the disk nemesis."""
+
+    file: str
+    offset: int
+    size: int
+    kind: str  # "seg", "ents", "hs", "snap", or "damaged"
+    detail: str
+
+
+def _describe(payload: Any) -> tuple[str, str]:
+    if not isinstance(payload, list) or not payload:
+        return "unknown", repr(payload)[:80]
+    kind = str(payload[0])
+    if kind == "ents" and len(payload) == 3 and isinstance(payload[2], list):
+        first, items = payload[1], payload[2]
+        terms = sorted({item[0] for item in items if isinstance(item, list) and item})
+        return kind, f"indexes {first}..{first + len(items) - 1} terms {terms}"
+    if kind == "hs" and len(payload) == 4:
+        return kind, f"term {payload[1]} vote {payload[2]!r} commit {payload[3]}"
+    if kind == "snap" and len(payload) == 4:
+        return kind, f"snapshot index {payload[1]} term {payload[2]} keep {payload[3]}"
+    if kind == "seg" and len(payload) == 7:
+        return kind, (
+            f"segment {payload[1]}: term {payload[2]} vote {payload[3]!r} commit {payload[4]} "
+            f"snapshot index {payload[5]} term {payload[6]}"
+        )
+    return kind, repr(payload)[:80]
+
+
+def wal_inspect(data_dir: str | os.PathLike[str]) -> list[RecordSummary]:
+    """Summaries of every record of every segment, oldest first; never raises on damage.
+
+    A damaged spot appears as a ``"damaged"`` summary at its offset whose detail says
+    whether a valid record follows (damage before the tail) or not (a torn tail).
+    """
+    summaries: list[RecordSummary] = []
+    for path in segment_paths(data_dir):
+        data = path.read_bytes()
+        scan = _scan(data)
+        summaries.extend(
+            RecordSummary(str(path), offset, size, *_describe(payload))
+            for offset, size, payload in scan.records
+        )
+        if scan.problem is not None:
+            following = _valid_record_after(data, scan.valid_end + 1)
+            tail = (
+                f"valid record follows at byte offset {following}"
+                if following is not None
+                else "no valid record follows (torn tail)"
+            )
+            summaries.append(
+                RecordSummary(
+                    str(path),
+                    scan.valid_end,
+                    len(data) - scan.valid_end,
+                    "damaged",
+                    f"{scan.problem}; {tail}",
+                )
+            )
+    return summaries
+
+
+def format_inspection(summaries: Iterable[RecordSummary]) -> str:
+    """One line per record: ``file  offset  size  kind  detail``."""
+    return "\n".join(
+        f"{Path(s.file).name}\t{s.offset}\t{s.size}\t{s.kind}\t{s.detail}" for s in summaries
+    )
