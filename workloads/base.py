@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from checker.op import Op
+from checker.results import worst
 from workloads.client import KVClient
 from workloads.outcome import Outcome
 
@@ -67,8 +68,7 @@ def checker_failed(name: str, error: BaseException) -> dict[str, Any]:
 
 def combine(checkers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Several checkers' results as one: the worst ``valid`` (False < "unknown" < True)."""
-    from checker.results import merge
-
-    merged = merge(list(checkers.values()))
-    valid = merged["valid"] if isinstance(merged, dict) else merged
-    return {"valid": valid, "checkers": checkers}
+    return {
+        "valid": worst(result.get("valid") for result in checkers.values()),
+        "checkers": checkers,
+    }

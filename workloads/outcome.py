@@ -24,7 +24,8 @@ from typing import Any
 
 from workloads.client import ClientErrorLike
 
-# conventions §3 / ARCHITECTURE.md "Wire": the operation did not happen.
+# conventions §3 / ARCHITECTURE.md "Wire": the operation did not happen. ``unavailable``
+# (raftnode.client: no node could be reached, nothing was sent) is definite as well.
 DEFINITE_CODES: frozenset[str] = frozenset(
     {
         "not_leader",
@@ -35,10 +36,14 @@ DEFINITE_CODES: frozenset[str] = frozenset(
         "too_large",
         "insufficient_funds",
         "stale_seq",
+        "unavailable",
     }
 )
-# The operation may have happened.
-INDEFINITE_CODES: frozenset[str] = frozenset({"timeout", "connection_lost", "node_crashed"})
+# The operation may have happened. ``outcome_unknown``: raftnode.client's name for a write
+# that may have reached a leader before its retries ran out.
+INDEFINITE_CODES: frozenset[str] = frozenset(
+    {"timeout", "connection_lost", "node_crashed", "outcome_unknown"}
+)
 
 OK = "ok"
 FAIL = "fail"
