@@ -1,0 +1,387 @@
+"""One campaign, start to finish: the orchestration behind `raftlab test`.
+
+1. a fresh results folder with campaign.json (config, argv, seed, versions) written first;
+2. fresh data directories, a proxy mesh, one node process per node (stdout/stderr to
+   ``nodes/<id>.log``), and a wait until a leader is elected;
+3. the workload for ``time_limit`` seconds while the nemesis breaks things, the history
+   streamed to history.jsonl as it is recorded;
+4. heal everything (Jepsen's final generator), a recovery pause, the final reads;
+5. stop the nodes, judge the history, write results.json, junit.xml and report.html.
+
+However the run ends — normally, by Ctrl-C or by a crash of the harness — the proxies
+stop, every node process group is SIGKILLed (no orphans, no ports left bound) and what
+was recorded is written; an interrupted run's verdict is "unknown", and
+`raftlab analyze` can judge its history later.
+
+All randomness comes from the run's seed: the workload's generator, the nemesis's
+choices, the proxies' drop and jitter draws and each node's election timeouts are seeded
+from independent streams derived from it.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import trio
+
+from campaign.checking import build_workload, check_history
+from campaign.cluster import (
+    ClusterError,
+    LocalCluster,
+    choose_base_port,
+    make_client_factory,
+    node_ids_for,
+    ports_needed,
+)
+from campaign.progress import ProgressDisplay, ProgressState
+from campaign.results import (
+    CAMPAIGN_FILE,
+    HISTORY_JSONL,
+    NODES_DIR,
+    REPORT_FILE,
+    campaign_document,
+    count_completions,
+    new_run_dir,
+    write_json,
+    write_run_folder,
+)
+from campaign.verdict import UNKNOWN, exit_code, results_document
+
+SEED_LIMIT = 2**63
+
+
+@dataclass(slots=True)
+class CampaignConfig:
+    """Everything that defines a run; written whole to campaign.json."""
+
+    name: str = "raftlab"
+    workload: str = "register"
+    workload_options: dict[str, Any] = field(default_factory=dict)
+    nemesis: str = "partition,kill"
+    nemesis_interval: float = 5.0
+    nodes: int = 5
+    time_limit: float = 60.0
+    concurrency: str = "2n"
+    rate: float = 200.0
+    seed: int = 0
+    results_dir: str = "results"
+    leave_cluster_running: bool = False
+    unsafe_local_reads: bool = False
+    recovery_time: float = 5.0
+    final_time_limit: float = 30.0
+    check_time_limit: float | None = 120.0
+    base_port: int = 0
+    heartbeat_ms: float = 100.0
+    election_timeout_ms: float = 1000.0
+    leader_timeout: float = 30.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class CampaignOutcome:
+    run_dir: Path
+    valid: bool | str
+    exit_code: int
+    interrupted: str | None = None
+
+
+def draw_seed() -> int:
+    """A fresh seed when none was given (then recorded like a given one)."""
+    return random.SystemRandom().randrange(SEED_LIMIT)
+
+
+@dataclass(slots=True)
+class Seeds:
+    """Independent streams from the run's seed, so adding a draw to one part does not
+    change what the others do."""
+
+    ports: int
+    workload: int
+    nemesis: int
+    proxies: int
+    nodes: int
+
+    @classmethod
+    def derive(cls, seed: int) -> Seeds:
+        rng = random.Random(seed)
+        return cls(*(rng.getrandbits(63) for _ in range(5)))
+
+
+class RunAborted(Exception):
+    """The run could not go on (no leader, the workload could not set up): verdict unknown."""
+
+
+def _is_interrupt(error: BaseException) -> bool:
+    if isinstance(error, KeyboardInterrupt):
+        return True
+    if isinstance(error, BaseExceptionGroup):
+        return error.subgroup(KeyboardInterrupt) is not None
+    return False
+
+
+def _aborted_reason(error: BaseException) -> str | None:
+    """The message of an expected abort (possibly inside a Trio exception group)."""
+    from workloads.runner import WorkloadSetupError
+
+    expected = (RunAborted, ClusterError, WorkloadSetupError)
+    if isinstance(error, expected):
+        return str(error)
+    if isinstance(error, BaseExceptionGroup):
+        matched = error.subgroup(lambda item: isinstance(item, expected))
+        rest = error.subgroup(lambda item: not isinstance(item, (*expected, BaseExceptionGroup)))
+        if matched is not None and rest is None:
+            leaves: list[BaseException] = []
+            stack: list[BaseException] = [matched]
+            while stack:
+                item = stack.pop()
+                if isinstance(item, BaseExceptionGroup):
+                    stack.extend(item.exceptions)
+                else:
+                    leaves.append(item)
+            return "; ".join(str(leaf) for leaf in leaves)
+    return None
+
+
+async def _follow(cluster: LocalCluster, recorder: Any, state: ProgressState) -> None:
+    """Feed the progress display: new history ops and the leader the status poller sees."""
+    seen = 0
+    while True:
+        ops = recorder.ops
+        for op in ops[seen:]:
+            state.observe(op)
+        seen = len(ops)
+        state.leader, state.term = cluster.board.leader()
+        await trio.sleep(0.2)
+
+
+async def _heal_everything(cluster: LocalCluster, recorder: Any, nemesis: Any) -> None:
+    """Jepsen's final generator: every fault stopped, every node up, every link passing."""
+    if nemesis is not None:
+        await nemesis.heal_all()
+        return
+    cluster.mesh.heal()
+    for process in cluster.group:
+        if process.paused:
+            process.resume()
+        if not process.running:
+            await process.start()
+    recorder.nemesis("heal-all", None)
+
+
+async def run_campaign(
+    config: CampaignConfig,
+    *,
+    argv: list[str] | None = None,
+    progress_stream: TextIO | None = None,
+    force_terminal: bool | None = None,
+) -> CampaignOutcome:
+    """Run one campaign and write its results folder; never leaves a process behind.
+
+    Ctrl-C (KeyboardInterrupt) and harness crashes are re-raised after the results
+    folder is written; an aborted run (no leader, failed setup) returns "unknown".
+    """
+    run = _Run(config, argv=argv, progress_stream=progress_stream, force_terminal=force_terminal)
+    return await run.execute()
+
+
+class _Run:
+    """The state of one campaign while it runs (one instance per run)."""
+
+    def __init__(
+        self,
+        config: CampaignConfig,
+        *,
+        argv: list[str] | None,
+        progress_stream: TextIO | None,
+        force_terminal: bool | None,
+    ) -> None:
+        self.config = config
+        self.started = datetime.now(UTC)
+        self.seeds = Seeds.derive(config.seed)
+        self.workload = build_workload(config.to_dict())
+        config.workload_options = dict(self.workload.config())
+        self.node_ids = node_ids_for(config.nodes)
+        base_port = choose_base_port(
+            config.nodes, config.base_port, random.Random(self.seeds.ports)
+        )
+        self.run_dir = new_run_dir(Path(config.results_dir), config.name, self.started)
+        self.campaign = campaign_document(
+            config.to_dict(), kind="test", argv=argv, started=self.started
+        )
+        self.campaign["ports"] = {"base": base_port, "count": ports_needed(config.nodes)}
+        write_json(
+            self.run_dir / CAMPAIGN_FILE, self.campaign
+        )  # first: a crash still says what ran
+        self.data_root = Path(tempfile.mkdtemp(prefix=f"raftlab-{config.name}-"))
+        self.state = ProgressState(name=config.name, time_limit=config.time_limit)
+        self.display = ProgressDisplay(
+            self.state, stream=progress_stream, force_terminal=force_terminal
+        )
+        self.cluster = LocalCluster(
+            node_ids=self.node_ids,
+            base_port=base_port,
+            data_root=self.data_root,
+            log_dir=self.run_dir / NODES_DIR,
+            cluster_id=f"raftlab-{config.seed % 1_000_000_007}",
+            node_seed=self.seeds.nodes,
+            proxy_seed=self.seeds.proxies,
+            heartbeat_ms=config.heartbeat_ms,
+            election_timeout_ms=config.election_timeout_ms,
+            unsafe_local_reads=config.unsafe_local_reads,
+        )
+        self.client_factory = make_client_factory(self.cluster)
+        self.recorder: Any = None
+        self.nemesis: Any = None
+        self.nemesis_records: list[dict[str, Any]] = []
+        self.outcome: CampaignOutcome | None = None
+
+    async def execute(self) -> CampaignOutcome:
+        interrupted: str | None = None
+        aborted: str | None = None
+        pending: BaseException | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                await self._phases(nursery)
+                nursery.cancel_scope.cancel()
+        except BaseException as error:  # noqa: BLE001 - whatever happens, results get written
+            aborted = _aborted_reason(error)
+            if _is_interrupt(error) and self.outcome is not None:
+                pass  # Ctrl-C ends a run whose cluster was left running: a normal end
+            elif _is_interrupt(error):
+                interrupted = "interrupted (Ctrl-C or SIGTERM)"
+                pending = error
+            elif aborted is None:
+                interrupted = f"harness error: {type(error).__name__}: {error}"
+                pending = error
+        finally:
+            self.cluster.kill_all()  # synchronous, unconditional: no orphan, no cut link
+            if self.recorder is not None:
+                self.recorder.close()
+            shutil.rmtree(self.data_root, ignore_errors=True)
+        if self.outcome is None:
+            self.outcome = self._finish(interrupted=interrupted, aborted=aborted)
+        if pending is not None:
+            print(f"raftlab: partial results written to {self.run_dir}", file=sys.stderr)
+            if _is_interrupt(pending):
+                raise KeyboardInterrupt(interrupted) from pending
+            raise pending
+        return self.outcome
+
+    async def _phases(self, nursery: trio.Nursery) -> None:
+        from workloads.recorder import HistoryRecorder
+        from workloads.runner import run_final_ops, run_workload
+
+        config, state, cluster = self.config, self.state, self.cluster
+        self.recorder = recorder = HistoryRecorder()
+        cluster.clock_zero = recorder.start_time
+        state.started = time.monotonic()
+        await nursery.start(recorder.write_to, self.run_dir / HISTORY_JSONL)
+        nursery.start_soon(self.display.run)
+        state.phase = "starting nodes"
+        await nursery.start(cluster.run)
+        state.phase = "electing"
+        await cluster.wait_for_leader(config.leader_timeout)
+        nursery.start_soon(_follow, cluster, recorder, state)
+        self.nemesis = make_nemesis(
+            config, cluster, recorder, self.seeds.nemesis, self.nemesis_records
+        )
+        state.phase = "running"
+        state.started = time.monotonic()  # elapsed / limit counts the workload's time
+        async with trio.open_nursery() as work:
+            if self.nemesis is not None:
+                work.start_soon(self.nemesis.run)
+            await run_workload(
+                self.workload,
+                self.client_factory,
+                recorder,
+                concurrency=config.concurrency,
+                rate=config.rate,
+                time_limit=config.time_limit,
+                rng=random.Random(self.seeds.workload),
+                nodes=self.node_ids,
+            )
+            work.cancel_scope.cancel()  # the nemesis stops with the workload
+        state.phase = "healing"
+        await _heal_everything(cluster, recorder, self.nemesis)
+        state.phase = "recovering"
+        await trio.sleep(config.recovery_time)
+        state.phase = "final reads"
+        await run_final_ops(
+            self.workload,
+            self.client_factory,
+            recorder,
+            nodes=self.node_ids,
+            time_limit=config.final_time_limit,
+        )
+        if config.leave_cluster_running:
+            recorder.close()
+            self.outcome = self._finish(interrupted=None, aborted=None)
+            state.phase = "cluster left running"
+            _print_cluster(cluster, self.run_dir)
+            await trio.sleep_forever()
+        state.phase = "stopping"
+        await cluster.stop_all()
+        recorder.close()
+
+    def _finish(self, *, interrupted: str | None, aborted: str | None) -> CampaignOutcome:
+        """Judge what was recorded and write the whole results folder."""
+        ops = list(self.recorder.ops) if self.recorder is not None else []
+        if interrupted is None and aborted is None:
+            self.state.phase = "checking"
+            checkers = check_history(self.config.to_dict(), ops)
+        else:
+            reason = interrupted or f"run aborted: {aborted}"
+            checkers = {
+                "run": {
+                    "valid": UNKNOWN,
+                    "error": f"{reason}; `raftlab analyze {self.run_dir}` checks what was recorded",
+                }
+            }
+        results = results_document(
+            checkers,
+            counts=count_completions(ops),
+            extra={"seed": self.config.seed, "interrupted": interrupted, "aborted": aborted},
+        )
+        write_run_folder(
+            self.run_dir,
+            campaign=self.campaign,
+            ops=ops,
+            results=results,
+            nemesis_records=self.nemesis_records,
+            node_events=self.cluster.board.events,
+            history_streamed=self.recorder is not None,
+        )
+        valid = results["valid"]
+        return CampaignOutcome(self.run_dir, valid, exit_code(valid), interrupted or aborted)
+
+
+def _print_cluster(cluster: LocalCluster, run_dir: Path) -> None:
+    print(f"results written to {run_dir / REPORT_FILE}")
+    print("cluster left running (Ctrl-C stops it); client addresses:")
+    for node_id, (host, port) in cluster.node_addresses.items():
+        print(f"  {node_id} {host}:{port}")
+
+
+def make_nemesis(
+    config: CampaignConfig,
+    cluster: LocalCluster,
+    recorder: Any,
+    seed: int,
+    records: list[dict[str, Any]],
+) -> Any:
+    """The nemesis of this run (None for ``--nemesis none``)."""
+    return None
+
+
+def report_path(outcome: CampaignOutcome) -> Path:
+    return outcome.run_dir / REPORT_FILE

@@ -1,0 +1,226 @@
+"""`raftlab test`: run campaigns against a local cluster and exit with the verdict (conventions §2).
+
+Defaults: a 5-node cluster, the register workload (linearizability per key, the strongest
+property raftnode claims), ``--nemesis partition,kill`` every 5 s for 60 s, 2 clients per
+node at 200 ops/s in total. Five nodes let the nemesis isolate a minority of two (or kill
+two) and still leave a majority that must make progress; a fault every 5 s gives about a
+dozen fault changes per minute, each longer than a failover (~1-2 s with the node's
+1 s election timeout), so the run sees elections under load, leaders isolated mid-write
+and nodes restarting from their WAL, and still has time to make progress in between.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from campaign.results import check_run_name
+
+DEFAULT_WORKLOAD = "register"
+DEFAULT_NEMESIS = "partition,kill"
+
+
+def _workload_names() -> list[str]:
+    from workloads import WORKLOADS
+
+    return sorted(WORKLOADS)
+
+
+def validate_nemesis(spec: str) -> str:
+    """The nemesis spec as the nemesis package parses it; a clear error otherwise."""
+    try:
+        from nemesis.schedule import parse_nemesis
+    except ImportError:  # pragma: no cover - only while the nemesis package is incomplete
+        return spec
+    try:
+        parse_nemesis(spec)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--nemesis") from None
+    return spec
+
+
+@click.command("test")
+@click.option(
+    "--workload",
+    type=click.Choice(["register", "set", "append", "bank"]),
+    default=DEFAULT_WORKLOAD,
+    show_default=True,
+    help="register: read/write/cas per key, checked for linearizability; set, append, bank.",
+)
+@click.option(
+    "--nemesis",
+    default=DEFAULT_NEMESIS,
+    show_default=True,
+    help="Faults, comma-separated: partition, kill, pause, delay, loss, clock, disk; or all / none. "
+    "Partition shapes and targets as in `nemesis/` (e.g. partition-leader).",
+)
+@click.option(
+    "--nemesis-interval",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds between nemesis actions.",
+)
+@click.option("--nodes", type=click.IntRange(1, 15), default=5, show_default=True)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0.5),
+    default=60.0,
+    show_default=True,
+    help="Seconds of workload under the nemesis (healing, recovery and final reads come after).",
+)
+@click.option(
+    "--concurrency",
+    default="2n",
+    show_default=True,
+    help="Client processes: a number, or Nn for N per node.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.1),
+    default=200.0,
+    show_default=True,
+    help="Total operations per second over all clients.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**63 - 1),
+    default=None,
+    help="Seed of all randomness (drawn and recorded when omitted).",
+)
+@click.option(
+    "--test-count",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run up to K campaigns (seeds seed, seed+1, ...); stop at the first that is not valid.",
+)
+@click.option(
+    "--name", default=None, help="Run name: results/<name>/... (default: the workload's name)."
+)
+@click.option(
+    "--leave-cluster-running",
+    is_flag=True,
+    help="After the run, keep the nodes and proxies up (Ctrl-C stops them).",
+)
+@click.option(
+    "--unsafe-local-reads",
+    is_flag=True,
+    help="Teaching switch: every node serves reads from local state without ReadIndex. "
+    "The register workload should then find stale reads (an invalid verdict).",
+)
+@click.option(
+    "--results-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("results"),
+    show_default=True,
+)
+@click.option(
+    "--recovery-time",
+    type=click.FloatRange(min=0.0),
+    default=5.0,
+    show_default=True,
+    help="Seconds to wait after healing before the final reads.",
+)
+@click.option(
+    "--check-time-limit",
+    type=click.FloatRange(min=0.1),
+    default=120.0,
+    show_default=True,
+    help="Seconds the linearizability search may take before it says 'unknown'.",
+)
+@click.option(
+    "--base-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="First port of the nodes (then the n(n-1) proxies); 0 finds a free block.",
+)
+@click.option("--heartbeat-ms", type=click.FloatRange(min=1.0), default=100.0, show_default=True)
+@click.option(
+    "--election-timeout-ms", type=click.FloatRange(min=10.0), default=1000.0, show_default=True
+)
+def test_command(
+    workload: str,
+    nemesis: str,
+    nemesis_interval: float,
+    nodes: int,
+    time_limit: float,
+    concurrency: str,
+    rate: float,
+    seed: int | None,
+    test_count: int,
+    name: str | None,
+    leave_cluster_running: bool,
+    unsafe_local_reads: bool,
+    results_dir: Path,
+    recovery_time: float,
+    check_time_limit: float,
+    base_port: int,
+    heartbeat_ms: float,
+    election_timeout_ms: float,
+) -> None:
+    """Run a campaign: a local cluster, a workload under a nemesis, a verdict and a report.
+
+    Exit code: 0 valid, 1 invalid, 2 unknown, 254 bad arguments, 255 internal error.
+    """
+    import trio
+
+    from campaign.run import CampaignConfig, draw_seed, run_campaign
+    from campaign.verdict import EXIT_VALID
+    from workloads.runner import WorkloadConfigError, parse_concurrency
+
+    run_name = name or workload
+    try:
+        check_run_name(run_name)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--name") from None
+    try:
+        parse_concurrency(concurrency, nodes)
+    except WorkloadConfigError as error:
+        raise click.BadParameter(str(error), param_hint="--concurrency") from None
+    if heartbeat_ms * 2 >= election_timeout_ms:
+        raise click.BadParameter(
+            "the election timeout must exceed twice the heartbeat",
+            param_hint="--election-timeout-ms",
+        )
+    validate_nemesis(nemesis)
+    first_seed = seed if seed is not None else draw_seed()
+    code = EXIT_VALID
+    for number in range(test_count):
+        config = CampaignConfig(
+            name=run_name,
+            workload=workload,
+            nemesis=nemesis,
+            nemesis_interval=nemesis_interval,
+            nodes=nodes,
+            time_limit=time_limit,
+            concurrency=concurrency,
+            rate=rate,
+            seed=(first_seed + number) % 2**63,
+            results_dir=str(results_dir),
+            leave_cluster_running=leave_cluster_running,
+            unsafe_local_reads=unsafe_local_reads,
+            recovery_time=recovery_time,
+            check_time_limit=check_time_limit,
+            base_port=base_port,
+            heartbeat_ms=heartbeat_ms,
+            election_timeout_ms=election_timeout_ms,
+        )
+        if test_count > 1:
+            click.echo(f"run {number + 1}/{test_count}: seed {config.seed}")
+        else:
+            click.echo(f"seed {config.seed}")
+        outcome = trio.run(lambda config=config: run_campaign(config, argv=list(sys.argv)))
+        results = outcome.run_dir / "results.json"
+        click.echo(
+            f"valid: {outcome.valid}" + (f" ({outcome.interrupted})" if outcome.interrupted else "")
+        )
+        click.echo(f"results: {outcome.run_dir}  ({results.name})")
+        click.echo(f"report: {outcome.run_dir / 'report.html'}")
+        code = outcome.exit_code
+        if code != EXIT_VALID:
+            break
+    sys.exit(code)
