@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -435,11 +436,13 @@ def cluster_up_command(
     cluster_text = ",".join(f"{n}={h}:{p}" for n, (h, p) in cluster.items())
 
     async def run() -> int:
-        processes: dict[str, trio.Process] = {}
+        # subprocess.Popen in the main thread (not trio.lowlevel.open_process, which forks
+        # from a worker thread): the parent-death signal is tied to the forking thread.
+        processes: dict[str, subprocess.Popen[bytes]] = {}
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             try:
                 for node_id in node_ids:
-                    processes[node_id] = await trio.lowlevel.open_process(
+                    processes[node_id] = subprocess.Popen(
                         node_argv(
                             node_id,
                             cluster[node_id][1],
@@ -449,6 +452,7 @@ def cluster_up_command(
                             cluster_id=cluster_id,
                             extra=extra,
                         ),
+                        stdin=subprocess.DEVNULL,
                         preexec_fn=_set_parent_death_signal,
                     )
                 click.echo(cluster_text)
@@ -457,29 +461,32 @@ def cluster_up_command(
                     f"cluster up: {nodes} node(s), data in {data_dir}; Ctrl-C stops them",
                     err=True,
                 )
-                async with trio.open_nursery() as nursery:
-
-                    async def watch(node_id: str, process: trio.Process) -> None:
-                        code = await process.wait()
-                        click.echo(f"cluster up: {node_id} exited with status {code}", err=True)
-
-                    for node_id, process in processes.items():
-                        nursery.start_soon(watch, node_id, process)
+                with trio.CancelScope() as scope:
 
                     async def stop_on_signal() -> None:
                         async for signum in signals:
                             click.echo(
                                 f"cluster up: {signal.Signals(signum).name}, stopping", err=True
                             )
-                            nursery.cancel_scope.cancel()
+                            scope.cancel()
                             return
 
-                    nursery.start_soon(stop_on_signal)
-                    # Every node gone on its own: nothing left to supervise.
-                    while any(p.returncode is None for p in processes.values()):
-                        await trio.sleep(0.2)
-                    nursery.cancel_scope.cancel()
-                return EXIT_OK if all(p.returncode == 0 for p in processes.values()) else 1
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(stop_on_signal)
+                        reported: set[str] = set()
+                        while len(reported) < len(processes):
+                            for node_id, process in processes.items():
+                                code = process.poll()
+                                if code is not None and node_id not in reported:
+                                    reported.add(node_id)
+                                    click.echo(
+                                        f"cluster up: {node_id} exited with status {code}",
+                                        err=True,
+                                    )
+                            await trio.sleep(0.2)
+                        nursery.cancel_scope.cancel()  # every node gone on its own
+                    return 1
+                return EXIT_OK
             finally:
                 with trio.CancelScope(shield=True):
                     await stop_processes(list(processes.values()))
@@ -487,18 +494,15 @@ def cluster_up_command(
     sys.exit(trio.run(run))
 
 
-async def stop_processes(processes: list[trio.Process]) -> None:
+async def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
     """SIGTERM every live process, wait for a grace period, then SIGKILL the rest."""
     for process in processes:
-        if process.returncode is None:
-            try:
-                process.terminate()
-            except ProcessLookupError:
-                pass
-    with trio.move_on_after(STOP_GRACE_SECONDS):
-        for process in processes:
-            await process.wait()
+        if process.poll() is None:
+            process.terminate()
+    deadline = trio.current_time() + STOP_GRACE_SECONDS
+    while trio.current_time() < deadline and any(p.poll() is None for p in processes):
+        await trio.sleep(0.05)
     for process in processes:
-        if process.returncode is None:
+        if process.poll() is None:
             process.kill()
-            await process.wait()
+            process.wait()

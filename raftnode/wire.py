@@ -81,14 +81,15 @@ def decode_body(body: bytes | bytearray | memoryview, max_frame_bytes: int) -> d
             strict_map_key=True,
             use_list=True,
             ext_hook=_reject_ext,
-            max_buffer_size=max(limit, 1),
             max_str_len=limit,
             max_bin_len=limit,
             max_array_len=min(limit, MAX_CONTAINER_ITEMS),
             max_map_len=min(limit, MAX_CONTAINER_ITEMS),
             max_ext_len=0,
         )
-    except Exception as error:  # msgpack raises a zoo: ValueError, ExtraData, StackError…
+    except (ValueError, TypeError, msgpack.UnpackException) as error:
+        # ValueError covers ExtraData, FormatError, StackError, bad UTF-8 and our ext hook;
+        # TypeError an unhashable map key.
         raise FrameError(f"undecodable msgpack: {type(error).__name__}: {error}"[:200]) from None
     if not isinstance(obj, dict):
         raise FrameError(f"a frame must be a msgpack map, got {type(obj).__name__}")
