@@ -583,9 +583,15 @@ class RaftCore:
             progress = self._progress[peer]
             if periodic and progress.state is ProgressState.PROBE:
                 progress.probe_sent = False  # a heartbeat period passed: probe again
-            # Heartbeats check the log at ``match`` (known to agree), so they never
-            # trigger a spurious back-off while appends are in flight.
-            prev_index = progress.match
+            # In REPLICATE, check the log where the next append will go: on a FIFO link
+            # this arrives after the appends in flight, so a rejection means some were
+            # lost and the leader falls back to probing instead of stalling. Otherwise
+            # check at ``match`` (known to agree): the heartbeat confirms leadership
+            # (check-quorum, ReadIndex) even while the follower's log is unknown.
+            if progress.state is ProgressState.REPLICATE:
+                prev_index = progress.next - 1
+            else:
+                prev_index = progress.match
             prev_term = self.log.term_at(prev_index)
             if prev_term is None:  # compacted below match: the empty prefix always agrees
                 prev_index, prev_term = 0, 0
@@ -599,7 +605,9 @@ class RaftCore:
         if self._broadcast_pending:
             self._broadcast_pending = False
             for peer in self._others:
-                self._send_append(peer, send_if_empty=True)
+                if self._send_append(peer, send_if_empty=True):
+                    while self._send_append(peer):  # fill the pipeline
+                        pass
 
     def _send_append(self, peer: str, send_if_empty: bool = False) -> bool:
         """Send the follower what it lacks, within flow control; True if sent."""
