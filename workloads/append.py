@@ -17,50 +17,41 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from checker.models.base import Model, ModelError, freeze
 from checker.op import Op
 from workloads.base import OpRequest, checker_failed, client_ops, combine
 from workloads.client import KVClient
 from workloads.outcome import OK, Outcome
 
 
-class ListAppendModel:
-    """A list register: ``append [k, v]`` → state + (v,); ``read [k, r]`` iff r == state.
+class ListAppendModel(Model):
+    """A list register: ``append v`` → state + (v,); ``read r`` is possible iff r == state.
 
-    The checker's model interface (ARCHITECTURE.md "Checker"): ``init(value)`` → state,
-    ``step(state, op)`` → next state or None when the op cannot happen in that state;
-    states are hashable (tuples). ``op.value`` is the value of the op's completion
-    (``[k, v]`` for appends; ``[k, list]`` for ok reads), or only the element / list once
-    the checker has split independent keys; both are accepted.
+    A `checker.models.base.Model`: the search splits the history on the Jepsen ``[k, v]``
+    tuples first, so `step` sees the inner values (an element for an append, the whole
+    list, frozen to a tuple, for an ok read). States are tuples, hashable for Lowe's
+    memoisation. A read whose result is unknown (failed, timed out) constrains nothing.
     """
 
     name = "list-append"
+    functions = frozenset({"append", "read"})
 
-    @staticmethod
-    def init(value: Any = None) -> tuple[Any, ...]:
-        return tuple(value) if value else ()
+    def init(self, value: Any = None) -> tuple[Any, ...]:
+        return tuple(freeze(value)) if value else ()
 
-    @staticmethod
-    def step(state: tuple[Any, ...], op: Any) -> tuple[Any, ...] | None:
-        value = getattr(op, "value", None)
+    def step(self, state: tuple[Any, ...], op: Op) -> tuple[Any, ...] | None:
         if op.f == "append":
-            element = value[1] if isinstance(value, list | tuple) and len(value) == 2 else value
-            return (*state, element)
-        if op.f == "read":
-            if value is None:
-                return state  # a read whose result is unknown constrains nothing
-            observed = value[1] if _is_keyed_read(value) else value
-            observed = () if observed is None else tuple(observed)
-            return state if observed == state else None
-        return None
+            return (*state, op.value)
+        observed = op.value
+        return state if tuple(observed) == state else None
 
+    def is_noop(self, op: Op) -> bool:
+        return op.f == "read" and op.value is None
 
-def _is_keyed_read(value: Any) -> bool:
-    # [k, [..]] or [k, None] from an unsplit history; a bare list of ints otherwise.
-    return (
-        isinstance(value, list | tuple)
-        and len(value) == 2
-        and (value[1] is None or isinstance(value[1], list | tuple))
-    )
+    def validate(self, op: Op) -> None:
+        super().validate(op)
+        if op.f == "read" and op.value is not None and not isinstance(op.value, tuple | list):
+            raise ModelError(f"op index {op.index}: a read must return a list, got {op.value!r}")
 
 
 @dataclass(slots=True)
@@ -132,7 +123,11 @@ class AppendWorkload:
             from checker.linearizable import check as check_linearizable
 
             result = check_linearizable(
-                client_ops(history), ListAppendModel, init=None, time_limit=time_limit
+                client_ops(history),
+                ListAppendModel(),
+                init=None,
+                time_limit=time_limit,
+                independent=True,
             )
         except Exception as error:
             result = checker_failed("linearizable", error)

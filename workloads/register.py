@@ -100,7 +100,11 @@ class RegisterWorkload:
             from checker.models import MODELS
 
             result = check_linearizable(
-                client_ops(history), MODELS["cas-register"], init=None, time_limit=time_limit
+                client_ops(history),
+                MODELS["cas-register"],
+                init=None,
+                time_limit=time_limit,
+                independent=True,
             )
         except Exception as error:  # conventions §2: a raising checker is "unknown"
             result = checker_failed("linearizable", error)

@@ -28,14 +28,23 @@ class MemoryKV:
     """A single-copy, atomic KV: what a correct cluster looks like from outside."""
 
     data: dict[str, Any] = field(default_factory=dict)
-    lose_appends: bool = False  # a planted bug: appends are acknowledged but dropped
+    # Planted bugs, off by default:
+    lose_appends: bool = False  # appends are acknowledged but dropped
+    stale_read_every: int = 0  # every Nth get answers with the key's value before its last write
+    duplicate_append_every: int = 0  # appends of values divisible by N are applied twice
     applied: list[tuple[str, str, Any]] = field(default_factory=list)
+    previous: dict[str, Any] = field(default_factory=dict)  # key -> value before its last write
 
     def apply(self, op: str, *args: Any) -> Any:
         self.applied.append((op, args[0] if args else "", args[1:] if len(args) > 1 else None))
         if op == "get":
-            return self.data.get(args[0])
+            key = args[0]
+            stale = self.stale_read_every and len(self.applied) % self.stale_read_every == 0
+            if stale and key in self.previous:
+                return self.previous[key]
+            return self.data.get(key)
         if op == "put":
+            self.previous[args[0]] = self.data.get(args[0])
             self.data[args[0]] = args[1]
             return None
         if op == "cas":
@@ -44,6 +53,7 @@ class MemoryKV:
                 raise FakeClientError("not_found", True)
             if self.data[key] != expected:
                 raise FakeClientError("cas_mismatch", True)
+            self.previous[key] = self.data[key]
             self.data[key] = new
             return None
         if op == "append":
@@ -51,6 +61,8 @@ class MemoryKV:
             current = list(self.data.get(key) or [])
             if not self.lose_appends:
                 current.append(value)
+                if self.duplicate_append_every and value % self.duplicate_append_every == 0:
+                    current.append(value)
                 self.data[key] = current
             return current
         if op == "transfer":
