@@ -106,17 +106,25 @@ class FrameDecoder:
     refused before its body is read.
     """
 
-    __slots__ = ("max_frame_bytes", "_buffer")
+    __slots__ = ("max_frame_bytes", "_buffer", "_error")
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
         self.max_frame_bytes = max_frame_bytes
         self._buffer = bytearray()
+        # An error found after good frames in the same chunk: those frames are returned
+        # first (a hello followed by garbage still gets its hello_ok), the error next time.
+        self._error: FrameError | None = None
+
+    def raise_pending(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     @property
     def buffered(self) -> int:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[dict[str, Any]]:
+        self.raise_pending()
         self._buffer += data
         frames: list[dict[str, Any]] = []
         offset = 0
@@ -140,6 +148,10 @@ class FrameDecoder:
                 finally:
                     body.release()
                 offset = end
+        except FrameError as error:
+            if not frames:
+                raise
+            self._error = error
         finally:
             if offset:
                 del buffer[:offset]
@@ -147,6 +159,7 @@ class FrameDecoder:
 
     def check_eof(self) -> None:
         """At end of stream: a partial frame left over is an error."""
+        self.raise_pending()
         if self._buffer:
             raise FrameError(
                 f"connection closed inside a frame ({len(self._buffer)} bytes pending)",
@@ -185,6 +198,7 @@ class FrameStream:
         return batch
 
     async def _fill(self) -> bool:
+        self._decoder.raise_pending()
         if self._eof:
             return False
         data = await self.stream.receive_some(RECEIVE_CHUNK_BYTES)

@@ -173,3 +173,12 @@ async def test_frame_stream_reports_truncation() -> None:
     with pytest.raises(FrameError) as info:
         await receiver.receive()
     assert info.value.code == "truncated"
+
+
+def test_good_frames_before_an_error_are_delivered_first() -> None:
+    decoder = FrameDecoder(max_frame_bytes=1024)
+    data = encode_frame({"type": "hello"}) + struct.pack(">I", 4096)
+    assert decoder.feed(data) == [{"type": "hello"}]
+    with pytest.raises(FrameError) as info:
+        decoder.feed(b"")
+    assert info.value.code == "too_large"
