@@ -7,8 +7,11 @@ lost write), so every doubt resolves to ``info``.
 
 Decisions (documented for users coming from Jepsen):
 - A client error is definite only when the client says so (``definite=True``) *and* its
-  code is not one of the indefinite codes; an unknown code without a definite flag is
-  indefinite. ``info`` is always safe for a write, ``fail`` is not.
+  code does not by its nature mean "outcome unknown" (``timeout``, ``node_crashed``,
+  ``outcome_unknown``: those are ``info`` whatever the flag says). ``connection_lost``
+  follows the flag: raftnode.client marks it definite only when the request was never
+  sent. An unknown code without a definite flag is indefinite. ``info`` is always safe
+  for a write, ``fail`` is not.
 - Reads (``get``, ``mget``) record indefinite errors as ``fail``, as Jepsen's clients do:
   a read changes nothing, so dropping it from the history is sound, and the process need
   not be retired. The error code is kept on the op.
@@ -44,6 +47,8 @@ DEFINITE_CODES: frozenset[str] = frozenset(
 INDEFINITE_CODES: frozenset[str] = frozenset(
     {"timeout", "connection_lost", "node_crashed", "outcome_unknown"}
 )
+# Codes that mean "the outcome is unknown" whatever flag comes with them.
+ALWAYS_INDEFINITE_CODES: frozenset[str] = INDEFINITE_CODES - {"connection_lost"}
 
 OK = "ok"
 FAIL = "fail"
@@ -71,7 +76,7 @@ def error_is_definite(exc: BaseException) -> bool:
     if not is_client_error(exc):
         return False
     code = exc.code  # type: ignore[attr-defined]
-    return getattr(exc, "definite", False) is True and code not in INDEFINITE_CODES
+    return getattr(exc, "definite", False) is True and code not in ALWAYS_INDEFINITE_CODES
 
 
 def outcome_of_error(exc: BaseException, *, read: bool, value: Any = None) -> Outcome:
@@ -82,9 +87,11 @@ def outcome_of_error(exc: BaseException, *, read: bool, value: Any = None) -> Ou
     """
     if is_client_error(exc):
         code: str = exc.code  # type: ignore[attr-defined]
+        node = getattr(exc, "node", None)  # raftnode.client names the node that answered
+        node = node if isinstance(node, str) else None
         if error_is_definite(exc) or read:
-            return Outcome(FAIL, value, code)
-        return Outcome(INFO, value, code)
+            return Outcome(FAIL, value, code, node)
+        return Outcome(INFO, value, code, node)
     # Not a client error: we cannot know whether the request left; a read still may fail.
     reason = f"exception:{type(exc).__name__}"
     return Outcome(FAIL if read else INFO, value, reason)

@@ -108,11 +108,13 @@ async def perform_op(
     recorder: HistoryRecorder,
     process: int,
     request: OpRequest,
-    *,
-    node: str | None = None,
 ) -> Op:
-    """Invoke one op, record its invoke and its one completion; return the completion."""
-    invocation = recorder.invoke(process, request.f, request.value, node=node)
+    """Invoke one op, record its invoke and its one completion; return the completion.
+
+    The completion's ``node`` is the node that answered (the error's, or the client's
+    ``last_node``) when the client knows it: the invoke cannot know it yet.
+    """
+    invocation = recorder.invoke(process, request.f, request.value)
     try:
         outcome = await workload.invoke(client, request)
     except Exception as exc:  # a client error, or a client bug: mapped, never lost
@@ -230,7 +232,6 @@ class _Workers:
         self, client: KVClient, process: int, stagger: random.Random, next_start: float
     ) -> tuple[bool, float]:
         """Invoke ops on one process until one ends in info (True) or time is up (False)."""
-        node = home_node(process, self.nodes)
         while True:
             if self.mean_pause > 0:
                 pause = stagger.uniform(0.0, 2.0 * self.mean_pause)
@@ -242,9 +243,7 @@ class _Workers:
                 return False, next_start
             request = self.workload.next_op(self.generator_rng)
             self.summary.invoked += 1
-            completion = await perform_op(
-                self.workload, client, self.recorder, process, request, node=node
-            )
+            completion = await perform_op(self.workload, client, self.recorder, process, request)
             if completion.type == INFO:
                 return True, next_start
 
@@ -337,14 +336,7 @@ async def run_final_ops(
                 )
                 async with client as opened:
                     while trio.current_time() < deadline:
-                        completion = await perform_op(
-                            workload,
-                            opened,
-                            recorder,
-                            process,
-                            request,
-                            node=home_node(process, nodes),
-                        )
+                        completion = await perform_op(workload, opened, recorder, process, request)
                         if completion.type == OK:
                             results[slot] = completion
                             return

@@ -11,6 +11,7 @@ from workload_fakes import FakeClient, FakeClientError, Fault, MemoryKV
 from workloads import make_workload
 from workloads.base import OpRequest
 from workloads.outcome import (
+    ALWAYS_INDEFINITE_CODES,
     DEFINITE_CODES,
     INDEFINITE_CODES,
     error_is_definite,
@@ -66,10 +67,18 @@ def test_the_raft_client_error_maps_by_code_and_flag(code: str, definite: bool) 
     error = ClientError(code, definite=definite, leader="n2")
     write = outcome_of_error(error, read=False)
     read = outcome_of_error(error, read=True)
-    sound_definite = definite and code not in INDEFINITE_CODES
+    sound_definite = definite and code not in ALWAYS_INDEFINITE_CODES
     assert write.type == ("fail" if sound_definite else "info")
     assert read.type == "fail"
     assert write.error == read.error == code
+    assert write.node is None  # no node named on this error
+
+
+def test_the_node_that_answered_an_error_is_kept() -> None:
+    from raftnode.client import ClientError
+
+    outcome = outcome_of_error(ClientError("timeout", definite=False, node="n4"), read=False)
+    assert (outcome.type, outcome.node) == ("info", "n4")
 
 
 @pytest.mark.parametrize("code", sorted(DEFINITE_CODES))
@@ -85,12 +94,18 @@ def test_indefinite_errors_are_info_for_writes_and_fail_for_reads(code: str) -> 
     assert outcome_of_error(FakeClientError(code, False), read=True).type == "fail"
 
 
-@pytest.mark.parametrize("code", sorted(INDEFINITE_CODES))
-def test_an_indefinite_code_stays_indefinite_even_if_flagged_definite(code: str) -> None:
+@pytest.mark.parametrize("code", sorted(ALWAYS_INDEFINITE_CODES))
+def test_an_unknown_outcome_code_stays_indefinite_even_if_flagged_definite(code: str) -> None:
     # A fail for a write that may have happened would be unsound; info is always safe.
     error = FakeClientError(code, True)
     assert not error_is_definite(error)
     assert outcome_of_error(error, read=False).type == "info"
+
+
+def test_connection_lost_follows_the_flag() -> None:
+    """raftnode.client: connection_lost is definite only when nothing was sent."""
+    assert outcome_of_error(FakeClientError("connection_lost", True), read=False).type == "fail"
+    assert outcome_of_error(FakeClientError("connection_lost", False), read=False).type == "info"
 
 
 def test_unknown_codes_follow_the_definite_flag() -> None:
