@@ -1,0 +1,68 @@
+"""`raftlab test` arguments: bad ones exit 254; --test-count stops at the first non-valid run.
+
+`run_campaign` is replaced by a stand-in here (a unit test of the command's own logic);
+real campaigns are in test_campaigns.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import campaign.run
+from campaign.cli import main
+from campaign.run import CampaignOutcome
+
+
+def raftlab(*args: str) -> int:
+    with pytest.raises(SystemExit) as exit_:
+        main(["test", *args])
+    return exit_.value.code
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--name", "../escape"],
+        ["--concurrency", "two"],
+        ["--nodes", "0"],
+        ["--time-limit", "-1"],
+        ["--workload", "queue"],
+        ["--heartbeat-ms", "600", "--election-timeout-ms", "1000"],
+        ["--seed", "-3"],
+        ["--test-count", "0"],
+    ],
+)
+def test_bad_arguments_exit_254(args, capsys):
+    assert raftlab(*args) == 254
+    assert "Error" in capsys.readouterr().err
+
+
+def test_test_count_stops_at_the_first_run_that_is_not_valid(tmp_path, monkeypatch, capsys):
+    verdicts = iter([True, True, False, True])
+    seen: list[int] = []
+
+    async def stand_in(config, *, argv=None, **_):
+        seen.append(config.seed)
+        valid = next(verdicts)
+        return CampaignOutcome(Path(tmp_path / str(config.seed)), valid, 0 if valid else 1)
+
+    monkeypatch.setattr(campaign.run, "run_campaign", stand_in)
+    code = raftlab("--test-count", "4", "--seed", "100", "--results-dir", str(tmp_path))
+    assert code == 1
+    assert seen == [100, 101, 102]  # the fourth run never started
+    out = capsys.readouterr().out
+    assert "run 3/4: seed 102" in out and "valid: False" in out
+
+
+def test_seed_is_drawn_and_printed_when_not_given(tmp_path, monkeypatch, capsys):
+    seen: list[int] = []
+
+    async def stand_in(config, *, argv=None, **_):
+        seen.append(config.seed)
+        return CampaignOutcome(Path(tmp_path), "unknown", 2)
+
+    monkeypatch.setattr(campaign.run, "run_campaign", stand_in)
+    assert raftlab("--results-dir", str(tmp_path)) == 2
+    assert f"seed {seen[0]}" in capsys.readouterr().out
