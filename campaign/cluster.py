@@ -105,7 +105,12 @@ class StatusBoard:
 
     def record(self, node: str, status: dict[str, Any] | None, time_ns: int) -> None:
         if status is None:
-            new = NodeStatus(node, "unreachable", None, None)
+            # Before a node first answers it is still starting (Python startup takes a
+            # second or two); afterwards silence means unreachable.
+            role = "unreachable" if node in self.latest else "starting"
+            if self.latest.get(node) and self.latest[node].role == "starting":
+                role = "starting"
+            new = NodeStatus(node, role, None, None)
         else:
             new = NodeStatus(
                 node,

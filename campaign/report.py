@@ -53,6 +53,8 @@ ROLE_COLOURS = {
     "follower": "#90a4ae",
     "down": "#212121",
     "unreachable": "#bdbdbd",
+    "starting": "#e0e0e0",
+    "paused": "#6a1b9a",
 }
 # Nemesis shading per fault family; anything else gets the last colour.
 FAULT_COLOURS = {

@@ -1,0 +1,53 @@
+"""The cluster's pure parts: port blocks, the status board, seeds."""
+
+from __future__ import annotations
+
+import random
+import socket
+
+import pytest
+
+from campaign.cluster import ClusterError, StatusBoard, choose_base_port, ports_needed
+from campaign.run import Seeds
+
+
+def test_a_given_block_is_checked_and_a_taken_one_refused():
+    assert ports_needed(3) == 3 + 6
+    assert choose_base_port(3, 19300, random.Random(1)) == 19300
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 19305))
+        taken.listen()
+        with pytest.raises(ClusterError, match="not all free"):
+            choose_base_port(3, 19300, random.Random(1))
+
+
+def test_automatic_blocks_are_seeded_and_below_the_ephemeral_range():
+    first = choose_base_port(5, 0, random.Random(42))
+    assert first == choose_base_port(5, 0, random.Random(42))
+    assert 20_000 <= first and first + ports_needed(5) <= 32_000
+
+
+def test_status_board_records_changes_and_the_highest_term_leader():
+    board = StatusBoard(("n1", "n2", "n3"))
+    board.record("n1", None, 0)
+    board.record("n1", None, 5)  # still starting: no new event
+    board.record("n1", {"role": "leader", "term": 2, "leader": "n1"}, 10)
+    board.record("n2", {"role": "leader", "term": 3, "leader": "n2"}, 10)  # n1 is deposed
+    board.record("n3", {"role": "follower", "term": 3, "leader": "n2"}, 10)
+    board.record("n3", {"role": "follower", "term": 3, "leader": "n2"}, 20)
+    board.record("n1", None, 30)
+    assert board.leader() == ("n2", 3)
+    assert [(e.time, e.node, e.role) for e in board.events] == [
+        (0, "n1", "starting"),
+        (10, "n1", "leader"),
+        (10, "n2", "leader"),
+        (10, "n3", "follower"),
+        (30, "n1", "unreachable"),
+    ]
+
+
+def test_seed_streams_are_independent_and_reproducible():
+    assert Seeds.derive(7) == Seeds.derive(7)
+    seeds = Seeds.derive(7)
+    assert len({seeds.ports, seeds.workload, seeds.nemesis, seeds.proxies, seeds.nodes}) == 5
+    assert Seeds.derive(8) != seeds
