@@ -65,6 +65,7 @@ FAULT_COLOURS = {
     "loss": "#f4511e",
     "clock": "#43a047",
     "disk": "#6d4c41",
+    "heal": "#212121",
     "other": "#9e9e9e",
 }
 MAX_TABLE_ROWS = 300
@@ -220,7 +221,9 @@ def parse_node_log(text: str, node_id: str, started_wall: float) -> list[NodeEve
 
 def node_events_for_report(data: RunData) -> list[NodeEvent]:
     """The node logs' events when they have any (finer-grained), else the polled ones."""
-    started_wall = data.config.get("started_wall")
+    # The wall-clock instant of the history's zero (recorded when the recorder started),
+    # else the run's start: node logs carry wall-clock stamps.
+    started_wall = data.config.get("history_zero_wall", data.config.get("started_wall"))
     from_logs: list[NodeEvent] = []
     if isinstance(started_wall, (int, float)):
         for node_id, text in data.node_logs.items():

@@ -284,6 +284,9 @@ class _Run:
         config, state, cluster = self.config, self.state, self.cluster
         self.recorder = recorder = HistoryRecorder()
         cluster.clock_zero = recorder.start_time
+        # Node logs carry wall-clock stamps: record the wall time of the history's zero.
+        self.campaign["history_zero_wall"] = time.time()
+        write_json(self.run_dir / CAMPAIGN_FILE, self.campaign)
         state.started = time.monotonic()
         await nursery.start(recorder.write_to, self.run_dir / HISTORY_JSONL)
         nursery.start_soon(self.display.run)
