@@ -168,25 +168,36 @@ def _describe_op(op: Any) -> str:
 
 def summarize(result: Mapping[str, Any]) -> list[str]:
     """A few lines for people: what could not be linearized, where, why it stopped."""
+    from checker.explain import find_violation
+
     lines: list[str] = []
     valid = result.get("valid")
     if valid is False:
-        culprit = None
-        for key in ("op", "failed_op", "operation", "culprit"):
-            if result.get(key) is not None:
-                culprit = result[key]
-                break
+        failures = result.get("failures")
+        if isinstance(failures, list) and len(failures) > 1:
+            lines.append(f"{len(failures)} independent components are not linearizable; the first:")
+        violation, key = find_violation(result)
+        culprit = next(
+            (violation[k] for k in ("op", "failed_op", "culprit") if violation.get(k) is not None),
+            None,
+        )
         if culprit is not None:
             lines.append(f"cannot linearize: {_describe_op(culprit)}")
-        if result.get("key") is not None:
-            lines.append(f"key: {json.dumps(to_jsonable(result['key']))}")
-        previous = result.get("previous_ok")
+        if key is not None:
+            lines.append(f"key: {json.dumps(to_jsonable(key))}")
+        previous = violation.get("previous_ok")
         if previous is not None:
-            lines.append(f"last ok before it: {_describe_op(previous)}")
-    elif valid != True:  # noqa: E712 - valid is tri-state
-        reason = result.get("reason") or result.get("error") or result.get("cause")
+            lines.append(f"after: {_describe_op(previous)} (end of the longest linearization)")
+        states = violation.get("states")
+        if isinstance(states, list) and states:
+            shown = ", ".join(json.dumps(to_jsonable(s)) for s in states[:8])
+            lines.append(f"model states possible there: {shown}{' ...' if len(states) > 8 else ''}")
+    elif valid is not True:
+        reason = result.get("error") or result.get("reason")
         if reason:
             lines.append(f"reason: {reason}")
+        if result.get("unknown_keys"):
+            lines.append(f"undecided keys: {json.dumps(to_jsonable(result['unknown_keys']))[:300]}")
     return lines
 
 

@@ -125,7 +125,13 @@ def _op_view(item: Any) -> dict[str, Any] | None:
         return _op_view(item["op"])
     if "f" not in item:
         return None
-    return dict(item)
+    view = dict(item)
+    # checker.linearizable's op records: "index" is the invoke's, "completion_index" the
+    # completion's.
+    if "completion_index" in view:
+        view.setdefault("invoke_index", view.get("index"))
+        view.setdefault("complete_index", view.get("completion_index"))
+    return view
 
 
 def _op_text(view: Mapping[str, Any] | None) -> str:
@@ -146,10 +152,13 @@ def _op_label(view: Mapping[str, Any] | None) -> str:
     return f"process {view.get('process')}: {_op_text(view)}{where}"
 
 
-def _find_violation(result: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any]:
+def find_violation(result: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any]:
     """The part of a (possibly per-key, possibly nested) result that holds the violation."""
     if _first(result, "op", "failed_op", "culprit") is not None:
         return result, result.get("key")
+    failures = result.get("failures")  # checker.linearizable: one per invalid component
+    if isinstance(failures, list) and failures and isinstance(failures[0], Mapping):
+        return failures[0], failures[0].get("key")
     for container_name in ("failures", "keys", "results", "components", "checkers", "subresults"):
         container = result.get(container_name)
         items: list[tuple[Any, Any]] = []
@@ -159,12 +168,14 @@ def _find_violation(result: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any]:
             items = [(None, item) for item in container]
         for key, sub in items:
             if isinstance(sub, Mapping) and sub.get("valid") is False:
-                found, found_key = _find_violation(sub)
+                found, found_key = find_violation(sub)
                 return found, found_key if found_key is not None else (sub.get("key", key))
     return result, result.get("key")
 
 
-def _paths(violation: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
+def _paths(
+    violation: Mapping[str, Any], by_index: Mapping[int, dict[str, Any]]
+) -> list[list[dict[str, Any]]]:
     """Partial linearizations as lists of steps {op: view, state: ...}."""
     raw = _first(
         violation,
@@ -175,6 +186,8 @@ def _paths(violation: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
     )
     if raw is None:
         prefix = _first(violation, "longest_prefix", "linearizable_prefix", "prefix")
+        if prefix is None:
+            prefix = violation.get("linearized")
         raw = [prefix] if prefix is not None else []
     paths: list[list[dict[str, Any]]] = []
     for path in to_jsonable(raw) if isinstance(raw, list | tuple) else []:
@@ -190,6 +203,9 @@ def _paths(violation: Mapping[str, Any]) -> list[list[dict[str, Any]]]:
                 steps.append(
                     {"op": view, "state": step.get("state", step.get("model")), "has_state": True}
                 )
+            elif isinstance(step, int) and not isinstance(step, bool):  # an op's invoke index
+                view = by_index.get(step) or {"f": f"op {step}", "value": None, "index": step}
+                steps.append({"op": view, "state": None, "has_state": False})
             else:
                 steps.append({"op": _op_view(step), "state": None, "has_state": False})
         if final_state is not None and steps and not steps[-1]["has_state"]:
@@ -285,7 +301,10 @@ def _matches(bar: _Bar, view: Mapping[str, Any] | None) -> bool:
 
 
 def _lanes_svg(
-    bars: list[_Bar], culprit: Mapping[str, Any] | None, involved: list[dict[str, Any]]
+    bars: list[_Bar],
+    culprit: Mapping[str, Any] | None,
+    involved: list[dict[str, Any]],
+    window_override: tuple[float, float] | None = None,
 ) -> str:
     """A lane per process, each op a bar; the failing window shaded, the culprit outlined."""
     if not bars:
@@ -304,6 +323,8 @@ def _lanes_svg(
             if bar.start <= culprit_end and bar_end >= culprit_bar.start:
                 window_start = min(window_start, bar.start)
         window = (window_start, culprit_end)
+    if window_override is not None:
+        window = window_override
     # Keep the bars around the window readable: those overlapping a margin around it.
     if window is not None and len(bars) > MAX_LANE_OPS:
         centre = [
@@ -344,7 +365,7 @@ def _lanes_svg(
         'fill-opacity="0.55"/></pattern></defs>'
     )
     if window is not None:
-        wx = x(window[0]) - unit / 2
+        wx = x(window[0])
         ww = (window[1] - window[0] + 1) * unit
         parts.append(
             f'<rect x="{wx:.1f}" y="4" width="{ww:.1f}" height="{height - 8}" fill="#ffcdd2" '
@@ -364,7 +385,7 @@ def _lanes_svg(
         )
     for bar in bars:
         y = top + lane_of[bar.process] * lane_height
-        start = x(bar.start) - unit / 2 + 1
+        start = x(bar.start) + 1
         end_position = bar.end if bar.end is not None else view_end - 0.5
         bar_width = max(4.0, (end_position - bar.start + 1) * unit - 2)
         colour = TYPE_COLOURS.get(bar.outcome, "#757575")
@@ -425,21 +446,22 @@ def _summary_rows(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     names = {
         "model": "model",
         "init": "initial value",
-        "ops": "operations",
-        "operations": "operations",
-        "components": "components",
-        "keys_checked": "keys",
-        "configs_explored": "states explored",
-        "explored": "states explored",
-        "cache_size": "cache entries",
-        "elapsed": "seconds",
-        "elapsed_seconds": "seconds",
+        "file": "history file",
+        "format": "format",
+        "ops": "history ops",
+        "op_count": "operations searched",
+        "dropped": "left out (fail, no-op reads)",
+        "independent": "split by [key, value]",
+        "component_count": "independent components",
+        "configs": "configurations visited",
+        "seconds": "seconds",
         "cpu_seconds": "CPU seconds",
         "time_limit": "time limit (s)",
+        "unknown_keys": "undecided keys",
     }
     for key, label in names.items():
         value = result.get(key)
-        if value is None or isinstance(value, Mapping | list) and key != "init":
+        if value is None or isinstance(value, list) and key not in ("init", "unknown_keys"):
             continue
         rows.append((label, f"<code>{_e(_j(value, 300))}</code>"))
     return rows
@@ -469,14 +491,63 @@ def _path_html(steps: list[dict[str, Any]], index: int) -> str:
     return "".join(parts)
 
 
+def _pair_views(history_ops: Sequence[Op] | None) -> dict[int, dict[str, Any]]:
+    """Views of the history's operations by invoke index (for linearizations given as indexes)."""
+    views: dict[int, dict[str, Any]] = {}
+    for bar in _bars_from_history(history_ops) if history_ops else []:
+        if bar.invoke_index is not None:
+            views[bar.invoke_index] = {
+                "process": bar.process,
+                "f": bar.f,
+                "value": bar.value,
+                "type": bar.outcome,
+                "index": bar.invoke_index,
+                "invoke_index": bar.invoke_index,
+                "complete_index": bar.complete_index,
+            }
+    return views
+
+
+def _window_positions(
+    violation: Mapping[str, Any], history_ops: Sequence[Op] | None
+) -> tuple[float, float] | None:
+    """The failing window ``[first, last]`` (history indexes) as positions in the lanes."""
+    window = violation.get("window")
+    if not (isinstance(window, list | tuple) and len(window) == 2):
+        return None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in window):
+        return None
+    first, last = window
+    if history_ops:
+        position_of = {op.index: position for position, op in enumerate(history_ops)}
+        if first not in position_of or last not in position_of:
+            return None
+        return float(position_of[first]), float(position_of[last])
+    return float(first), float(last)
+
+
 def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None) -> list[str]:
-    violation, key = _find_violation(result)
+    violation, key = find_violation(result)
     culprit = _op_view(_first(violation, "op", "failed_op", "culprit"))
     previous_ok = _op_view(violation.get("previous_ok"))
     involved = _involved(violation)
-    paths = _paths(violation)
+    by_index = _pair_views(history_ops)
+    for view in [culprit, previous_ok, *involved]:
+        index = None if view is None else view.get("invoke_index", view.get("index"))
+        if isinstance(index, int) and index not in by_index:
+            by_index[index] = view  # type: ignore[assignment]
+    paths = _paths(violation, by_index)
     states = _states(violation)
-    out: list[str] = ["<h3>The operation that cannot be linearized</h3>"]
+    out: list[str] = []
+    failures = result.get("failures")
+    if isinstance(failures, list) and len(failures) > 1:
+        keys = ", ".join(_j(f.get("key"), 40) for f in failures[:20] if isinstance(f, Mapping))
+        more = " …" if len(failures) > 20 else ""
+        out.append(
+            f"<p>{len(failures)} independent components are not linearizable (keys {_e(keys)}{more}); "
+            "the first is explained below, the others are in the JSON at the end.</p>"
+        )
+    out.append("<h3>The operation that cannot be linearized</h3>")
     rows = [
         (
             "operation",
@@ -488,49 +559,62 @@ def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None
     if key is not None:
         rows.append(("key", f"<code>{_e(_j(key))}</code>"))
     if previous_ok is not None:
-        rows.append(("last ok before it", f"<code>{_e(_op_label(previous_ok))}</code>"))
+        rows.append(
+            (
+                "last op of the longest partial linearization",
+                f"<code>{_e(_op_label(previous_ok))}</code>",
+            )
+        )
     reason = _first(violation, "reason", "message", "cause")
     if isinstance(reason, str):
         rows.append(("why", _e(reason)))
     out.append(_table(rows))
     out.append(
-        '<p class="muted">Every order of the operations that respects real time was tried: '
-        "each partial linearization below is a longest prefix that the model accepts, and "
-        "the culprit could not be appended to any of them.</p>"
+        '<p class="muted">Every order of the operations that respects real time was tried. '
+        "Each partial linearization below is a longest prefix the model accepts, ending in "
+        "the state shown; the culprit could not be appended to any of them, nor could any "
+        "operation concurrent with it have made room.</p>"
     )
     bars = _bars_from_history(history_ops) if history_ops else []
-    if key is not None and bars and history_ops is not None:
-        bars = [
+    if key is not None and bars:
+        keyed = [
             bar
             for bar in bars
-            if _value_key(bar.value) == key
+            if _value_key(bar.value) == to_jsonable(key)
             or _matches(bar, culprit)
             or any(_matches(bar, v) for v in involved)
-        ] or bars
+        ]
+        if len(keyed) > 1:
+            bars = keyed
     if not bars:
         views = [v for v in [culprit, previous_ok, *involved] if v is not None]
-        for steps in paths:
-            views.extend(step["op"] for step in steps if step["op"] is not None)
         bars = _bars_from_views(views)
-    lanes = _lanes_svg(bars, culprit, involved)
+    lanes = _lanes_svg(bars, culprit, involved, _window_positions(violation, history_ops))
     if lanes:
         out.append("<h3>Operations per process</h3>")
+        if key is not None and history_ops:
+            out.append(f'<p class="muted">Operations on key <code>{_e(_j(key))}</code> only.</p>')
         out.append(_legend())
         out.append(f'<div class="lanes">{lanes}</div>')
         if not history_ops:
             out.append(
-                '<p class="muted">Drawn from the operations named in the explanation; positions are op indexes.</p>'
+                '<p class="muted">Drawn from the operations the explanation names '
+                "(the culprit and those concurrent with it); positions are history indexes.</p>"
             )
+    out.append("<h3>Concurrent operations involved</h3>")
     if involved:
-        out.append(
-            "<h3>Concurrent operations involved</h3><table><tr><th>process</th><th>operation</th><th>op index</th></tr>"
-        )
+        out.append("<table><tr><th>process</th><th>operation</th><th>op index</th></tr>")
         for view in involved[:100]:
             index = view.get("invoke_index", view.get("index"))
             out.append(
-                f"<tr><td>{_e(view.get('process'))}</td><td><code>{_e(_op_text(view))}</code></td><td>{_e(index)}</td></tr>"
+                f"<tr><td>{_e(view.get('process'))}</td><td><code>{_e(_op_text(view))}</code></td>"
+                f"<td>{_e(index)}</td></tr>"
             )
         out.append("</table>")
+        if len(involved) > 100:
+            out.append(f'<p class="muted">… and {len(involved) - 100} more.</p>')
+    else:
+        out.append('<p class="muted">none: the culprit overlaps no other operation</p>')
     out.append("<h3>Partial linearizations</h3>")
     if paths:
         for index, steps in enumerate(paths[:MAX_PATHS]):

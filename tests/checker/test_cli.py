@@ -129,7 +129,7 @@ def test_out_writes_results_and_a_self_contained_page(
     code, out, _ = run_cli([str(write(tmp_path, INVALID)), "--out", str(out_dir)], capsys)
     assert code == 1
     results = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
-    assert results["valid"] is False and results["model"] == "cas-register"
+    assert results["valid"] is False and results["model"] == "register"
     assert results["result"]["valid"] is False
     page = (out_dir / "explanation.html").read_text(encoding="utf-8")
     parser = HTMLParser()
