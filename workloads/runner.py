@@ -28,7 +28,7 @@ import logging
 import math
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -136,6 +136,36 @@ async def perform_op(
     )
 
 
+async def using_client(
+    client_factory: ClientFactory,
+    *,
+    process: int,
+    client_id: str,
+    node: str | None,
+    body: Callable[[KVClient], Awaitable[None]],
+) -> bool:
+    """Run ``body`` with a fresh client of one process; False if the client did not open.
+
+    Errors opening or closing a client (a node down, a refused connection) are logged and
+    left to the caller to retry. Errors from ``body`` propagate: `perform_op` already maps
+    every client error, so anything escaping it is a harness bug and must not be retried
+    in a loop.
+    """
+    stage = "open"
+    try:
+        client = client_factory(process=process, client_id=client_id, node=node)
+        async with client as opened:
+            stage = "body"
+            await body(opened)
+            stage = "close"
+    except Exception as exc:
+        if stage == "body":
+            raise
+        log.info("process %s: could not %s its client: %r", process, stage, exc)
+        return stage == "close"
+    return True
+
+
 async def run_setup(
     workload: Workload,
     client_factory: ClientFactory,
@@ -207,22 +237,23 @@ class _Workers:
         next_start = trio.current_time()
         while trio.current_time() < self.deadline:
             retired = False
-            opened_ok = False
-            try:
-                client = self.client_factory(
-                    process=process,
-                    client_id=f"{self.client_prefix}{process}",
-                    node=home_node(process, self.nodes),
-                )
-                async with client as opened:
-                    opened_ok = True
-                    retired, next_start = await self._ops(opened, process, stagger, next_start)
-            except Exception as exc:  # opening or closing a client failed
-                log.info("process %s: client error outside an op: %r", process, exc)
-                if not opened_ok:
-                    self.summary.client_open_failures += 1
-                    now = trio.current_time()
-                    await trio.sleep_until(min(now + self.reopen_delay, self.deadline))
+
+            # Called at once, within this iteration; `process` is bound for clarity.
+            async def ops(client: KVClient, process: int = process) -> None:
+                nonlocal retired, next_start
+                retired, next_start = await self._ops(client, process, stagger, next_start)
+
+            opened = await using_client(
+                self.client_factory,
+                process=process,
+                client_id=f"{self.client_prefix}{process}",
+                node=home_node(process, self.nodes),
+                body=ops,
+            )
+            if not opened:
+                self.summary.client_open_failures += 1
+                now = trio.current_time()
+                await trio.sleep_until(min(now + self.reopen_delay, self.deadline))
             if retired:
                 self.summary.retired_processes += 1
                 process += self.concurrency
@@ -326,26 +357,29 @@ async def run_final_ops(
 
     async def final(slot: int, request: OpRequest) -> None:
         process = base + slot
-        while trio.current_time() < deadline:
+        while trio.current_time() < deadline and results[slot] is None:
             retired = False
-            try:
-                client = client_factory(
-                    process=process,
-                    client_id=f"{client_prefix}{process}",
-                    node=home_node(process, nodes),
-                )
-                async with client as opened:
-                    while trio.current_time() < deadline:
-                        completion = await perform_op(workload, opened, recorder, process, request)
-                        if completion.type == OK:
-                            results[slot] = completion
-                            return
-                        if completion.type == INFO:
-                            retired = True
-                            break
-                        await trio.sleep_until(min(trio.current_time() + retry_delay, deadline))
-            except Exception as exc:
-                log.info("final op %s on process %s: client error: %r", request.f, process, exc)
+
+            async def attempts(client: KVClient, process: int = process) -> None:
+                nonlocal retired
+                while trio.current_time() < deadline:
+                    completion = await perform_op(workload, client, recorder, process, request)
+                    if completion.type == OK:
+                        results[slot] = completion
+                        return
+                    if completion.type == INFO:
+                        retired = True
+                        return
+                    await trio.sleep_until(min(trio.current_time() + retry_delay, deadline))
+
+            opened = await using_client(
+                client_factory,
+                process=process,
+                client_id=f"{client_prefix}{process}",
+                node=home_node(process, nodes),
+                body=attempts,
+            )
+            if not opened:
                 await trio.sleep_until(min(trio.current_time() + retry_delay, deadline))
             if retired:
                 process += len(requests)

@@ -21,7 +21,7 @@ from workload_fakes import (
 )
 
 from workloads import make_workload
-from workloads.recorder import HistoryRecorder
+from workloads.recorder import HistoryRecorder, RecorderError
 from workloads.runner import (
     WorkloadConfigError,
     WorkloadSetupError,
@@ -302,3 +302,24 @@ async def test_final_reads_retry_until_ok_on_fresh_processes(
         key, elements = op.value  # type: ignore[union-attr]
         assert elements == kv.data[f"s{key}"]
     assert workload.check(recorder.ops)["valid"] is True
+
+
+async def test_a_harness_bug_stops_the_run_instead_of_looping(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Only client errors are retried; a broken recorder is raised at once."""
+    recorder = HistoryRecorder()
+    recorder.close()  # recording now raises RecorderError
+    with pytest.raises(ExceptionGroup) as raised:
+        await run_workload(
+            make_workload("register"),
+            FakeFactory(MemoryKV(), latency=0.01),
+            recorder,
+            concurrency=2,
+            rate=10,
+            time_limit=60,
+            rng=random.Random(1),
+            nodes=NODES,
+        )
+    assert raised.group_contains(RecorderError, match="after the recorder was closed")
+    assert trio.current_time() < 1.0  # it did not spin until the time limit
