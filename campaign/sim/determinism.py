@@ -7,22 +7,17 @@ so the simulation's interleavings are a function of the seed. Those are private 
 trio 0.32 (pinned in pyproject.toml); ``tests/sim/test_determinism.py`` is the canary that
 fails if a trio upgrade renames them.
 
-Python's string hashing is salted per process (PYTHONHASHSEED); any iteration over a set
-of strings would then differ between two processes given the same seed. The simulation's
-command re-executes itself with ``PYTHONHASHSEED=0`` (see ``ensure_fixed_hash_seed``) so
-that a replay command run in a fresh process reproduces the history byte for byte.
+Python salts string hashes per process; nothing in the simulation's path may depend on
+the iteration order of a set of strings. ``tests/sim`` runs the same seed in two processes
+with different PYTHONHASHSEED values and compares the histories.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import trio._core._run as trio_run_internals
-
-HASH_SEED = "0"
 
 
 def trio_internals_present() -> bool:
@@ -49,12 +44,3 @@ def deterministic_scheduling(seed: int) -> Iterator[None]:
     finally:
         trio_run_internals._ALLOW_DETERMINISTIC_SCHEDULING = previous_flag  # type: ignore[misc]
         trio_run_internals._r.setstate(previous_state)
-
-
-def ensure_fixed_hash_seed(argv: list[str] | None = None) -> None:
-    """Re-execute this process with PYTHONHASHSEED fixed, unless it already is."""
-    if os.environ.get("PYTHONHASHSEED") == HASH_SEED:
-        return
-    env = dict(os.environ, PYTHONHASHSEED=HASH_SEED)
-    args = [sys.executable, "-m", "campaign", *(sys.argv[1:] if argv is None else argv)]
-    os.execve(sys.executable, args, env)

@@ -1,0 +1,265 @@
+"""``raftlab sim``: the deterministic simulation from the command line.
+
+One seed: a results folder like ``raftlab test`` writes (conventions §2), with the seed
+and a one-line replay command in campaign.json and the report. Many seeds
+(``--seeds 1..200``): one line per seed and a summary; results folders only for runs that
+are not valid (``--keep-all`` keeps every one).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from campaign.results import campaign_document, new_run_dir, write_run_folder
+from campaign.sim.nemesis import NemesisSpecError, parse_faults
+from campaign.sim.run import SimConfig, SimOutcome, run_simulation
+from campaign.verdict import exit_code, merge_valid
+from raftnode.core import KNOWN_BUGS
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``7`` | ``1..200`` | ``1,5,9`` | ``1..10,20`` → seeds."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if ".." in part:
+                low, high = part.split("..", 1)
+                first, last = int(low), int(high)
+                if last < first:
+                    raise ValueError
+                seeds.extend(range(first, last + 1))
+            else:
+                seeds.append(int(part))
+        except ValueError:
+            raise click.BadParameter(
+                f"{part!r} is not a seed, a range like 1..200, or a list of them",
+                param_hint="--seeds",
+            ) from None
+    if any(seed < 0 for seed in seeds):
+        raise click.BadParameter("seeds are non-negative integers", param_hint="--seeds")
+    return seeds
+
+
+def replay_command(config: SimConfig) -> str:
+    """The one line that reproduces a run exactly."""
+    words = [
+        "raftlab",
+        "sim",
+        "--seed",
+        str(config.seed),
+        "--time",
+        f"{config.time:g}",
+        "--workload",
+        config.workload,
+        "--nemesis",
+        config.nemesis or "none",
+        "--nemesis-interval",
+        f"{config.nemesis_interval:g}",
+        "--nodes",
+        str(config.nodes),
+        "--concurrency",
+        str(config.concurrency),
+        "--rate",
+        f"{config.rate:g}",
+        "--name",
+        config.name,
+    ]
+    for bug in config.bugs:
+        words += ["--bug", bug]
+    if config.schedule is not None:
+        import json
+
+        words += ["--schedule", json.dumps(config.schedule, separators=(",", ":"))]
+    return shlex.join(words)
+
+
+def write_sim_results(outcome: SimOutcome, results_dir: Path) -> Path:
+    config = outcome.config
+    started = datetime.now(UTC)
+    run_dir = new_run_dir(results_dir, config.name, started)
+    document = campaign_document(config.to_dict(), kind="sim", started=started)
+    document["replay"] = replay_command(config)
+    document["schedule"] = [step.to_dict() for step in outcome.schedule]
+    document["simulated_seconds"] = outcome.simulated_seconds
+    document["wall_seconds"] = round(outcome.wall_seconds, 3)
+    # The history's clock is the simulated one, which starts at 0: node-log times are
+    # simulated seconds too, so the report must not place them on the wall clock.
+    document["started_wall"] = 0.0
+    results = dict(outcome.results)
+    results["replay"] = document["replay"]
+    write_run_folder(
+        run_dir,
+        campaign=document,
+        ops=outcome.ops,
+        results=results,
+        nemesis_records=outcome.nemesis_records,
+        node_logs=outcome.node_logs,
+    )
+    return run_dir
+
+
+def _summary_line(outcome: SimOutcome) -> str:
+    failing = [name for name, result in outcome.checkers.items() if result.get("valid") is not True]
+    speed = outcome.simulated_seconds / max(outcome.wall_seconds, 1e-9)
+    return (
+        f"seed {outcome.config.seed}: valid={_valid_text(outcome.valid)}"
+        + (f" ({', '.join(failing)})" if failing else "")
+        + f"  ops={len(outcome.ops)} sim={outcome.simulated_seconds:.1f}s "
+        f"wall={outcome.wall_seconds:.2f}s ({speed:.0f}x)"
+    )
+
+
+def _valid_text(valid: Any) -> str:
+    return "true" if valid is True else "false" if valid is False else "unknown"
+
+
+@click.command("sim")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="The run's seed.")
+@click.option("--seeds", "seeds_text", default=None, help="Many seeds: 1..200, or 1,5,9.")
+@click.option(
+    "--time",
+    "sim_time",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
+    show_default=True,
+    help="Simulated seconds of workload.",
+)
+@click.option(
+    "--workload",
+    type=click.Choice(["register", "set", "append", "bank"]),
+    default="register",
+    show_default=True,
+)
+@click.option(
+    "--nemesis",
+    default="partition,kill",
+    show_default=True,
+    help="Faults: partition,kill,pause,delay,loss,clock,disk,crash | all | none.",
+)
+@click.option(
+    "--nemesis-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+)
+@click.option("--nodes", type=click.IntRange(1, 15), default=5, show_default=True)
+@click.option("--concurrency", default="2n", show_default=True, help="N, or Nn for N per node.")
+@click.option(
+    "--rate", type=click.FloatRange(min=0, min_open=True), default=100.0, show_default=True
+)
+@click.option("--name", default="sim", show_default=True, help="Results go to results/NAME/.")
+@click.option(
+    "--bug",
+    "bugs",
+    multiple=True,
+    type=click.Choice(sorted(KNOWN_BUGS)),
+    help="A teaching bug switch (repeatable). Safe here: nothing leaves the simulation.",
+)
+@click.option(
+    "--schedule", default=None, help="An explicit fault schedule (JSON list), for replays."
+)
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+)
+@click.option("--keep-all", is_flag=True, help="With --seeds: write a results folder per seed.")
+def sim_command(
+    seed: int | None,
+    seeds_text: str | None,
+    sim_time: float,
+    workload: str,
+    nemesis: str,
+    nemesis_interval: float,
+    nodes: int,
+    concurrency: str,
+    rate: float,
+    name: str,
+    bugs: tuple[str, ...],
+    schedule: str | None,
+    results_dir: Path,
+    keep_all: bool,
+) -> None:
+    """Run raftnode in a deterministic simulation: a seed replays a run exactly."""
+    import json
+
+    from campaign.results import check_run_name
+    from workloads.runner import WorkloadConfigError, parse_concurrency
+
+    if seed is not None and seeds_text is not None:
+        raise click.UsageError("give --seed or --seeds, not both")
+    try:
+        parse_faults(nemesis)
+    except NemesisSpecError as error:
+        raise click.BadParameter(str(error), param_hint="--nemesis") from None
+    try:
+        parse_concurrency(concurrency, nodes)
+    except WorkloadConfigError as error:
+        raise click.BadParameter(str(error), param_hint="--concurrency") from None
+    try:
+        check_run_name(name)
+    except Exception as error:  # noqa: BLE001 - the message names the problem
+        raise click.BadParameter(str(error), param_hint="--name") from None
+    parsed_schedule = None
+    if schedule is not None:
+        try:
+            parsed_schedule = json.loads(schedule)
+            if not isinstance(parsed_schedule, list):
+                raise ValueError("not a list")
+        except ValueError as error:
+            raise click.BadParameter(
+                f"not a JSON list of steps: {error}", param_hint="--schedule"
+            ) from None
+    seeds = parse_seeds(seeds_text) if seeds_text is not None else [1 if seed is None else seed]
+
+    def make(seed_value: int) -> SimConfig:
+        return SimConfig(
+            seed=seed_value,
+            time=sim_time,
+            name=name,
+            workload=workload,
+            nemesis=nemesis,
+            nemesis_interval=nemesis_interval,
+            nodes=nodes,
+            concurrency=concurrency,
+            rate=rate,
+            bugs=list(bugs),
+            schedule=parsed_schedule,
+        )
+
+    if seeds_text is None:
+        outcome = run_simulation(make(seeds[0]))
+        run_dir = write_sim_results(outcome, results_dir)
+        click.echo(_summary_line(outcome))
+        click.echo(f"replay: {replay_command(outcome.config)}")
+        click.echo(f"report: {run_dir / 'report.html'}")
+        sys.exit(exit_code(outcome.valid))
+
+    verdicts: list[Any] = []
+    not_valid: list[int] = []
+    for seed_value in seeds:
+        outcome = run_simulation(make(seed_value))
+        verdicts.append(outcome.valid)
+        line = _summary_line(outcome)
+        if outcome.valid is not True or keep_all:
+            run_dir = write_sim_results(outcome, results_dir)
+            line += f"  {run_dir}"
+        if outcome.valid is not True:
+            not_valid.append(seed_value)
+            line += f"\n  replay: {replay_command(outcome.config)}"
+        click.echo(line)
+    overall = merge_valid(verdicts)
+    click.echo(
+        f"{len(seeds)} seeds: {verdicts.count(True)} valid, {verdicts.count(False)} invalid, "
+        f"{len(seeds) - verdicts.count(True) - verdicts.count(False)} unknown"
+        + (f"; not valid: {', '.join(map(str, not_valid))}" if not_valid else "")
+    )
+    sys.exit(exit_code(overall))

@@ -1,0 +1,333 @@
+"""A simulated raftnode cluster: the real core, driver, KV and storage semantics, in one
+Trio run on a mock clock.
+
+Each ``SimNode`` is what a node process is, minus sockets and files: a ``NodeDriver``
+around a ``RaftCore`` and a ``KVStateMachine``, persisting into a ``MemoryStorage`` that
+outlives crashes (it is the node's "disk"). Peer messages and client requests travel
+through one ``SimNetwork``.
+
+Faults act as on real processes:
+- crash: the node's tasks are cancelled (SIGKILL), clients with requests in flight see
+  their connection drop, and the disk loses whatever was not yet fsynced (only under the
+  ``no-fsync`` teaching bug is anything unsynced), possibly with a torn last record;
+- restart: a fresh driver is built from what the disk holds, as a process restart does;
+- pause (SIGSTOP): the node's tasks are cancelled but its memory is kept; messages that
+  arrive meanwhile wait in its socket buffer and are handled on resume, in order;
+- clock: the node's tick period is stretched or shrunk (its timers run slow or fast) —
+  the simulated equivalent of the node process's skewable clock.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from campaign.sim.network import SimNetwork
+from raftnode.core import RaftConfig, RaftCore
+from raftnode.driver import NodeDriver, NotLeaderError, OutcomeUnknownError
+from raftnode.kv import KVStateMachine, encode_command
+from raftnode.messages import Message
+from raftnode.server import RequestError, Timing, validate_request
+from raftnode.storage.memory import MemoryStorage
+
+CLIENT_PREFIX = "client:"
+
+
+@dataclass(slots=True)
+class SimTiming:
+    heartbeat_ms: float = 100.0
+    election_timeout_ms: float = 1000.0
+    snapshot_threshold: int = 512
+    request_timeout: float = 5.0
+
+
+@dataclass(slots=True)
+class ClientRequest:
+    """A request in flight from a simulated client to a node (the payload on the network)."""
+
+    frame: dict[str, Any]
+    reply_to: str
+    request_id: int
+
+
+@dataclass(slots=True)
+class ClientReply:
+    request_id: int
+    reply: dict[str, Any] | None  # None: the connection dropped (node crashed)
+
+
+class SimTransport:
+    """``raftnode.driver.Transport`` for one node: into the simulated network."""
+
+    def __init__(self, node: SimNode) -> None:
+        self.node = node
+
+    def send(self, messages: list[Message]) -> None:
+        node = self.node
+        if not node.running:
+            return
+        for message in messages:
+            node.network.send(node.node_id, message.dst, message)
+
+
+@dataclass(slots=True)
+class SimNode:
+    node_id: str
+    peers: tuple[str, ...]
+    network: SimNetwork
+    rng: random.Random  # the node's own stream: its core's election timeouts, its disk
+    timing: SimTiming
+    bugs: frozenset[str]
+    log_lines: list[str]
+    read_mode: str = "read_index"
+    storage: MemoryStorage = field(init=False)
+    driver: NodeDriver | None = None
+    running: bool = False
+    paused: bool = False
+    tick_rate: float = 1.0  # >1: the node's clock runs fast
+    restarts: int = 0
+    _scope: trio.CancelScope | None = None
+    _nursery: trio.Nursery | None = None
+    _paused_inbox: list[tuple[str, Any]] = field(default_factory=list)
+    _pending_clients: dict[tuple[str, int], ClientRequest] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.storage = MemoryStorage(bugs=self.bugs, log=self.log)
+
+    def set_clock_rate(self, rate: float) -> None:
+        """Clock skew: the node's timers run ``rate`` times as fast as real time."""
+        self.tick_rate = rate
+        if self.driver is not None:
+            self.driver.tick_seconds = self._tick_seconds()
+
+    def _tick_seconds(self) -> float:
+        timing = Timing.from_ms(self.timing.heartbeat_ms, self.timing.election_timeout_ms)
+        return timing.tick_seconds / self.tick_rate
+
+    def log(self, line: str) -> None:
+        self.log_lines.append(f"{trio.current_time():.6f} {self.node_id} {line}")
+
+    # --- life cycle ----------------------------------------------------------------
+
+    def _build_driver(self) -> NodeDriver:
+        restored = self.storage.load()
+        state_machine = KVStateMachine(bugs=self.bugs)
+        applied_index = applied_term = 0
+        if restored.snapshot is not None:
+            state_machine.restore(restored.snapshot.data)
+            applied_index = restored.snapshot.meta.index
+            applied_term = restored.snapshot.meta.term
+        timing = Timing.from_ms(self.timing.heartbeat_ms, self.timing.election_timeout_ms)
+        core = RaftCore(
+            RaftConfig(
+                node_id=self.node_id,
+                peers=self.peers,
+                election_ticks=timing.election_ticks,
+                heartbeat_ticks=timing.heartbeat_ticks,
+                snapshot_threshold=self.timing.snapshot_threshold,
+                read_mode=self.read_mode,
+                bugs=self.bugs,
+            ),
+            random.Random(self.rng.getrandbits(64)),
+            restored,
+        )
+        self.log(
+            f"starting restored_term={restored.hard_state.term} "
+            f"restored_entries={len(restored.entries)} snapshot_index={applied_index}"
+        )
+        return NodeDriver(
+            core,
+            self.storage,
+            state_machine,
+            SimTransport(self),
+            tick_seconds=self._tick_seconds(),
+            log=self.log,
+            encode_command=encode_command,
+            read_mode=self.read_mode,
+            bugs=self.bugs,
+            request_timeout=self.timing.request_timeout,
+            applied_index=applied_index,
+            applied_term=applied_term,
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until crashed or paused (the scope is cancelled); then return."""
+        if self.driver is None:
+            self.driver = self._build_driver()
+        else:
+            self.driver.stopped = False  # resumed after a pause: same memory, same driver
+        self.running = True
+        self.network.attach(self.node_id, self._deliver)
+        scope = trio.CancelScope()
+        self._scope = scope
+        try:
+            with scope:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    await nursery.start(self.driver.run)
+                    task_status.started()
+                    backlog, self._paused_inbox = self._paused_inbox, []
+                    for src, payload in backlog:
+                        self._deliver(src, payload)
+        finally:
+            # A crash followed at once by a restart: the new run owns the node by now.
+            if self._scope is scope:
+                self._scope = None
+                self.running = False
+
+    def stop_tasks(self) -> None:
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def crash(self, rng: random.Random, *, tear: bool = False) -> None:
+        """SIGKILL and power loss: volatile state is gone, unsynced writes may be lost."""
+        self.stop_tasks()
+        self.network.detach(self.node_id)
+        self.running = False
+        self.paused = False
+        self._paused_inbox.clear()
+        self._drop_clients()
+        self.driver = None
+        self.storage.crash(rng)
+        if tear:
+            self.storage.crash(_ForceTear())
+        self.log("crashed")
+
+    def pause(self) -> None:
+        """SIGSTOP: nothing runs; incoming messages wait in the socket buffer."""
+        self.stop_tasks()
+        self.running = False
+        self.paused = True
+        # Requests in flight stay unanswered: their clients time out (outcome unknown).
+        self._pending_clients.clear()
+        self.network.attach(self.node_id, self._buffer)
+        self.log("paused")
+
+    def _buffer(self, src: str, payload: Any) -> None:
+        self._paused_inbox.append((src, payload))
+
+    def _drop_clients(self) -> None:
+        # A TCP connection to a dead process is reset: tell every waiting client.
+        for request in list(self._pending_clients.values()):
+            self.network.send(
+                self.node_id,
+                request.reply_to,
+                ClientReply(request.request_id, None),
+                partitionable=False,
+            )
+        self._pending_clients.clear()
+
+    # --- inputs --------------------------------------------------------------------
+
+    def _deliver(self, src: str, payload: Any) -> None:
+        if isinstance(payload, Message):
+            assert self.driver is not None
+            self.driver.receive(payload)
+        elif isinstance(payload, ClientRequest):
+            key = (payload.reply_to, payload.request_id)
+            self._pending_clients[key] = payload
+            assert self._nursery is not None
+            self._nursery.start_soon(self._answer, key, payload)
+
+    async def _answer(self, key: tuple[str, int], request: ClientRequest) -> None:
+        assert self.driver is not None
+        reply = await answer_request(self.driver, request.frame)
+        if self._pending_clients.pop(key, None) is not None:
+            self.network.send(
+                self.node_id,
+                request.reply_to,
+                ClientReply(request.request_id, reply),
+                partitionable=False,
+            )
+
+
+class _ForceTear:
+    """An rng for MemoryStorage.crash that always leaves a torn last record."""
+
+    def randrange(self, start: int, stop: int) -> int:
+        return stop - 1
+
+
+async def answer_request(driver: NodeDriver, frame: dict[str, Any]) -> dict[str, Any]:
+    """What the node process answers to one client request frame."""
+    try:
+        request = validate_request(frame)
+    except RequestError as error:
+        return {"ok": False, "error": "malformed", "reason": str(error)}
+    try:
+        reply = await driver.submit(request)
+    except NotLeaderError as error:
+        return {"ok": False, "error": error.code, "leader": error.leader}
+    except OutcomeUnknownError:
+        return {"ok": False, "error": "outcome_unknown"}
+    except TimeoutError:
+        return {"ok": False, "error": "timeout"}
+    if reply.get("ok"):
+        return {"ok": True, "value": reply.get("value")}
+    return {"ok": False, "error": reply.get("error", "unknown")}
+
+
+@dataclass(slots=True)
+class SimCluster:
+    node_ids: tuple[str, ...]
+    network: SimNetwork
+    rng: random.Random
+    timing: SimTiming = field(default_factory=SimTiming)
+    bugs: frozenset[str] = frozenset()
+    read_mode: str = "read_index"
+    nodes: dict[str, SimNode] = field(default_factory=dict)
+    log_lines: dict[str, list[str]] = field(default_factory=dict)
+    _nursery: trio.Nursery | None = None
+    on_event: Callable[[str, dict[str, Any]], None] | None = None
+
+    def __post_init__(self) -> None:
+        for node_id in self.node_ids:
+            lines: list[str] = []
+            self.log_lines[node_id] = lines
+            self.nodes[node_id] = SimNode(
+                node_id=node_id,
+                peers=self.node_ids,
+                network=self.network,
+                rng=random.Random(self.rng.getrandbits(64)),
+                timing=self.timing,
+                bugs=self.bugs,
+                log_lines=lines,
+                read_mode=self.read_mode,
+            )
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        for node in self.nodes.values():
+            await nursery.start(node.run)
+
+    async def restart(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        if node.running:
+            return
+        assert self._nursery is not None
+        node.paused = False
+        node.restarts += 1
+        await self._nursery.start(node.run)
+
+    def leader(self) -> str | None:
+        """The leader of the highest term among running nodes, if any (for nemesis targets)."""
+        best: tuple[int, str] | None = None
+        for node in self.nodes.values():
+            if node.running and node.driver is not None:
+                status = node.driver.status()
+                if status["role"] == "leader" and (best is None or status["term"] > best[0]):
+                    best = (status["term"], node.node_id)
+        return None if best is None else best[1]
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for node_id, node in self.nodes.items():
+            if node.running and node.driver is not None:
+                out[node_id] = node.driver.status()
+            else:
+                out[node_id] = {"role": "paused" if node.paused else "down"}
+        return out

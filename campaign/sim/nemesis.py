@@ -1,0 +1,300 @@
+"""The simulation's nemesis: conventions §4's vocabulary acted out on a ``SimCluster``.
+
+The fault names, partition shapes and targets are the real campaigns' own
+(``nemesis.schedule`` parses ``--nemesis`` for both); here they act on simulated links and
+nodes instead of proxies and processes. One addition: ``crash``, a kill that also loses
+the unsynced tail of the disk (and may tear its last record), which only a simulation
+can do on purpose.
+
+Like Jepsen's usual nemesis, faults alternate: start one, wait an interval, stop it, wait
+an interval. A schedule is a list of ``FaultStep`` (fault, shape/target, when), drawn
+from the seed or given explicitly (the shrinker does that).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from campaign.sim.cluster import SimCluster
+from campaign.sim.network import LinkConditions
+
+SIM_FAULTS = ("partition", "kill", "pause", "delay", "loss", "clock", "disk", "crash")
+PARTITION_SHAPES = (
+    "one",
+    "majority",
+    "majorities-ring",
+    "minority-third",
+    "bridge",
+    "leader",
+    "one-way",
+)
+TARGETS = ("one", "minority", "majority", "leader", "all")
+
+
+class NemesisSpecError(ValueError):
+    """An unknown fault name in ``--nemesis``."""
+
+
+def parse_faults(spec: str) -> tuple[str, ...]:
+    """``partition,kill`` | ``all`` | ``none`` → fault names (validated)."""
+    names = [part.strip() for part in spec.split(",") if part.strip()]
+    if names == ["none"] or not names:
+        return ()
+    if names == ["all"]:
+        return tuple(name for name in SIM_FAULTS if name != "crash") + ("crash",)
+    unknown = [name for name in names if name not in SIM_FAULTS]
+    if unknown:
+        raise NemesisSpecError(
+            f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(SIM_FAULTS)}, all, none"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+# --- partition shapes (grudges: dst -> the sources it drops) --------------------------
+
+
+def _cut_between(groups: list[list[str]]) -> dict[str, set[str]]:
+    """Every node drops what comes from nodes outside its own group."""
+    grudges: dict[str, set[str]] = {}
+    everyone = [node for group in groups for node in group]
+    for group in groups:
+        for node in group:
+            grudges[node] = {other for other in everyone if other not in group}
+    return grudges
+
+
+def partition_grudges(
+    shape: str, nodes: list[str], rng: random.Random, leader: str | None
+) -> dict[str, set[str]]:
+    """Jepsen's partition shapes as directed grudges."""
+    shuffled = list(nodes)
+    rng.shuffle(shuffled)
+    n = len(nodes)
+    if shape == "one" or (shape == "leader" and leader is None):
+        isolated = shuffled[0]
+        return _cut_between([[isolated], [x for x in nodes if x != isolated]])
+    if shape == "leader":
+        assert leader is not None
+        return _cut_between([[leader], [x for x in nodes if x != leader]])
+    if shape == "majority":
+        cut = n // 2
+        return _cut_between([shuffled[:cut], shuffled[cut:]])
+    if shape == "minority-third":
+        cut = max(1, n // 3)
+        return _cut_between([shuffled[:cut], shuffled[cut:]])
+    if shape == "majorities-ring":
+        # Each node sees a majority (its ring neighbours), but no two nodes see the same
+        # one (Jepsen's majorities-ring).
+        majority = n // 2 + 1
+        offsets = range(-(majority // 2), majority - majority // 2)
+        return {
+            node: set(nodes) - {shuffled[(position + d) % n] for d in offsets}
+            for position, node in enumerate(shuffled)
+        }
+    if shape == "bridge":
+        # Two halves joined by one node that sees both.
+        half = n // 2
+        bridge = shuffled[half]
+        left, right = shuffled[:half], shuffled[half + 1 :]
+        grudges = _cut_between([left, right])
+        grudges[bridge] = set()
+        for node in left + right:
+            grudges[node].discard(bridge)
+        return grudges
+    if shape == "one-way":
+        # A directed cut: one node stops hearing from everyone else (its messages go out).
+        victim = shuffled[0]
+        return {victim: {other for other in nodes if other != victim}}
+    raise NemesisSpecError(f"unknown partition shape {shape!r}")
+
+
+def pick_targets(
+    target: str, nodes: list[str], rng: random.Random, leader: str | None
+) -> list[str]:
+    shuffled = list(nodes)
+    rng.shuffle(shuffled)
+    n = len(nodes)
+    if target == "one":
+        return shuffled[:1]
+    if target == "leader":
+        return [leader] if leader is not None else shuffled[:1]
+    if target == "minority":
+        return shuffled[: max(1, (n - 1) // 2)]
+    if target == "majority":
+        return shuffled[: n // 2 + 1]
+    if target == "all":
+        return shuffled
+    raise NemesisSpecError(f"unknown target {target!r}")
+
+
+@dataclass(slots=True)
+class FaultStep:
+    """One fault of a schedule: started at ``start``, stopped ``duration`` later."""
+
+    fault: str
+    option: str  # a partition shape, a target, or a level
+    start: float  # simulated seconds after the workload starts
+    duration: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fault": self.fault,
+            "option": self.option,
+            "start": self.start,
+            "duration": self.duration,
+        }
+
+
+def options_for(fault: str) -> tuple[str, ...]:
+    if fault == "partition":
+        return PARTITION_SHAPES
+    if fault in ("kill", "pause", "crash"):
+        return TARGETS[:-1] + ("all",)
+    if fault in ("disk",):
+        return ("one",)
+    if fault in ("delay", "loss"):
+        return ("mild", "severe")
+    if fault == "clock":
+        return ("fast", "slow", "strobe")
+    raise NemesisSpecError(f"unknown fault {fault!r}")
+
+
+def draw_schedule(
+    faults: tuple[str, ...], rng: random.Random, *, interval: float, time_limit: float
+) -> list[FaultStep]:
+    """Jepsen's alternation: a fault for ~interval, then ~interval of calm, repeated."""
+    steps: list[FaultStep] = []
+    if not faults:
+        return steps
+    at = interval * rng.uniform(0.5, 1.5)
+    while at < time_limit:
+        fault = faults[rng.randrange(len(faults))]
+        options = options_for(fault)
+        duration = interval * rng.uniform(0.5, 1.5)
+        steps.append(FaultStep(fault, options[rng.randrange(len(options))], at, duration))
+        at += duration + interval * rng.uniform(0.5, 1.5)
+    return steps
+
+
+@dataclass(slots=True)
+class SimNemesis:
+    cluster: SimCluster
+    rng: random.Random
+    record: Callable[[str, Any], None]  # (f, value) -> a nemesis op in the history
+    records: list[dict[str, Any]] = field(default_factory=list)  # nemesis.jsonl
+    _undo: list[Callable[[], Any]] = field(default_factory=list)
+
+    def _log(self, f: str, value: Any) -> None:
+        self.record(f, value)
+        self.records.append({"time": trio.current_time(), "f": f, "value": value})
+
+    async def run(self, schedule: list[FaultStep], started_at: float) -> None:
+        for step in schedule:
+            await trio.sleep_until(started_at + step.start)
+            await self.start(step)
+            await trio.sleep_until(started_at + step.start + step.duration)
+            await self.stop(step)
+
+    async def start(self, step: FaultStep) -> None:
+        cluster, rng = self.cluster, self.rng
+        nodes = list(cluster.node_ids)
+        leader = cluster.leader()
+        fault = step.fault
+        if fault == "partition":
+            grudges = partition_grudges(step.option, nodes, rng, leader)
+            cluster.network.grudges = grudges
+            self._log(
+                "start-partition",
+                {"shape": step.option, "grudges": {k: sorted(v) for k, v in grudges.items()}},
+            )
+        elif fault in ("kill", "crash", "disk"):
+            targets = pick_targets(step.option, nodes, rng, leader)
+            for node_id in targets:
+                node = cluster.nodes[node_id]
+                # kill: SIGKILL of a process whose every acknowledged write was fsynced;
+                # crash: the power goes too, so unsynced writes are lost; disk: and the
+                # last record is torn.
+                node.crash(rng, tear=fault == "disk")
+            self._log("kill" if fault == "kill" else f"start-{fault}", {"nodes": targets})
+        elif fault == "pause":
+            targets = [
+                t for t in pick_targets(step.option, nodes, rng, leader) if cluster.nodes[t].running
+            ]
+            for node_id in targets:
+                cluster.nodes[node_id].pause()
+            self._log("pause", {"nodes": targets})
+        elif fault in ("delay", "loss"):
+            severe = step.option == "severe"
+            base = cluster.network.conditions
+            if fault == "delay":
+                conditions = LinkConditions(
+                    base_delay=0.05 if severe else 0.01,
+                    jitter=0.2 if severe else 0.05,
+                    loss=base.loss,
+                    duplicate=base.duplicate,
+                )
+            else:
+                conditions = LinkConditions(
+                    base_delay=base.base_delay,
+                    jitter=base.jitter,
+                    loss=0.4 if severe else 0.1,
+                    duplicate=base.duplicate,
+                )
+            cluster.network.conditions = conditions
+            self._undo.append(lambda base=base: setattr(cluster.network, "conditions", base))
+            self._log(f"start-{fault}", {"level": step.option})
+        elif fault == "clock":
+            target = pick_targets("one", nodes, rng, leader)[0]
+            rate = {"fast": 2.0, "slow": 0.5, "strobe": 4.0}[step.option]
+            await self._set_rate(target, rate)
+            self._log("start-clock", {"node": target, "rate": rate})
+        else:
+            raise NemesisSpecError(f"unknown fault {fault!r}")
+
+    async def _set_rate(self, node_id: str, rate: float) -> None:
+        self.cluster.nodes[node_id].set_clock_rate(rate)
+
+    async def stop(self, step: FaultStep) -> None:
+        cluster = self.cluster
+        fault = step.fault
+        if fault == "partition":
+            cluster.network.grudges = {}
+            self._log("stop-partition", None)
+        elif fault in ("kill", "crash", "disk"):
+            restarted = await self._restart_down()
+            self._log("start" if fault == "kill" else f"stop-{fault}", {"nodes": restarted})
+        elif fault == "pause":
+            resumed = await self._restart_down(paused_only=True)
+            self._log("resume", {"nodes": resumed})
+        elif fault in ("delay", "loss"):
+            while self._undo:
+                self._undo.pop()()
+            self._log(f"stop-{fault}", None)
+        elif fault == "clock":
+            for node_id in cluster.node_ids:
+                await self._set_rate(node_id, 1.0)
+            self._log("stop-clock", None)
+
+    async def _restart_down(self, *, paused_only: bool = False) -> list[str]:
+        restarted = []
+        for node_id, node in self.cluster.nodes.items():
+            if not node.running and (node.paused or not paused_only):
+                await self.cluster.restart(node_id)
+                restarted.append(node_id)
+        return restarted
+
+    async def heal_all(self) -> None:
+        """The final generator: every link healed, every node running, clocks reset."""
+        cluster = self.cluster
+        cluster.network.heal()
+        while self._undo:
+            self._undo.pop()()
+        for node_id in cluster.node_ids:
+            await self._set_rate(node_id, 1.0)
+        restarted = await self._restart_down()
+        self._log("heal", {"restarted": restarted})
