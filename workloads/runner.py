@@ -127,12 +127,11 @@ async def perform_op(
         # happens even while cancelled.
         recorder.complete(invocation, INFO, request.value, error=CANCELLED)
         raise
+    node = outcome.node
+    if node is None and outcome.type == OK:  # last_node is only sure to be this op's on ok
+        node = answering_node(client)
     return recorder.complete(
-        invocation,
-        outcome.type,
-        outcome.value,
-        error=outcome.error,
-        node=outcome.node or answering_node(client),
+        invocation, outcome.type, outcome.value, error=outcome.error, node=node
     )
 
 
@@ -175,24 +174,41 @@ async def run_setup(
     retry_delay: float = 0.5,
     client_prefix: str = "p",
 ) -> None:
-    """Run ``workload.setup`` until it succeeds; retried as a whole (it must be idempotent)."""
+    """Run ``workload.setup`` until it succeeds (it must be idempotent).
+
+    Retries run on the same client, so in one KV session: the KV refuses a write whose seq
+    is below the last one applied (§6.3), so a put of an attempt that timed out can never
+    land after a later attempt succeeded and the workers started (it would reset a bank
+    balance mid-run). A new client, with a new id, is made only when one cannot be opened.
+    """
     deadline = trio.current_time() + timeout
-    attempt = 0
+    opening = 0
     last_error: BaseException | None = None
-    while trio.current_time() < deadline:
-        attempt += 1
-        try:
-            with trio.move_on_at(deadline):
-                client = client_factory(
-                    process=-1, client_id=f"{client_prefix}setup{attempt}", node=home_node(0, nodes)
-                )
-                async with client as opened:
-                    await workload.setup(opened)
-                    return
-        except Exception as exc:  # retry: the cluster may still be electing a leader
-            last_error = exc
-            log.info("setup of %s failed (attempt %d): %r", workload.name, attempt, exc)
-        await trio.sleep_until(min(trio.current_time() + retry_delay, deadline))
+
+    async def attempts(client: KVClient) -> None:
+        nonlocal last_error
+        while True:
+            try:
+                await workload.setup(client)
+                return
+            except Exception as exc:  # the cluster may still be electing a leader
+                last_error = exc
+                log.info("setup of %s failed: %r", workload.name, exc)
+            await trio.sleep_until(min(trio.current_time() + retry_delay, deadline))
+
+    with trio.move_on_at(deadline):
+        while True:
+            opening += 1
+            opened = await using_client(
+                client_factory,
+                process=-1,
+                client_id=f"{client_prefix}setup{opening}",
+                node=home_node(0, nodes),
+                body=attempts,
+            )
+            if opened:
+                return
+            await trio.sleep_until(min(trio.current_time() + retry_delay, deadline))
     raise WorkloadSetupError(
         f"the {workload.name} workload could not set up the cluster within {timeout:g} s "
         f"(last error: {last_error!r})"
@@ -293,10 +309,13 @@ async def run_workload(
     reopen_delay: float = 0.5,
     setup_timeout: float = 60.0,
     client_prefix: str = "p",
+    setup_done: trio.Event | None = None,
 ) -> RunSummary:
     """Set the workload up, then run it for ``time_limit`` seconds (Trio time).
 
-    Returns when every worker has stopped: no op of this phase is left in flight.
+    ``setup_done`` (optional) is set once setup succeeded and the workers start: a
+    nemesis started on it never disturbs the setup. Returns when every worker has
+    stopped: no op of this phase is left in flight.
     """
     count = parse_concurrency(concurrency, len(nodes))
     checked_rate = check_rate(rate)
@@ -310,6 +329,8 @@ async def run_workload(
     await run_setup(
         workload, client_factory, nodes=nodes, timeout=setup_timeout, client_prefix=client_prefix
     )
+    if setup_done is not None:
+        setup_done.set()
     deadline = trio.current_time() + time_limit
     workers = _Workers(
         workload,

@@ -240,6 +240,9 @@ async def test_bank_setup_is_retried_until_the_accounts_exist(
     factory = FakeFactory(kv, latency=0.01, decide=first_puts_fail)
     recorder, _ = await run("bank", factory, concurrency=2, time_limit=5.0)
     assert all(puts[f"acct{account}"] >= 3 for account in range(5))
+    # Every retry ran on one client (one KV session: a late put of an earlier attempt is
+    # refused by the KV as a stale seq).
+    assert [client_id for process, client_id, _ in factory.made if process < 0] == ["psetup1"]
     # Setup is not part of the history: the first op is a worker's.
     assert recorder.ops[0].process in (0, 1)
     assert sum(value for key, value in kv.data.items() if key.startswith("acct")) == 100
@@ -323,3 +326,31 @@ async def test_a_harness_bug_stops_the_run_instead_of_looping(
         )
     assert raised.group_contains(RecorderError, match="after the recorder was closed")
     assert trio.current_time() < 1.0  # it did not spin until the time limit
+
+
+async def test_setup_done_is_set_before_the_first_op(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    setup_done = trio.Event()
+    recorder = HistoryRecorder()
+    first_op_seen_setup_done: list[bool] = []
+
+    def watch(client_id: str, op: str, args: tuple) -> Fault | None:
+        if client_id.startswith("psetup"):
+            assert not setup_done.is_set()
+        elif not first_op_seen_setup_done:
+            first_op_seen_setup_done.append(setup_done.is_set())
+        return None
+
+    await run_workload(
+        make_workload("bank"),
+        FakeFactory(MemoryKV(), latency=0.01, decide=watch),
+        recorder,
+        concurrency=2,
+        rate=10,
+        time_limit=2,
+        rng=random.Random(1),
+        nodes=NODES,
+        setup_done=setup_done,
+    )
+    assert first_op_seen_setup_done == [True]
