@@ -90,6 +90,7 @@ class SimNode:
     paused: bool = False
     tick_rate: float = 1.0  # >1: the node's clock runs fast
     restarts: int = 0
+    failures: list[str] = field(default_factory=list)  # exceptions that killed the node
     _scope: trio.CancelScope | None = None
     _nursery: trio.Nursery | None = None
     _paused_inbox: list[tuple[str, Any]] = field(default_factory=list)
@@ -164,15 +165,27 @@ class SimNode:
         self.network.attach(self.node_id, self._deliver)
         scope = trio.CancelScope()
         self._scope = scope
+        started = False
         try:
             with scope:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     await nursery.start(self.driver.run)
                     task_status.started()
+                    started = True
                     backlog, self._paused_inbox = self._paused_inbox, []
                     for src, payload in backlog:
                         self._deliver(src, payload)
+        except Exception as error:  # noqa: BLE001 - an invariant broke: the process dies
+            # A real node process would crash here (run_node logs and re-raises). The
+            # simulation records it as a finding and keeps the node down until restarted.
+            self.failures.append(f"{trio.current_time():.6f} {type(error).__name__}: {error}")
+            self.log(f"crashed: {type(error).__name__}: {error}")
+            self.network.detach(self.node_id)
+            self._drop_clients()
+            self.driver = None
+            if not started:
+                task_status.started()
         finally:
             # A crash followed at once by a restart: the new run owns the node by now.
             if self._scope is scope:

@@ -41,16 +41,28 @@ class NemesisSpecError(ValueError):
 
 
 def parse_faults(spec: str) -> tuple[str, ...]:
-    """``partition,kill`` | ``all`` | ``none`` → fault names (validated)."""
+    """``partition,kill`` | ``all`` | ``none`` → fault names (validated).
+
+    A fault may be narrowed to one shape or target with a colon: ``partition:leader``,
+    ``kill:leader``, ``pause:minority``, ``loss:severe``.
+    """
     names = [part.strip() for part in spec.split(",") if part.strip()]
     if names == ["none"] or not names:
         return ()
     if names == ["all"]:
-        return tuple(name for name in SIM_FAULTS if name != "crash") + ("crash",)
-    unknown = [name for name in names if name not in SIM_FAULTS]
-    if unknown:
+        return SIM_FAULTS
+    problems = []
+    for name in names:
+        fault, _, option = name.partition(":")
+        if fault not in SIM_FAULTS:
+            problems.append(f"unknown fault {fault!r}")
+        elif option and option not in options_for(fault):
+            problems.append(
+                f"{fault} has no option {option!r} (options: {', '.join(options_for(fault))})"
+            )
+    if problems:
         raise NemesisSpecError(
-            f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(SIM_FAULTS)}, all, none"
+            "; ".join(problems) + f". Faults: {', '.join(SIM_FAULTS)}, all, none"
         )
     return tuple(dict.fromkeys(names))
 
@@ -173,8 +185,8 @@ def draw_schedule(
         return steps
     at = interval * rng.uniform(0.5, 1.5)
     while at < time_limit:
-        fault = faults[rng.randrange(len(faults))]
-        options = options_for(fault)
+        fault, _, option = faults[rng.randrange(len(faults))].partition(":")
+        options = (option,) if option else options_for(fault)
         duration = interval * rng.uniform(0.5, 1.5)
         steps.append(FaultStep(fault, options[rng.randrange(len(options))], at, duration))
         at += duration + interval * rng.uniform(0.5, 1.5)

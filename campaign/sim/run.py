@@ -194,6 +194,7 @@ def run_simulation(config: SimConfig) -> SimOutcome:
     ops: list[Op] = state["ops"]
     checkers = check_history(config.to_dict(), ops)
     checkers["liveness"] = _liveness_result(state["liveness"], config)
+    checkers["node-crashes"] = _crash_result(cluster)
     results = results_document(
         checkers,
         counts=count_completions(ops),
@@ -228,6 +229,14 @@ async def _measure_recovery(cluster: SimCluster, config: SimConfig) -> float | N
                 except Exception:  # noqa: BLE001 - any failure: not recovered yet
                     await trio.sleep(0.05)
     return None
+
+
+def _crash_result(cluster: SimCluster) -> dict[str, Any]:
+    """A node that died of an exception (a broken invariant) is a finding in itself."""
+    failures = {node_id: node.failures for node_id, node in cluster.nodes.items() if node.failures}
+    if failures:
+        return {"valid": False, "error": "a node crashed on an exception", "failures": failures}
+    return {"valid": True}
 
 
 def _liveness_result(recovered_after: float | None, config: SimConfig) -> dict[str, Any]:
