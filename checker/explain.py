@@ -20,6 +20,7 @@ drawn is shown as JSON.
 
 from __future__ import annotations
 
+import bisect
 import html
 import json
 from collections.abc import Mapping, Sequence
@@ -30,7 +31,8 @@ from checker.history import HistoryError, Op, pair_operations, to_jsonable
 
 TYPE_COLOURS = {"ok": "#2e7d32", "fail": "#c62828", "info": "#ef6c00", "invoke": "#757575"}
 VERDICT_COLOURS = {"valid": "#2e7d32", "invalid": "#c62828", "unknown": "#ef6c00"}
-MAX_LANE_OPS = 400  # bars drawn around the failing window; more would not be readable
+MAX_LANE_OPS = 120  # bars drawn around the failing window; more would not be readable
+MAX_AFTER_WINDOW = 10  # bars kept after the failing window, when room is short
 MAX_PATHS = 12  # partial linearizations listed
 MAX_PATH_STEPS = 40  # steps shown of each (the last ones: those next to the failure)
 MAX_STATES = 50
@@ -305,55 +307,75 @@ def _lanes_svg(
     culprit: Mapping[str, Any] | None,
     involved: list[dict[str, Any]],
     window_override: tuple[float, float] | None = None,
+    key: Any = None,
 ) -> str:
-    """A lane per process, each op a bar; the failing window shaded, the culprit outlined."""
+    """A lane per process, each op a bar; the failing window shaded, the culprit outlined.
+
+    The x axis is the order of events (invokes and completions), compressed to the events
+    drawn: real-time precedence is all that linearizability looks at, and gaps between
+    events carry no meaning. An ``info`` bar is drawn up to its info completion and then
+    continues as a dashed line: it may take effect at any later time.
+    """
     if not bars:
         return ""
     culprit_bar = next((bar for bar in bars if _matches(bar, culprit)), None)
     involved_bars = [bar for bar in bars if any(_matches(bar, view) for view in involved)]
     history_end = max(max(bar.start, bar.end or bar.start) for bar in bars) + 1
+
+    def bar_end(bar: _Bar) -> float:
+        return bar.end if bar.end is not None else history_end
+
     window: tuple[float, float] | None = None
     if culprit_bar is not None:
-        group = [culprit_bar, *involved_bars]
-        culprit_end = culprit_bar.end if culprit_bar.end is not None else history_end
-        window_start = min(bar.start for bar in group)
-        # Everything concurrent with the culprit belongs to the window too (Knossos' :window).
+        culprit_end = bar_end(culprit_bar)
+        window_start = min(bar.start for bar in [culprit_bar, *involved_bars])
+        # Everything concurrent with the culprit belongs to the window (Knossos' :window).
         for bar in bars:
-            bar_end = bar.end if bar.end is not None else history_end
-            if bar.start <= culprit_end and bar_end >= culprit_bar.start:
+            if bar.start <= culprit_end and bar_end(bar) >= culprit_bar.start:
                 window_start = min(window_start, bar.start)
         window = (window_start, culprit_end)
     if window_override is not None:
         window = window_override
-    # Keep the bars around the window readable: those overlapping a margin around it.
-    if window is not None and len(bars) > MAX_LANE_OPS:
-        centre = [
-            bar for bar in bars if bar.start <= window[1] and (bar.end or history_end) >= window[0]
-        ]
-        before = [bar for bar in bars if (bar.end or history_end) < window[0]]
-        after = [bar for bar in bars if bar.start > window[1]]
+    # Keep the picture readable and on the failure: every bar overlapping the window, then
+    # what led up to it (nearest first), and only a few of the bars that followed it.
+    if window is not None:
+        low, high = window
+        centre = [bar for bar in bars if bar.start <= high and bar_end(bar) >= low]
+        centre_ids = {id(bar) for bar in centre}
+        before = sorted(
+            (bar for bar in bars if id(bar) not in centre_ids and bar.start < low),
+            key=lambda bar: low - bar_end(bar),
+        )
+        after = [bar for bar in bars if id(bar) not in centre_ids and bar.start > high]
         room = max(0, MAX_LANE_OPS - len(centre))
-        bars = before[-(room // 2) :] + centre + after[: room - room // 2] if room else centre
+        after_room = min(len(after), MAX_AFTER_WINDOW, room)
+        keep = centre[:MAX_LANE_OPS] + before[: room - after_room] + after[:after_room]
+        if culprit_bar is not None and culprit_bar not in keep:
+            keep.append(culprit_bar)
+        bars = sorted(keep, key=lambda bar: bar.start)
     elif len(bars) > MAX_LANE_OPS:
         bars = bars[:MAX_LANE_OPS]
-    view_start = min(bar.start for bar in bars)
-    view_end = max((bar.end if bar.end is not None else bar.start + 1) for bar in bars)
-    if window is not None:
-        view_start = min(view_start, window[0])
-        view_end = max(view_end, window[1])
-    view_end += 1
+    # Compress the axis to the events drawn.
+    events = sorted({bar.start for bar in bars} | {bar.end for bar in bars if bar.end is not None})
+    rank = {position: number for number, position in enumerate(events)}
+    last_slot = len(events)  # open-ended bars run to here
+
+    def slot(position: float) -> float:
+        if position in rank:
+            return float(rank[position])
+        return float(bisect.bisect_left(events, position))
+
     processes = sorted(
         {bar.process for bar in bars}, key=lambda p: (isinstance(p, str), str(p).zfill(12))
     )
-    lane_of = {process: position for position, process in enumerate(processes)}
-    lane_height, bar_height, left, top = 26, 18, 70, 22
-    slots = max(1.0, view_end - view_start)
-    unit = max(6.0, min(60.0, 1400.0 / slots))
-    width = left + int(slots * unit) + 20
+    lane_of = {process: number for number, process in enumerate(processes)}
+    lane_height, bar_height, left, top, right_margin = 26, 18, 70, 22, 120
+    unit = max(14.0, min(60.0, 1300.0 / max(1, last_slot + 1)))
+    width = left + int((last_slot + 1) * unit) + right_margin
     height = top + lane_height * len(processes) + 10
 
-    def x(position: float) -> float:
-        return left + (position - view_start) * unit
+    def x(position_slot: float) -> float:
+        return left + position_slot * unit
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -365,12 +387,12 @@ def _lanes_svg(
         'fill-opacity="0.55"/></pattern></defs>'
     )
     if window is not None:
-        wx = x(window[0])
-        ww = (window[1] - window[0] + 1) * unit
+        wx = x(slot(window[0]))
+        ww = max(unit, x(slot(window[1]) + 1) - wx)
         parts.append(
             f'<rect x="{wx:.1f}" y="4" width="{ww:.1f}" height="{height - 8}" fill="#ffcdd2" '
-            'fill-opacity="0.45" stroke="#e57373" stroke-dasharray="4 3"><title>failing window: the '
-            "culprit and every operation concurrent with it</title></rect>"
+            'fill-opacity="0.45" stroke="#e57373" stroke-dasharray="4 3"><title>failing window: '
+            "the culprit and every operation concurrent with it</title></rect>"
         )
         parts.append(
             f'<text x="{wx + 3:.1f}" y="15" font-size="11" fill="#c62828">failing window</text>'
@@ -378,22 +400,28 @@ def _lanes_svg(
     for process, lane in lane_of.items():
         y = top + lane * lane_height
         parts.append(
-            f'<line x1="{left}" x2="{width - 10}" y1="{y + bar_height / 2}" y2="{y + bar_height / 2}" stroke="#eee"/>'
+            f'<line x1="{left}" x2="{width - 10}" y1="{y + bar_height / 2}" '
+            f'y2="{y + bar_height / 2}" stroke="#eee"/>'
         )
         parts.append(
             f'<text x="6" y="{y + 13}" font-size="12" fill="#424242">p {_e(process)}</text>'
         )
+    culprit_label: tuple[float, float, str] | None = None
     for bar in bars:
         y = top + lane_of[bar.process] * lane_height
-        start = x(bar.start) + 1
-        end_position = bar.end if bar.end is not None else view_end - 0.5
-        bar_width = max(4.0, (end_position - bar.start + 1) * unit - 2)
+        start_slot = slot(bar.start)
+        end_slot = slot(bar.end) if bar.end is not None else float(last_slot)
+        start = x(start_slot) + 1
+        bar_width = max(4.0, (end_slot - start_slot + 1) * unit - 2)
         colour = TYPE_COLOURS.get(bar.outcome, "#757575")
         fill = "url(#rl-hatch)" if bar.outcome == "info" else colour
         is_culprit = culprit_bar is bar
         stroke = ' stroke="#b71c1c" stroke-width="3"' if is_culprit else f' stroke="{colour}"'
         opacity = "0.35" if bar.outcome == "fail" else "0.85"
-        label = f"{bar.f} {_j(bar.value, 24)}"
+        shown_value = bar.value
+        if key is not None and _value_key(bar.value) == key:  # the lanes are of one key
+            shown_value = bar.value[1]
+        label = f"{bar.f} {_j(shown_value, 24)}"
         title = (
             f"process {bar.process}: {bar.f} {_j(bar.value, 300)} → {bar.outcome}"
             f" (op index {bar.invoke_index}"
@@ -405,14 +433,31 @@ def _lanes_svg(
             f'<g><title>{_e(title)}</title><rect x="{start:.1f}" y="{y}" width="{bar_width:.1f}" '
             f'height="{bar_height}" rx="3" fill="{fill}" fill-opacity="{opacity}"{stroke}/>'
         )
+        if bar.outcome == "info" and bar.end is not None:
+            tail_y = y + bar_height / 2
+            parts.append(
+                f'<line x1="{start + bar_width:.1f}" x2="{x(last_slot) + unit:.1f}" y1="{tail_y}" '
+                f'y2="{tail_y}" stroke="#ef6c00" stroke-dasharray="2 3"/>'
+            )
         if bar_width > 24:
             max_chars = int(bar_width / 6.5)
             shown = label if len(label) <= max_chars else label[: max(1, max_chars - 1)] + "…"
             text_colour = "#212121" if bar.outcome in ("info", "fail") else "#fff"
             parts.append(
-                f'<text x="{start + 3:.1f}" y="{y + 13}" font-size="11" fill="{text_colour}">{_e(shown)}</text>'
+                f'<text x="{start + 3:.1f}" y="{y + 13}" font-size="11" '
+                f'fill="{text_colour}">{_e(shown)}</text>'
             )
+        if is_culprit:  # named in full beside the bar, on top of everything
+            culprit_label = (start + bar_width + 4, y, f"✗ {label}")
         parts.append("</g>")
+    if culprit_label is not None:
+        label_x, label_y, text = culprit_label
+        parts.append(
+            f'<rect x="{label_x - 2:.1f}" y="{label_y + 1}" width="{len(text) * 6.6 + 4:.1f}" '
+            f'height="{bar_height - 2}" fill="#fff" fill-opacity="0.9"/>'
+            f'<text x="{label_x:.1f}" y="{label_y + 13}" font-size="11" font-weight="bold" '
+            f'fill="#b71c1c">{_e(text)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -589,7 +634,9 @@ def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None
     if not bars:
         views = [v for v in [culprit, previous_ok, *involved] if v is not None]
         bars = _bars_from_views(views)
-    lanes = _lanes_svg(bars, culprit, involved, _window_positions(violation, history_ops))
+    lanes = _lanes_svg(
+        bars, culprit, involved, _window_positions(violation, history_ops), key=to_jsonable(key)
+    )
     if lanes:
         out.append("<h3>Operations per process</h3>")
         if key is not None and history_ops:
