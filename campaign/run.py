@@ -164,6 +164,12 @@ async def _follow(cluster: LocalCluster, recorder: Any, state: ProgressState) ->
         await trio.sleep(0.2)
 
 
+async def _after(event: trio.Event, task: Any) -> None:
+    """Start `task` once `event` is set (the nemesis waits for the workload's setup)."""
+    await event.wait()
+    await task()
+
+
 async def _heal_everything(cluster: LocalCluster, recorder: Any, nemesis: Any) -> None:
     """Jepsen's final generator: every fault stopped, every node up, every link passing."""
     if nemesis is not None:
@@ -300,9 +306,10 @@ class _Run:
         )
         state.phase = "running"
         state.started = time.monotonic()  # elapsed / limit counts the workload's time
+        setup_done = trio.Event()
         async with trio.open_nursery() as work:
             if self.nemesis is not None:
-                work.start_soon(self.nemesis.run)
+                work.start_soon(_after, setup_done, self.nemesis.run)
             await run_workload(
                 self.workload,
                 self.client_factory,
@@ -312,6 +319,7 @@ class _Run:
                 time_limit=config.time_limit,
                 rng=random.Random(self.seeds.workload),
                 nodes=self.node_ids,
+                setup_done=setup_done,
             )
             work.cancel_scope.cancel()  # the nemesis stops with the workload
         state.phase = "healing"
