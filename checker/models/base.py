@@ -184,6 +184,16 @@ class Model:
         """
         return False
 
+    def read_only(self, op: Op) -> bool:
+        """True when ``op`` never changes the state: ``step`` gives the same state or None.
+
+        The search linearizes such an op as soon as the current state allows it, without
+        trying anything else first (an exchange argument: moving a read-only op earlier,
+        to a point inside its interval where it holds, keeps every linearization valid);
+        and it never tries a read-only ``info`` op at all (it need not happen).
+        """
+        return False
+
     def observes_failure(self, op: Op) -> bool:
         """True when a ``fail`` op still tells something about the state.
 
@@ -210,3 +220,49 @@ class Model:
 
 def is_pair(value: Any) -> bool:
     return isinstance(value, tuple | list) and len(value) == 2
+
+
+# Maps as states: a tuple of (key, value) pairs sorted by key. Tuples hash in C, which
+# matters in the search's inner loop (a Python-level __hash__ costs more than a step).
+Items = tuple[tuple[Any, Any], ...]
+
+
+def _key_before(a: Any, b: Any) -> bool:
+    try:
+        return bool(a < b)
+    except TypeError:  # keys of different types: any fixed order keeps states canonical
+        return (type(a).__name__, repr(a)) < (type(b).__name__, repr(b))
+
+
+def items_from(mapping: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> Items:
+    out: Items = ()
+    pairs = mapping.items() if isinstance(mapping, Mapping) else mapping
+    for key, value in pairs:
+        out = items_set(out, key, value)
+    return out
+
+
+def items_get(items: Items, key: Any, default: Any = None) -> Any:
+    for item_key, value in items:
+        if item_key == key:
+            return value
+    return default
+
+
+def items_set(items: Items, key: Any, value: Any) -> Items:
+    """``items`` with ``key`` bound to ``value`` (or removed when ``value`` is None)."""
+    for position, (item_key, _) in enumerate(items):
+        if item_key == key:
+            if value is None:
+                return items[:position] + items[position + 1 :]
+            return (*items[:position], (key, value), *items[position + 1 :])
+        if _key_before(key, item_key):
+            if value is None:
+                return items
+            return (*items[:position], (key, value), *items[position:])
+    return items if value is None else (*items, (key, value))
+
+
+def items_restrict(items: Items, keys: Iterable[Any]) -> Items:
+    wanted = set(keys)
+    return tuple(item for item in items if item[0] in wanted)

@@ -43,3 +43,6 @@ class CasRegisterModel(Model):
             raise ModelError(
                 f"op index {op.index}: expected a cas value [expected new], got {op.value!r}"
             )
+
+    def read_only(self, op: Op) -> bool:
+        return op.f == "read"

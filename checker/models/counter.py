@@ -43,3 +43,6 @@ class CounterModel(Model):
 
     def is_noop(self, op: Op) -> bool:
         return op.f == "read" and op.value is None
+
+    def read_only(self, op: Op) -> bool:
+        return op.f == "read"

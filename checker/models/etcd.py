@@ -60,3 +60,6 @@ class EtcdModel(Model):
 
     def observes_failure(self, op: Op) -> bool:
         return op.f == "cas" and op.error in _OBSERVED_FAILURES
+
+    def read_only(self, op: Op) -> bool:
+        return op.f == "read" or op.type == "fail"

@@ -12,7 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from checker.models.base import FrozenMap, Model, ModelError, freeze, is_pair
+from checker.models.base import (
+    FrozenMap,
+    Items,
+    Model,
+    ModelError,
+    freeze,
+    is_pair,
+    items_from,
+    items_get,
+    items_restrict,
+    items_set,
+    thaw,
+)
 from checker.op import Op
 
 _ABSENT_READS = ("", ())
@@ -23,40 +35,41 @@ class KVModel(Model):
     functions = frozenset({"get", "put", "append"})
     key_aware = True
 
-    def init(self, value: Any = None) -> FrozenMap:
+    def init(self, value: Any = None) -> Items:
         if value is None:
-            return FrozenMap()
+            return ()
         if not isinstance(value, Mapping):
             raise ModelError(
                 f"expected the initial value to be a map {{key: value}}, got {value!r}"
             )
-        return FrozenMap((freeze(k), freeze(v)) for k, v in value.items() if v is not None)
+        return items_from((freeze(k), freeze(v)) for k, v in value.items())
 
-    def step(self, state: FrozenMap, op: Op) -> FrozenMap | None:
+    def step(self, state: Items, op: Op) -> Items | None:
         key, value = op.value
-        items = state._items
         f = op.f
+        if len(state) == 1 and state[0][0] == key:  # the common case: one key per component
+            current = state[0][1]
+        else:
+            current = items_get(state, key)
         if f == "get":
             if value is None:
                 return state
-            current = items.get(key)
             if current is None:
                 return state if value in _ABSENT_READS else None
             return state if current == value else None
-        updated = dict(items)
         if f == "put":
-            updated[key] = value
+            new = value
+        elif isinstance(value, str) and (current is None or isinstance(current, str)):
+            new = value if current is None else current + value
+        elif current is None:
+            new = (value,)
+        elif isinstance(current, tuple):
+            new = (*current, value)
         else:
-            current = items.get(key)
-            if isinstance(value, str) and (current is None or isinstance(current, str)):
-                updated[key] = value if current is None else current + value
-            elif current is None:
-                updated[key] = (value,)
-            elif isinstance(current, tuple):
-                updated[key] = (*current, value)
-            else:
-                return None  # appending a non-string to a string value: cannot happen
-        return FrozenMap(updated)
+            return None  # appending a non-string to a string: cannot happen
+        if not state or (len(state) == 1 and state[0][0] == key):
+            return ((key, new),)
+        return items_set(state, key, new)
 
     def validate(self, op: Op) -> None:
         super().validate(op)
@@ -71,5 +84,11 @@ class KVModel(Model):
     def keys(self, op: Op) -> tuple[Any, ...]:
         return (op.value[0],)
 
-    def restrict(self, state: FrozenMap, keys: Iterable[Any]) -> FrozenMap:
-        return state.restrict(keys)
+    def restrict(self, state: Items, keys: Iterable[Any]) -> Items:
+        return items_restrict(state, keys)
+
+    def describe(self, state: Items) -> Any:
+        return thaw(FrozenMap(state))
+
+    def read_only(self, op: Op) -> bool:
+        return op.f == "get"

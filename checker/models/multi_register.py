@@ -12,7 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from checker.models.base import FrozenMap, Model, ModelError, freeze
+from checker.models.base import (
+    FrozenMap,
+    Items,
+    Model,
+    ModelError,
+    freeze,
+    items_from,
+    items_get,
+    items_restrict,
+    items_set,
+    thaw,
+)
 from checker.op import Op
 
 _READS = frozenset({"read", "r"})
@@ -24,29 +35,21 @@ class MultiRegisterModel(Model):
     functions = frozenset({"txn"})
     key_aware = True
 
-    def init(self, value: Any = None) -> FrozenMap:
+    def init(self, value: Any = None) -> Items:
         if value is None:
-            return FrozenMap()
+            return ()
         if not isinstance(value, Mapping):
             raise ModelError(f"expected the initial value to be a map {{k: v}}, got {value!r}")
-        return FrozenMap((freeze(k), freeze(v)) for k, v in value.items() if v is not None)
+        return items_from((freeze(k), freeze(v)) for k, v in value.items())
 
-    def step(self, state: FrozenMap, op: Op) -> FrozenMap | None:
-        items: dict[Any, Any] | None = None
+    def step(self, state: Items, op: Op) -> Items | None:
         for micro_f, key, value in op.value:
             if micro_f in _READS:
-                if value is not None:
-                    current = (state._items if items is None else items).get(key)
-                    if current != value:
-                        return None
+                if value is not None and items_get(state, key) != value:
+                    return None
             else:
-                if items is None:
-                    items = dict(state._items)
-                if value is None:
-                    items.pop(key, None)
-                else:
-                    items[key] = value
-        return state if items is None else FrozenMap(items)
+                state = items_set(state, key, value)
+        return state
 
     def validate(self, op: Op) -> None:
         super().validate(op)
@@ -71,5 +74,11 @@ class MultiRegisterModel(Model):
     def keys(self, op: Op) -> tuple[Any, ...]:
         return tuple(dict.fromkeys(micro[1] for micro in op.value))
 
-    def restrict(self, state: FrozenMap, keys: Iterable[Any]) -> FrozenMap:
-        return state.restrict(keys)
+    def restrict(self, state: Items, keys: Iterable[Any]) -> Items:
+        return items_restrict(state, keys)
+
+    def describe(self, state: Items) -> Any:
+        return thaw(FrozenMap(state))
+
+    def read_only(self, op: Op) -> bool:
+        return all(micro[0] in _READS for micro in op.value)

@@ -34,3 +34,6 @@ class RegisterModel(Model):
         super().validate(op)
         if op.f == "write" and op.type == "ok" and op.value is None:
             raise ModelError(f"op index {op.index}: a write needs a value, got nil")
+
+    def read_only(self, op: Op) -> bool:
+        return op.f == "read"

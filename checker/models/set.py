@@ -38,3 +38,6 @@ class SetModel(Model):
 
     def is_noop(self, op: Op) -> bool:
         return op.f == "read" and op.value is None
+
+    def read_only(self, op: Op) -> bool:
+        return op.f == "read"

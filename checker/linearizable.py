@@ -1,0 +1,766 @@
+"""Is a history linearizable? Wing & Gong's search with Lowe's memoisation, per component.
+
+``check(history, model, *, init=None, time_limit=None)`` decides whether the client
+operations of ``history`` (a list of :class:`~checker.op.Op` or op maps, invokes and
+completions as recorded) can be put in one sequential order that respects real time
+(an operation that completed before another was invoked comes first) and that the model
+accepts, step by step (Herlihy & Wing's linearizability).
+
+Semantics (Knossos'): invokes and completions are paired per process
+(:func:`checker.history.pair_operations`; two outstanding operations on one process is an
+input error, raised as :class:`~checker.history.HistoryError`). An ``ok`` operation took
+effect exactly once between its invoke and its completion. A ``fail`` operation never
+happened and is dropped — unless the model observes that failure (the ``etcd`` model: a
+cas that failed because the value differed). An ``info`` operation, or an invoke never
+completed, may take effect at any time after its invoke, or never. Nemesis operations are
+ignored. An ok op's value is its completion's value (the invoke's when the completion has
+none); an info op's is its invoke's.
+
+Search (as Porcupine's ``checkSingle``): the call and return events of the operations in
+time order form a doubly linked list; the search linearizes one callable operation at a
+time (lifting its call and return out of the list) and backtracks (unlifting them) when
+the first remaining return cannot be passed. A cache of (linearized set as a bitset
+integer, model state) pairs already visited (Lowe's memoisation) makes every
+configuration visited once. Pruning on top of that, each justified by an exchange
+argument:
+
+- P-compositionality: independent keys are separate histories, checked apart — Jepsen
+  ``[key, value]`` tuples, and for key-aware models (kv, multi-register) the connected
+  components (networkx) of the graph whose nodes are keys and whose edges join the keys
+  one operation touches.
+- Operations that can neither constrain nor change any state (a read of nil, a read that
+  timed out) are left out.
+- Candidates are tried in the order they must be linearized: by return time (the op whose
+  return comes first first), info ops — which need never happen — last.
+- Of identical operations (same function, value and outcome) callable together only the
+  one returning first is tried: any linearization that starts with another can swap them.
+- A configuration that differs from a failed one only by one more info op linearized,
+  in the same state, fails too (the info op could have been left out).
+
+Budgets: ``time_limit`` (seconds, wall clock, for the whole check) and ``max_configs``
+(cache entries per component: the memory budget) end in ``"unknown"``, never a guess.
+
+The result dict (JSON-ready once passed through ``checker.history.to_jsonable``):
+
+``valid``
+    ``True``, ``False`` or ``"unknown"`` — the worst over all components.
+``model``
+    the model's name.
+``op_count``
+    client operations searched (after pairing, dropping failures and no-op reads).
+``dropped``
+    ``{"fail": n, "noop": n}``: operations left out, and why.
+``independent``
+    True when the history was split by Jepsen ``[key, value]`` tuples.
+``component_count``
+    how many independent histories were searched (keys or key components; 1 if none).
+``configs``
+    configurations visited (cache entries), summed over components.
+``seconds``
+    wall-clock seconds spent.
+``error``
+    only when ``valid`` is ``"unknown"``: why (``"time limit of S s reached"``,
+    ``"memory limit of N configurations reached"``).
+``unknown_keys``
+    only when some components were not decided: their keys.
+``failures``
+    only when ``valid`` is False: one explanation per invalid component, sorted by key:
+
+    ``key``
+        the component's key (the Jepsen key, the kv key, a sorted list of the keys of a
+        multi-key component), or None for a history checked whole.
+    ``op``
+        the operation that cannot be linearized: the one whose completion no search
+        could get past (an *op record*, below).
+    ``previous_ok``
+        the last operation of the longest partial linearization found (op record or None).
+    ``linearized``
+        that longest partial linearization: op indices (the invoke's ``index``) in
+        linearization order. Every history event before ``op``'s completion is covered by it.
+    ``partial_linearizations``
+        up to 8 partial linearizations that reach ``op``'s completion, one per distinct
+        model state: ``[{"ops": [index, ...], "state": state}]``.
+    ``states``
+        every state the model could be in at that point (up to 64, JSON-friendly).
+    ``concurrent``
+        op records of the operations whose interval overlaps ``op``'s (``op`` excluded),
+        in invoke order: the window where the search failed.
+    ``window``
+        ``[first, last]`` history indices spanning ``op`` and the concurrent operations.
+
+An *op record* is ``{"index", "completion_index", "process", "type", "f", "value",
+"error", "invoke_time", "complete_time"}``: ``index`` is the invoke's history index,
+``completion_index`` the completion's (None when it never completed), ``type`` the
+outcome (ok, info, fail) and ``value`` what the model saw (the value inside the key tuple
+for independent histories).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from bisect import insort
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx
+
+from checker.history import HistoryError, OperationPair, op_from_mapping, pair_operations
+from checker.models import MODELS, Model, ModelError
+from checker.models.base import freeze, is_pair, thaw
+from checker.op import Op
+from checker.results import UNKNOWN, worst
+
+__all__ = ["DEFAULT_MAX_CONFIGS", "check"]
+
+# About 130 bytes per cached configuration: 5 million is well under a gigabyte.
+DEFAULT_MAX_CONFIGS = 5_000_000
+# Search steps between two looks at the clock.
+_CLOCK_EVERY = 4096
+_MAX_PARTIALS = 8
+# Steps a component search runs before letting the next one run (doubling each round).
+_FIRST_SLICE = 1024
+_MAX_SLICE = 1 << 20
+_SKIPPED = "not searched to the end: another component is not linearizable"
+_MAX_STATES = 64
+
+
+@dataclass(slots=True)
+class _Operation:
+    """One operation as the search sees it."""
+
+    view: Op  # the completed view given to model.step
+    pair: OperationPair
+    key: Any  # the component key (None when checked whole)
+    call: int  # event position of the invoke
+    ret: int | None  # event position of the completion; None: info (any time after, or never)
+    must: bool  # ok (or an observed failure): must be linearized
+
+
+@dataclass(slots=True)
+class _Outcome:
+    valid: bool | str
+    configs: int
+    error: str | None = None
+    failing: int | None = None  # op id (in the component) whose return could not be passed
+    partials: list[tuple[Any, list[int]]] = field(default_factory=list)
+    states: list[Any] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _resolve_model(model: str | type[Model] | Model) -> Model:
+    if isinstance(model, str):
+        if model not in MODELS:
+            raise ModelError(
+                f"unknown model {model!r}; expected one of {', '.join(sorted(MODELS))}"
+            )
+        return MODELS[model]()
+    if isinstance(model, type):
+        return model()
+    return model
+
+
+def _as_ops(history: Iterable[Op | Mapping[str, Any]]) -> list[Op]:
+    ops: list[Op] = []
+    for position, item in enumerate(history):
+        if isinstance(item, Op):
+            ops.append(item)
+        else:
+            ops.append(op_from_mapping(item, position=position))
+    return ops
+
+
+def _view(pair: OperationPair, value: Any) -> Op:
+    invoke = pair.invoke
+    completion = pair.completion
+    return Op(
+        index=invoke.index,
+        time=invoke.time,
+        type=pair.type,
+        process=invoke.process,
+        f=invoke.f,
+        value=freeze(value),
+        error=None if completion is None else completion.error,
+        node=invoke.node,
+    )
+
+
+def _looks_independent(pairs: Sequence[OperationPair]) -> bool:
+    """Jepsen independent tuples: every invoke's value is a [key, value] pair.
+
+    A history of cas ops alone whose values are pairs of plain values is a plain
+    cas-register history ([expected, new]), not a keyed one.
+    """
+    if not pairs:
+        return False
+    all_scalar_cas = True
+    for pair in pairs:
+        value = pair.invoke.value
+        if not is_pair(value):
+            return False
+        if pair.invoke.f != "cas" or isinstance(value[1], list | tuple):
+            all_scalar_cas = False
+    return not all_scalar_cas
+
+
+def _inner_value(pair: OperationPair) -> Any:
+    """The value inside an independent [key, value] tuple (completion's for ok, else invoke's)."""
+    invoke_inner = pair.invoke.value[1]
+    if pair.type == "ok" and pair.completion is not None:
+        completed = pair.completion.value
+        if is_pair(completed) and completed[1] is not None:
+            return completed[1]
+    return invoke_inner
+
+
+# ----------------------------------------------------------------------------- search
+
+
+def _search(
+    model: Model,
+    operations: list[_Operation],
+    initial_state: Any,
+    deadline: float | None,
+    max_configs: int,
+    time_limit: float | None,
+) -> Generator[int, int, _Outcome]:
+    """Search one component; a generator that pauses every so many steps.
+
+    The scheduler in :func:`check` sends how many steps to run before the next pause and
+    receives the cache size; the outcome is the generator's return value. Pausing lets
+    several components advance in turns, so that a cheap invalid one is found before an
+    expensive one is finished.
+    """
+    n = len(operations)
+    pause_at = yield 0
+    if not any(op.must for op in operations):
+        return _Outcome(True, 0)
+    step = model.step
+    views = [op.view for op in operations]
+    must = [op.must for op in operations]
+    read_only = [model.read_only(view) for view in views]
+    bits = [1 << i for i in range(n)]
+
+    # Porcupine's entry list: call and return events in history order, doubly linked,
+    # with a head and a tail sentinel. Lifting an op unlinks its call and its return;
+    # unlifting relinks them (in reverse order, as dancing links do).
+    events: list[tuple[int, int, bool]] = []
+    for i, op in enumerate(operations):
+        events.append((op.call, i, True))
+        if op.ret is not None:
+            events.append((op.ret, i, False))
+    events.sort()
+    m = len(events)
+    head, tail = m, m + 1
+    nxt = [*range(1, m), tail, 0, tail]
+    prv = [head, *range(0, m - 1), head, m - 1]
+    is_call = [event[2] for event in events]
+    op_of = [event[1] for event in events]
+    call_entry = [0] * n
+    return_entry = [-1] * n
+    for entry, (_, i, call) in enumerate(events):
+        if call:
+            call_entry[i] = entry
+        else:
+            return_entry[i] = entry
+    # Candidates are tried by return time: the op whose return comes first must be
+    # linearized before the search can pass it, so it is tried first; info ops (no
+    # return) need never happen, so they come after every op that must.
+    order_key = [return_entry[i] if must[i] else m + call_entry[i] for i in range(n)]
+    skip_mask = _symmetry_masks(operations, call_entry, return_entry, m)
+
+    def advance_frontier(entry: int, cands: list[int]) -> int:
+        """From ``entry`` on, add the calls met to ``cands``; return the first return entry."""
+        while entry < m and is_call[entry]:
+            insort(cands, op_of[entry], key=order_key.__getitem__)
+            entry = nxt[entry]
+        return entry
+
+    state = initial_state
+    lin = 0
+    remaining = sum(must)
+    cache: set[tuple[int, Any]] = {(0, state)}
+    # frames: (callable ops, ops to try, index of the next one to try, op linearized,
+    # state before, frontier)
+    stack: list[tuple[list[int], list[int], int, int, Any, int]] = []
+    used_infos: list[int] = []
+    cands: list[int] = []
+    frontier = advance_frontier(nxt[head], cands)
+    trying = _forced_read(cands, read_only, step, state, views) or cands
+    idx = 0
+    steps = 0
+    next_clock_check = _CLOCK_EVERY
+    best_frontier = -1
+    best_states: dict[Any, list[int]] = {}
+
+    while True:
+        advanced = False
+        while idx < len(trying):
+            i = trying[idx]
+            idx += 1
+            if trying is cands:
+                if read_only[i]:
+                    continue  # it fails here, or it would have been forced
+                mask = skip_mask[i]
+                if mask and mask & ~lin:
+                    continue  # an identical op returning no later stands for this one
+            steps += 1
+            new_state = step(state, views[i])
+            if new_state is None:
+                continue
+            if not must[i] and new_state == state:
+                continue  # an info op that changes nothing here need not happen here
+            new_lin = lin | bits[i]
+            size = len(cache)
+            cache.add((new_lin, new_state))
+            if len(cache) == size:
+                continue  # visited already (Lowe's memoisation)
+            if used_infos and _dominated(used_infos, new_lin, new_state, i, state, bits, cache):
+                continue
+            stack.append((cands, trying, idx, i, state, frontier))
+            state = new_state
+            lin = new_lin
+            # lift op i
+            e = call_entry[i]
+            a, b = prv[e], nxt[e]
+            nxt[a] = b
+            prv[b] = a
+            position = idx - 1 if trying is cands else cands.index(i)
+            cands = cands[:position] + cands[position + 1 :]
+            r = return_entry[i]
+            if r >= 0:
+                a, b = prv[r], nxt[r]
+                nxt[a] = b
+                prv[b] = a
+                remaining -= 1
+                if r == frontier:
+                    frontier = advance_frontier(b, cands)
+            else:
+                used_infos.append(i)
+            advanced = True
+            break
+        if advanced:
+            if remaining == 0:
+                return _Outcome(True, len(cache))
+            trying = _forced_read(cands, read_only, step, state, views) or cands
+            idx = 0
+            if steps >= pause_at:
+                pause_at = steps + (yield len(cache))
+            if len(cache) > max_configs:
+                return _Outcome(
+                    UNKNOWN, len(cache), f"memory limit of {max_configs} configurations reached"
+                )
+            if deadline is not None and steps >= next_clock_check:
+                next_clock_check = steps + _CLOCK_EVERY
+                if time.monotonic() > deadline:
+                    return _Outcome(UNKNOWN, len(cache), f"time limit of {time_limit} s reached")
+            continue
+        # Every candidate failed here: remember how far this configuration got.
+        if frontier >= best_frontier:
+            if frontier > best_frontier:
+                best_frontier = frontier
+                best_states = {}
+            if len(best_states) < _MAX_STATES and state not in best_states:
+                best_states[state] = [frame[2] for frame in stack]
+        if not stack:
+            break
+        cands, trying, idx, i, state, frontier = stack.pop()
+        lin ^= bits[i]
+        # unlift op i
+        e = call_entry[i]
+        r = return_entry[i]
+        if r >= 0:
+            nxt[prv[r]] = r
+            prv[nxt[r]] = r
+            remaining += 1
+        else:
+            used_infos.pop()
+        nxt[prv[e]] = e
+        prv[nxt[e]] = e
+
+    failing = op_of[best_frontier] if 0 <= best_frontier < m else None
+    partials = list(best_states.items())
+    return _Outcome(
+        False,
+        len(cache),
+        failing=failing,
+        partials=partials[:_MAX_PARTIALS],
+        states=[state for state, _ in partials],
+    )
+
+
+def _forced_read(
+    cands: list[int], read_only: list[bool], step: Any, state: Any, views: list[Op]
+) -> list[int] | None:
+    """A read-only op that holds in ``state``: linearized now, it is the only move to try.
+
+    Exchange argument: in any linearization from here, the read can move to this point
+    (it is callable, every op after it still respects real time, and it changes no
+    state), so nothing is lost by placing it first.
+    """
+    for i in cands:
+        if read_only[i] and step(state, views[i]) is not None:
+            return [i]
+    return None
+
+
+def _dominated(
+    used_infos: list[int],
+    lin: int,
+    state: Any,
+    just: int,
+    parent_state: Any,
+    bits: list[int],
+    cache: set[tuple[int, Any]],
+) -> bool:
+    """True when (lin without one used info op, state) was visited and is not the parent.
+
+    A visited configuration that is not on the search path has failed; adding an info op
+    that left the state as it was cannot make it succeed (the op could stay unapplied).
+    The parent (lin without ``just``) is on the path, so it proves nothing when the step
+    from it kept the state.
+    """
+    for w in used_infos:
+        if w == just and parent_state == state:
+            continue
+        if (lin ^ bits[w], state) in cache:
+            return True
+    return False
+
+
+def _symmetry_masks(
+    operations: list[_Operation], call_entry: list[int], return_entry: list[int], m: int
+) -> list[int]:
+    """For each op, the bitmask of identical ops that, while unlinearized, make trying it moot.
+
+    Op j covers op i when both are identical (same f, value, outcome, error), j was
+    invoked first, j returns no later (info ops return "at infinity") and their intervals
+    overlap (otherwise j is linearized whenever i is callable).
+    """
+    n = len(operations)
+    masks = [0] * n
+    by_class: dict[tuple[Any, ...], list[int]] = {}
+    for i in sorted(range(n), key=call_entry.__getitem__):
+        view = operations[i].view
+        try:
+            cls = (view.f, view.value, view.type, view.error)
+            hash(cls)
+        except TypeError:
+            continue
+        members = by_class.setdefault(cls, [])
+        ret_i = return_entry[i] if return_entry[i] >= 0 else m + 1
+        call_i = call_entry[i]
+        mask = 0
+        alive: list[int] = []
+        for j in members:
+            ret_j = return_entry[j] if return_entry[j] >= 0 else m + 1
+            if ret_j < call_i:
+                continue  # j returned before i was invoked: j is linearized when i is callable
+            alive.append(j)
+            if ret_j <= ret_i:
+                mask |= 1 << j
+        alive.append(i)
+        by_class[cls] = alive
+        masks[i] = mask
+    return masks
+
+
+# ----------------------------------------------------------------------------- check
+
+
+def check(
+    history: Iterable[Op | Mapping[str, Any]],
+    model: str | type[Model] | Model,
+    *,
+    init: Any = None,
+    time_limit: float | None = None,
+    max_configs: int = DEFAULT_MAX_CONFIGS,
+    independent: bool | None = None,
+    decompose: bool = True,
+    all_components: bool = False,
+) -> dict[str, Any]:
+    """Decide whether ``history`` is linearizable with respect to ``model``.
+
+    ``model`` is a registered name (``"cas-register"``), a model class or an instance;
+    ``init`` the model's initial value (per key for independent histories).
+    ``independent`` forces (True) or forbids (False) splitting Jepsen ``[key, value]``
+    tuples; None detects them (every invoke's value is a pair). ``decompose=False`` checks
+    a key-aware model's history whole instead of per component (same verdict, slower).
+    Once a component is found invalid the others stop where they are, unless
+    ``all_components`` asks for every one to be decided (and explained).
+    Raises :class:`~checker.history.HistoryError` for malformed input (two outstanding
+    operations on one process, an op the model cannot read); see the module docstring
+    for the result.
+    """
+    started = time.monotonic()
+    deadline = None if time_limit is None else started + time_limit
+    the_model = _resolve_model(model)
+    ops = _as_ops(history)
+    paired = pair_operations(ops)
+    pairs = paired.operations
+    for pair in pairs:
+        completion = pair.completion
+        if completion is not None and completion.f != pair.invoke.f:
+            raise HistoryError(
+                f"op index {completion.index}: process {completion.process!r} completes "
+                f"{completion.f!r} but invoked {pair.invoke.f!r} (op index {pair.invoke.index}); "
+                "expected the same function"
+            )
+    if independent is None:
+        independent = not the_model.key_aware and _looks_independent(pairs)
+
+    operations: list[_Operation] = []
+    dropped_fail = 0
+    dropped_noop = 0
+    for pair in pairs:
+        key = None
+        if independent:
+            if not is_pair(pair.invoke.value):
+                raise HistoryError(
+                    f"op index {pair.invoke.index}: expected an independent [key, value] "
+                    f"tuple, got {pair.invoke.value!r}"
+                )
+            key = freeze(pair.invoke.value[0])
+            view = _view(pair, _inner_value(pair))
+        else:
+            view = _view(pair, pair.value)
+        try:
+            the_model.validate(view)
+        except ModelError as error:
+            raise HistoryError(str(error)) from None
+        must = pair.type == "ok"
+        if pair.type == "fail":
+            if not the_model.observes_failure(view):
+                dropped_fail += 1
+                continue
+            must = True
+        if the_model.is_noop(view) or (not must and the_model.read_only(view)):
+            dropped_noop += 1  # changes nothing and asserts nothing (or need not happen)
+            continue
+        operations.append(
+            _Operation(
+                view=view,
+                pair=pair,
+                key=key,
+                call=pair.invoke_position,
+                ret=pair.complete_position if must else None,
+                must=must,
+            )
+        )
+
+    components = _components(the_model, operations, independent, decompose)
+    result: dict[str, Any] = {
+        "valid": True,
+        "model": the_model.name,
+        "op_count": len(operations),
+        "dropped": {"fail": dropped_fail, "noop": dropped_noop},
+        "independent": independent,
+        "component_count": max(1, len(components)),
+    }
+    initial = the_model.init(freeze(init))
+    searches: list[tuple[Any, list[_Operation], Generator[int, int, _Outcome]]] = []
+    # Small components first: an invalid one is found sooner.
+    for key, members in sorted(components, key=lambda item: len(item[1])):
+        start_state = initial
+        if the_model.key_aware and decompose:
+            start_state = the_model.restrict(initial, key if isinstance(key, tuple) else (key,))
+        search = _search(the_model, members, start_state, deadline, max_configs, time_limit)
+        next(search)  # to its first pause, before any work
+        searches.append((key, members, search))
+    # The cache holds millions of tuples the cycle collector would scan again and again
+    # while never freeing one: collect when the search is over.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        outcomes = _run_searches(searches, deadline, max_configs, time_limit, all_components)
+    finally:
+        if collecting:
+            gc.enable()
+
+    configs = 0
+    failures: list[dict[str, Any]] = []
+    unknown_keys: list[Any] = []
+    skipped_keys: list[Any] = []
+    errors: list[str] = []
+    for (key, members, _), outcome in zip(searches, outcomes, strict=True):
+        configs += outcome.configs
+        if outcome.valid is False:
+            failures.append(_explain(the_model, key, members, outcome, independent or decompose))
+        elif outcome.valid == UNKNOWN:
+            if outcome.error == _SKIPPED:
+                skipped_keys.append(key)
+                continue
+            unknown_keys.append(key)
+            if outcome.error and outcome.error not in errors:
+                errors.append(outcome.error)
+    result["valid"] = worst(outcome.valid for outcome in outcomes) if outcomes else True
+    result["configs"] = configs
+    result["seconds"] = round(time.monotonic() - started, 6)
+    if result["valid"] == UNKNOWN:
+        result["error"] = "; ".join(errors)
+    if unknown_keys:
+        result["unknown_keys"] = [_key_label(k) for k in unknown_keys]
+    if skipped_keys:
+        result["skipped_keys"] = [_key_label(k) for k in skipped_keys]
+    if failures:
+        failures.sort(key=lambda failure: repr(failure["key"]))
+        result["failures"] = failures
+    return result
+
+
+def _run_searches(
+    searches: list[tuple[Any, list[_Operation], Generator[int, int, _Outcome]]],
+    deadline: float | None,
+    max_configs: int,
+    time_limit: float | None,
+    all_components: bool,
+) -> list[_Outcome]:
+    """Advance the component searches in turns, with slices that double each round.
+
+    Found invalid after a round, the remaining searches stop (unless ``all_components``):
+    the verdict is known. Time and memory (the caches of all live searches together)
+    are looked at between rounds, and by each search between its own steps.
+    """
+    outcomes: list[_Outcome | None] = [None] * len(searches)
+    sizes = [0] * len(searches)
+    pending = list(range(len(searches)))
+    slice_steps = _FIRST_SLICE
+    while pending:
+        still: list[int] = []
+        for number in pending:
+            try:
+                sizes[number] = searches[number][2].send(slice_steps)
+            except StopIteration as stop:
+                outcomes[number] = stop.value
+            else:
+                still.append(number)
+        pending = still
+        if not pending:
+            break
+        reason = None
+        if not all_components and any(o is not None and o.valid is False for o in outcomes):
+            reason = _SKIPPED
+        elif sum(sizes[number] for number in pending) > max_configs:
+            reason = f"memory limit of {max_configs} configurations reached"
+        elif deadline is not None and time.monotonic() > deadline:
+            reason = f"time limit of {time_limit} s reached"
+        if reason is not None:
+            for number in pending:
+                searches[number][2].close()
+                outcomes[number] = _Outcome(UNKNOWN, sizes[number], reason)
+            break
+        slice_steps = min(slice_steps * 2, _MAX_SLICE)
+    return [
+        outcome if outcome is not None else _Outcome(UNKNOWN, 0, "not run") for outcome in outcomes
+    ]
+
+
+def _components(
+    model: Model, operations: list[_Operation], independent: bool, decompose: bool
+) -> list[tuple[Any, list[_Operation]]]:
+    """The independent sub-histories: by Jepsen key, by key component, or the whole."""
+    if not operations:
+        return []
+    if independent:
+        by_key: dict[Any, list[_Operation]] = {}
+        for op in operations:
+            by_key.setdefault(op.key, []).append(op)
+        return list(by_key.items())
+    if not (model.key_aware and decompose):
+        return [(None, operations)]
+    graph = networkx.Graph()
+    keyless: list[_Operation] = []
+    op_keys: list[tuple[Any, ...]] = []
+    for op in operations:
+        keys = model.keys(op.view)
+        op_keys.append(keys)
+        if not keys:
+            keyless.append(op)
+            continue
+        graph.add_node(keys[0])
+        for a, b in zip(keys, keys[1:], strict=False):
+            graph.add_edge(a, b)
+    component_of: dict[Any, int] = {}
+    labels: list[tuple[Any, ...]] = []
+    for number, nodes in enumerate(networkx.connected_components(graph)):
+        for node in nodes:
+            component_of[node] = number
+        labels.append(_sorted_keys(nodes))
+    grouped: dict[int, list[_Operation]] = {}
+    for op, keys in zip(operations, op_keys, strict=True):
+        if keys:
+            grouped.setdefault(component_of[keys[0]], []).append(op)
+    out: list[tuple[Any, list[_Operation]]] = [
+        (labels[number][0] if len(labels[number]) == 1 else labels[number], ops)
+        for number, ops in grouped.items()
+    ]
+    if keyless:
+        out.append(((), keyless))
+    return out
+
+
+def _sorted_keys(keys: Iterable[Any]) -> tuple[Any, ...]:
+    try:
+        return tuple(sorted(keys))
+    except TypeError:
+        return tuple(sorted(keys, key=repr))
+
+
+def _key_label(key: Any) -> Any:
+    return thaw(key)
+
+
+def _op_record(op: _Operation) -> dict[str, Any]:
+    completion = op.pair.completion
+    return {
+        "index": op.view.index,
+        "completion_index": None if completion is None else completion.index,
+        "process": op.view.process,
+        "type": op.view.type,
+        "f": op.view.f,
+        "value": thaw(op.view.value),
+        "error": op.view.error,
+        "invoke_time": op.view.time,
+        "complete_time": None if completion is None else completion.time,
+    }
+
+
+def _explain(
+    model: Model, key: Any, members: list[_Operation], outcome: _Outcome, keyed: bool
+) -> dict[str, Any]:
+    failing = outcome.failing
+    longest: list[int] = max((ops for _, ops in outcome.partials), key=len, default=[])
+    explanation: dict[str, Any] = {
+        "key": _key_label(key) if keyed else None,
+        "op": None,
+        "previous_ok": _op_record(members[longest[-1]]) if longest else None,
+        "linearized": [members[i].view.index for i in longest],
+        "partial_linearizations": [
+            {"ops": [members[i].view.index for i in ops], "state": model.describe(state)}
+            for state, ops in outcome.partials
+        ],
+        "states": [model.describe(state) for state in outcome.states],
+        "concurrent": [],
+        "window": None,
+    }
+    if failing is None:
+        return explanation
+    bad = members[failing]
+    explanation["op"] = _op_record(bad)
+    end = bad.ret if bad.ret is not None else bad.call
+    concurrent = [
+        op
+        for op in members
+        if op is not bad and op.call < end and (op.ret is None or op.ret > bad.call)
+    ]
+    concurrent.sort(key=lambda op: op.call)
+    explanation["concurrent"] = [_op_record(op) for op in concurrent]
+    indices = [bad.view.index] + [op.view.index for op in concurrent]
+    completions = [
+        op.pair.completion.index for op in [bad, *concurrent] if op.pair.completion is not None
+    ]
+    explanation["window"] = [min(indices), max(indices + completions)]
+    return explanation
