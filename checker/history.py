@@ -416,6 +416,11 @@ class HistoryWriter:
             os.fsync(self._stream.fileno())
         self.count += 1
 
+    def flush(self) -> None:
+        """Every write is already flushed; with ``fsync`` this is where callers may force it."""
+        if self._stream is not None:
+            self._stream.flush()
+
     def write_all(self, ops: Iterable[Op | Mapping[str, Any]]) -> None:
         for op in ops:
             self.write(op)

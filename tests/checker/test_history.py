@@ -416,3 +416,24 @@ def test_detects_the_corpus_formats() -> None:
     corpus = corpus_or_skip()
     assert detect_format(corpus / "jepsen" / "etcd_000.log") == "jepsen-log"
     assert detect_format(corpus / "kv" / "c01-ok.txt") == "porcupine-kv"
+
+
+def test_corpus_formats_are_read_through_the_importers_with_lines_named(tmp_path: Path) -> None:
+    log = tmp_path / "etcd.log"
+    log.write_text(
+        "INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:bogus\t:read\t3\n",
+        encoding="utf-8",
+    )
+    assert detect_format(log) == "jepsen-log"
+    with pytest.raises(HistoryError) as error:
+        read_history(log)
+    assert error.value.line == 2
+    kv = tmp_path / "kv.txt"
+    kv.write_text(
+        '{:process 0, :type :invoke, :f :get, :key "1", :value nil}\n'
+        '{:process 0, :type :ok, :f :get, :key "1", :value "x"}\n',
+        encoding="utf-8",
+    )
+    assert detect_format(kv) == "porcupine-kv"
+    ops = read_history(kv)
+    assert [(op.type, op.f) for op in ops] == [("invoke", "get"), ("ok", "get")]
