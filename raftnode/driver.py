@@ -160,6 +160,9 @@ class NodeDriver:
         self.applied_term = applied_term
 
         self._busy = False  # between core.ready() and core.advance(): the core is off limits
+        # Term and vote as last made durable; None until the first persist, so that the
+        # first hard state is always written.
+        self._durable_term_vote: tuple[int, str | None] | None = None
         self._inbox: deque[Callable[[], None]] = deque()
         self._wakeup = trio.Event()
         self._pending_proposals: dict[int, _PendingProposal] = {}
@@ -253,10 +256,24 @@ class NodeDriver:
     async def _handle_ready(self, ready: Ready) -> None:
         self._busy = True
         try:
-            if ready.hard_state is not None or ready.entries or ready.snapshot is not None:
+            hard_state = ready.hard_state
+            if (
+                hard_state is not None
+                and not ready.entries
+                and ready.snapshot is None
+                and (hard_state.term, hard_state.vote) == self._durable_term_vote
+            ):
+                # Only the commit index moved. It is volatile state in Raft (Figure 2): a
+                # restarted node relearns it from the leader, and a stale one on disk is
+                # harmless. So no fsync for it alone (etcd's MustSync makes the same
+                # call); it rides along with the next entries or vote for free.
+                hard_state = None
+            if hard_state is not None or ready.entries or ready.snapshot is not None:
                 await self._blocking(
-                    partial(self.storage.persist, ready.hard_state, ready.entries, ready.snapshot)
+                    partial(self.storage.persist, hard_state, ready.entries, ready.snapshot)
                 )
+                if hard_state is not None:
+                    self._durable_term_vote = (hard_state.term, hard_state.vote)
             if ready.messages:
                 self.transport.send(ready.messages)
             if ready.snapshot is not None:

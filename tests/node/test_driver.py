@@ -303,3 +303,24 @@ async def test_one_fsync_per_ready_batches_concurrent_writes(
                 "ok": True,
                 "value": i,
             }
+
+
+async def test_stale_local_reads_bug_answers_anywhere(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The teaching switch serves reads from local state, even on a cut-off follower."""
+    async with cluster_of() as cluster:
+        leader = await cluster.leader()
+        await cluster.submit(leader, put("k", "old"))
+        follower = next(n for n in cluster.ids if n != leader)
+        await wait_until(
+            lambda: cluster.nodes[follower].kv.query({"op": "get", "key": "k"})["value"] == "old"
+        )
+        cluster.network.isolate(follower)
+        await cluster.submit(leader, put("k", "new", seq=2))
+        cluster.nodes[follower].driver.bugs = frozenset({"stale-local-reads"})
+        stale = await cluster.submit(follower, {"op": "get", "key": "k"})
+        assert stale == {"ok": True, "value": "old"}  # the anomaly the harness must catch
+        cluster.nodes[follower].driver.bugs = frozenset()
+        with pytest.raises(NotLeaderError):
+            await cluster.submit(follower, {"op": "get", "key": "k"})

@@ -189,12 +189,23 @@ async def test_hostile_input_closes_only_that_connection(
         assert (await stream.receive() or {}).get("type") == "status_reply"
         await stream.aclose()
 
+        # A command over the request limit is refused, definitely.
+        with pytest.raises(ClientError) as too_large:
+            await client.put("big", "x" * 70_000)
+        assert (too_large.value.code, too_large.value.definite) == ("too_large", True)
+        # Clock skew by admin request: applied, logged; nonsense refused.
+        assert (await client.set_clock("n1", offset=5.0, rate=2.0))["ok"] is True
+        refused = await client.set_clock("n1", rate=-1.0)
+        assert (refused["ok"], refused["error"]) == (False, "malformed")
+        assert (await client.set_clock("n1", offset=0.0, rate=1.0))["ok"] is True
+
         # The node kept serving, the old connection included.
         await client.put("after", 2)
         assert await client.get("before") == 1
         assert await client.get("after") == 2
     log = cluster.log_text("n1")
     assert "cluster id 'other'" in log and "exceeds the maximum" in log
+    assert "clock set by" in log and "rate=2" in log
     assert cluster.processes["n1"].poll() is None
 
 
