@@ -79,7 +79,8 @@ The result dict (JSON-ready once passed through ``checker.history.to_jsonable``)
         linearization order. Every history event before ``op``'s completion is covered by it.
     ``partial_linearizations``
         up to 8 partial linearizations that reach ``op``'s completion, one per distinct
-        model state: ``[{"ops": [index, ...], "state": state}]``.
+        model state: ``[{"ops": [index, ...], "state": state, "steps": [{"op": op
+        record, "state": state after it}, ...]}]`` (``steps``: the last 20 ops only).
     ``states``
         every state the model could be in at that point (up to 64, JSON-friendly).
     ``concurrent``
@@ -119,6 +120,7 @@ DEFAULT_MAX_CONFIGS = 5_000_000
 # Search steps between two looks at the clock.
 _CLOCK_EVERY = 4096
 _MAX_PARTIALS = 8
+_MAX_STEPS = 20  # steps (op and state after it) given at the end of each partial linearization
 # Steps a component search runs before letting the next one run (doubling each round).
 _FIRST_SLICE = 1024
 _MAX_SLICE = 1 << 20
@@ -364,7 +366,7 @@ def _search(
                 best_frontier = frontier
                 best_states = {}
             if len(best_states) < _MAX_STATES and state not in best_states:
-                best_states[state] = [frame[2] for frame in stack]
+                best_states[state] = [frame[3] for frame in stack]
         if not stack:
             break
         cands, trying, idx, i, state, frontier = stack.pop()
@@ -562,6 +564,7 @@ def check(
     }
     initial = the_model.init(freeze(init))
     searches: list[tuple[Any, list[_Operation], Generator[int, int, _Outcome]]] = []
+    start_states: list[Any] = []
     # Small components first: an invalid one is found sooner.
     for key, members in sorted(components, key=lambda item: len(item[1])):
         start_state = initial
@@ -569,6 +572,7 @@ def check(
             start_state = the_model.restrict(initial, key if isinstance(key, tuple) else (key,))
         search = _search(the_model, members, start_state, deadline, max_configs, time_limit)
         next(search)  # to its first pause, before any work
+        start_states.append(start_state)
         searches.append((key, members, search))
     # The cache holds millions of tuples the cycle collector would scan again and again
     # while never freeing one: collect when the search is over.
@@ -585,10 +589,11 @@ def check(
     unknown_keys: list[Any] = []
     skipped_keys: list[Any] = []
     errors: list[str] = []
-    for (key, members, _), outcome in zip(searches, outcomes, strict=True):
+    keyed = independent or (the_model.key_aware and decompose)
+    for number, ((key, members, _), outcome) in enumerate(zip(searches, outcomes, strict=True)):
         configs += outcome.configs
         if outcome.valid is False:
-            failures.append(_explain(the_model, key, members, outcome, independent or decompose))
+            failures.append(_explain(the_model, key, members, outcome, keyed, start_states[number]))
         elif outcome.valid == UNKNOWN:
             if outcome.error == _SKIPPED:
                 skipped_keys.append(key)
@@ -728,8 +733,28 @@ def _op_record(op: _Operation) -> dict[str, Any]:
     }
 
 
+def _replay(
+    model: Model, members: list[_Operation], ops: list[int], start_state: Any
+) -> list[dict[str, Any]]:
+    """The last steps of a partial linearization, each with the model state after it."""
+    state = start_state
+    steps: list[dict[str, Any]] = []
+    for i in ops:
+        state = model.step(state, members[i].view)
+        if len(ops) - len(steps) <= _MAX_STEPS:
+            steps.append({"op": _op_record(members[i]), "state": model.describe(state)})
+        else:
+            steps.append({})
+    return [step for step in steps if step]
+
+
 def _explain(
-    model: Model, key: Any, members: list[_Operation], outcome: _Outcome, keyed: bool
+    model: Model,
+    key: Any,
+    members: list[_Operation],
+    outcome: _Outcome,
+    keyed: bool,
+    start_state: Any,
 ) -> dict[str, Any]:
     failing = outcome.failing
     longest: list[int] = max((ops for _, ops in outcome.partials), key=len, default=[])
@@ -739,7 +764,11 @@ def _explain(
         "previous_ok": _op_record(members[longest[-1]]) if longest else None,
         "linearized": [members[i].view.index for i in longest],
         "partial_linearizations": [
-            {"ops": [members[i].view.index for i in ops], "state": model.describe(state)}
+            {
+                "ops": [members[i].view.index for i in ops],
+                "state": model.describe(state),
+                "steps": _replay(model, members, ops, start_state),
+            }
             for state, ops in outcome.partials
         ],
         "states": [model.describe(state) for state in outcome.states],
