@@ -264,6 +264,7 @@ def check_command(
     254 on bad arguments or a malformed history.
     """
     from checker.linearizable import check
+    from checker.models import ModelError
 
     has_init, init_value = _parse_init(init_text)
     try:
@@ -282,7 +283,11 @@ def check_command(
     try:
         result = check(ops, model_object, **kwargs)
     except HistoryError as error:  # an input error found while pairing (e.g. a double invoke)
+        if error.path is None:
+            error = HistoryError(error.reason, path=history_file, line=error.line)
         raise BadInput(str(error)) from None
+    except ModelError as error:  # an op the model cannot read (unknown f, wrong value shape)
+        raise BadInput(f"{history_file}: {error}") from None
     cpu_seconds = time.process_time() - started_cpu
     wall_seconds = time.perf_counter() - started_wall
     valid = result.get("valid")

@@ -183,6 +183,16 @@ def test_input_errors_found_while_pairing_exit_254(
     assert "outstanding" in err and "Traceback" not in err
 
 
+def test_ops_the_model_cannot_read_exit_254_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    odd = history(("invoke", 0, "frobnicate", 1), ("ok", 0, "frobnicate", 1))
+    path = write(tmp_path, odd)
+    code, _, err = run_cli([str(path), "--model", "register"], capsys)
+    assert code == 254, err
+    assert str(path) in err and "frobnicate" in err and "Traceback" not in err
+
+
 def test_missing_file_and_unknown_model_shape_exit_254(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
