@@ -8,14 +8,22 @@ from datetime import UTC, datetime
 import pytest
 
 from campaign.cli import main
-from campaign.results import campaign_document, new_run_dir, write_run_folder
+from campaign.results import (
+    campaign_document,
+    missing_files,
+    new_run_dir,
+    update_latest_links,
+    write_json,
+)
 from campaign.verdict import results_document
+from checker import history
 
 STARTED = datetime(2026, 11, 26, 9, 0, 0, tzinfo=UTC)
 
 
-def stored_run(tmp_path, ops, *, claimed_valid):
-    """A run folder whose results.json claims `claimed_valid`, whatever the history says."""
+def stored_run(tmp_path, ops, *, claimed_valid=None):
+    """A run folder as a crashed harness leaves it: campaign.json and history.jsonl only
+    (plus a results.json claiming `claimed_valid`, whatever the history says, if given)."""
     run_dir = new_run_dir(tmp_path, "stored", STARTED)
     campaign = campaign_document(
         {"name": "stored", "seed": 5, "workload": "register", "workload_options": {}},
@@ -23,12 +31,13 @@ def stored_run(tmp_path, ops, *, claimed_valid):
         argv=["raftlab", "test"],
         started=STARTED,
     )
-    write_run_folder(
-        run_dir,
-        campaign=campaign,
-        ops=ops,
-        results=results_document({"linearizable": {"valid": claimed_valid}}),
-    )
+    write_json(run_dir / "campaign.json", campaign)
+    history.write_jsonl(run_dir / "history.jsonl", ops)
+    if claimed_valid is not None:
+        write_json(
+            run_dir / "results.json", results_document({"linearizable": {"valid": claimed_valid}})
+        )
+    update_latest_links(run_dir)
     return run_dir
 
 
@@ -40,12 +49,12 @@ def analyze(*args: str) -> int:
 
 def test_stale_read_is_found_again_and_files_rewritten(tmp_path, stale_history, capsys):
     run_dir = stored_run(tmp_path, stale_history, claimed_valid=True)
-    (run_dir / "history.edn").unlink()  # as if the harness died before writing it
     assert analyze(str(run_dir)) == 1
     results = json.loads((run_dir / "results.json").read_text())
     assert results["valid"] is False and results["reanalyzed"] is True
     assert results["checkers"]["linearizable"]["valid"] is False
-    assert (run_dir / "history.edn").exists()
+    # The files the crash did not write are there now (nemesis.jsonl had nothing to say).
+    assert set(missing_files(run_dir)) == {"nemesis.jsonl", "nodes/<id>.log"}
     report = (run_dir / "report.html").read_text()
     assert "INVALID" in report and "rl-explain" in report  # the checker's explanation
     assert 'failures="1"' in (run_dir / "junit.xml").read_text()
