@@ -80,6 +80,7 @@ def test_list_append_model_steps() -> None:
     assert model.step(state, view("read", (1, 2))) == (1, 2)
     assert model.step(state, view("read", (2, 1))) is None  # reordered
     assert model.step(state, view("read", (1,))) is None  # stale
+    assert model.step(state, view("read", 12)) is None  # not a list at all
     assert model.is_noop(view("read", None))
 
 
@@ -116,6 +117,8 @@ def test_append_check_on_crafted_histories() -> None:
         (2, "ok", "read", [0, [1, 1]]),
     )
     assert workload.check(twice)["valid"] is False
+    not_a_list = ops_from((2, "invoke", "read", [0, None]), (2, "ok", "read", [0, "oops"]))
+    assert workload.check(not_a_list)["valid"] is False
 
 
 def test_register_check_on_crafted_histories() -> None:
