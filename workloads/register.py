@@ -5,8 +5,10 @@ Each op acts on one key; its value is a Jepsen independent tuple ``[key, v]``:
 Values are drawn from a small range so that cas succeeds often (a cas that always fails
 tests little). Each key gets at most ``ops_per_key`` ops, then a fresh key takes its
 place: the linearizability search is exponential in concurrency per key, so short
-per-key histories keep it tractable while the run stays long (as Jepsen's
-``independent/concurrent-generator`` with a per-key limit).
+per-key histories keep it tractable while the run stays long. Jepsen's
+``independent/concurrent-generator`` gives each key a fixed group of threads; here every
+process draws any of the ``active_keys`` keys at random, which keeps the concurrency on a
+key at about concurrency / active_keys and needs no coordination between workers.
 
 Checked per key as a linearizable cas-register (Knossos' model; initial value None, an
 absent key): `checker.linearizable.check` with ``MODELS["cas-register"]``.
