@@ -365,10 +365,12 @@ class NodeServer:
         while True:
             stream: FrameStream | None = None
             try:
-                raw = await trio.open_tcp_stream(host, port)
-                stream = FrameStream(raw, self.config.max_frame_bytes)
-                await stream.send(hello_frame(self.config.cluster_id, self.config.node_id, "peer"))
-                with trio.fail_after(HELLO_TIMEOUT):
+                with trio.fail_after(HELLO_TIMEOUT):  # a black hole must not stall the link
+                    raw = await trio.open_tcp_stream(host, port)
+                    stream = FrameStream(raw, self.config.max_frame_bytes)
+                    await stream.send(
+                        hello_frame(self.config.cluster_id, self.config.node_id, "peer")
+                    )
                     reply = await stream.receive()
                 if reply is None:
                     raise ConnectionError("peer closed the connection during the hello")
