@@ -120,3 +120,14 @@ def check_append(entries: list[Entry], base_index: int, last_index: int) -> None
         raise StorageError(
             f"entries from index {first} would leave a gap after the last index {last_index}"
         )
+
+
+def trim_compacted(entries: list[Entry], base_index: int) -> list[Entry]:
+    """Drop the entries at or below the snapshot index: the snapshot already covers them.
+
+    They are committed, so they equal what the snapshot holds (as etcd's MemoryStorage
+    ignores appended entries below its first index, instead of failing the node).
+    """
+    if entries and entries[0].index <= base_index:
+        return entries[base_index - entries[0].index + 1 :]
+    return entries

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from raftnode.messages import Entry, HardState, RestoredState, Snapshot
 from raftnode.storage.interface import StorageError
-from raftnode.storage.logstate import LogState, check_append
+from raftnode.storage.logstate import LogState, check_append, trim_compacted
 
 
 class CrashRandom(Protocol):
@@ -130,6 +130,7 @@ class MemoryStorage:
             base_index = snapshot.meta.index
             last_index = max(last_index, base_index) if keep else base_index
             records.append(_SnapshotRecord(snapshot, keep))
+        entries = trim_compacted(entries, base_index)
         if entries:
             check_append(entries, base_index, last_index)
             records.append(_EntriesRecord(tuple(entries)))
@@ -196,7 +197,11 @@ class MemoryStorage:
         self._visible = self._durable
         # A torn record is a write in progress at the moment of the crash; it was never
         # acknowledged, so truncating it loses nothing anyone was promised.
-        self._torn_tail = rng.randrange(0, self.TORN_TAIL_ODDS) == 0
+        # (The highest answer tears, so an rng that always answers ``stop - 1`` makes a
+        # crash keep every unsynced record and tear the tail: the harshest crash a test
+        # can force without losing acknowledged data.)
+        last = self.TORN_TAIL_ODDS - 1
+        self._torn_tail = rng.randrange(0, self.TORN_TAIL_ODDS) == last
 
     # -- introspection
 

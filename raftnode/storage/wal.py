@@ -59,7 +59,7 @@ import msgpack
 
 from raftnode.messages import Entry, EntryKind, HardState, RestoredState, Snapshot, SnapshotMeta
 from raftnode.storage.interface import StorageError
-from raftnode.storage.logstate import UNKNOWN_TERM, LogState, check_append
+from raftnode.storage.logstate import UNKNOWN_TERM, LogState, check_append, trim_compacted
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 
@@ -483,6 +483,7 @@ class FileStorage:
             base_index = snapshot.meta.index
             last_index = max(last_index, base_index) if keep else base_index
             records.append(["snap", snapshot.meta.index, snapshot.meta.term, keep])
+        entries = trim_compacted(entries, base_index)
         if entries:
             check_append(entries, base_index, last_index)
             records.append(_entries_record(entries))

@@ -38,7 +38,7 @@ def test_persisted_state_survives_a_crash() -> None:
     storage = MemoryStorage()
     storage.persist(HardState(2, "n1", 1), entries(1, 4, 2))
     storage.persist(HardState(2, "n1", 3), [])
-    storage.crash(FixedRandom(1))  # no torn tail
+    storage.crash(FixedRandom(0))  # no torn tail
     restored = storage.load()
     assert restored.hard_state == HardState(2, "n1", 3)
     assert restored.entries == entries(1, 4, 2)
@@ -49,7 +49,7 @@ def test_a_torn_tail_is_truncated_and_logged_on_load() -> None:
     lines: list[str] = []
     storage = MemoryStorage(log=lines.append)
     storage.persist(HardState(1, None, 0), entries(1, 2, 1))
-    storage.crash(FixedRandom(0))  # the rng says: torn tail
+    storage.crash(FixedRandom(1))  # the rng says: torn tail
     restored = storage.load()
     assert restored.entries == entries(1, 2, 1)  # only an unacknowledged write was torn
     assert storage.torn_tails_truncated == 1 and "torn record" in lines[0]
