@@ -178,3 +178,24 @@ async def test_bank_insufficient_funds_is_a_definite_fail() -> None:
         )
     assert (completion.type, completion.error) == ("fail", "insufficient_funds")
     assert kv.data == {"acct0": 1, "acct1": 0}
+
+
+def test_the_raft_client_satisfies_the_workload_client_protocol() -> None:
+    """Structurally: every call a workload makes binds to RaftClient's method."""
+    import inspect
+
+    from raftnode.client import RaftClient
+
+    calls = {
+        "get": ("k",),
+        "put": ("k", 1),
+        "cas": ("k", 1, 2),
+        "append": ("k", 1),
+        "transfer": ("a", "b", 3),
+        "mget": (["a", "b"],),
+    }
+    for name, args in calls.items():
+        method = getattr(RaftClient, name)
+        assert inspect.iscoroutinefunction(method), name
+        inspect.signature(method).bind(object(), *args)  # raises TypeError on a mismatch
+    assert hasattr(RaftClient, "__aenter__") and hasattr(RaftClient, "__aexit__")
