@@ -3,8 +3,8 @@
 Clients call `invoke` and `complete` synchronously: both only stamp the op (``index`` in
 history order, ``time`` in nanoseconds since the run started), append it to the in-memory
 history and wake the writer, so a client never waits on the disk. One writer task
-(`write_to`) streams the ops to ``history.jsonl`` in batches and flushes after each
-batch, so a crash of the harness leaves a usable prefix (conventions §1).
+(`write_to`) streams the ops to ``history.jsonl`` in batches, every line flushed to the
+OS, so a crash of the harness leaves a usable prefix (conventions §1).
 
 Time comes from Trio (`trio.current_time()`), never from the wall clock, so the
 deterministic simulation, which runs under `trio.testing.MockClock`, records the same
