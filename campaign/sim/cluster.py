@@ -157,16 +157,18 @@ class SimNode:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until crashed or paused (the scope is cancelled); then return."""
-        if self.driver is None:
-            self.driver = self._build_driver()
-        else:
-            self.driver.stopped = False  # resumed after a pause: same memory, same driver
-        self.running = True
-        self.network.attach(self.node_id, self._deliver)
         scope = trio.CancelScope()
         self._scope = scope
         started = False
         try:
+            if self.driver is None:
+                # A restart: what the disk holds, as a process would find it. A node that
+                # cannot start (a broken invariant in what it restores) stays down.
+                self.driver = self._build_driver()
+            else:
+                self.driver.stopped = False  # resumed after a pause: same memory
+            self.running = True
+            self.network.attach(self.node_id, self._deliver)
             with scope:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery

@@ -26,6 +26,7 @@ import trio.testing
 
 from campaign.checking import build_workload, check_history
 from campaign.results import count_completions
+from campaign.sim.checks import availability, election_safety
 from campaign.sim.client import SimClient
 from campaign.sim.cluster import SimCluster, SimTiming
 from campaign.sim.determinism import deterministic_scheduling
@@ -104,6 +105,18 @@ class _Streams:
         return cls(*(random.Random(root.getrandbits(64)) for _ in range(6)))
 
 
+def schedule_for(config: SimConfig) -> list[FaultStep]:
+    """The fault schedule a configuration runs: explicit, or drawn from its seed."""
+    if config.schedule is not None:
+        return [FaultStep(**step) for step in config.schedule]
+    return draw_schedule(
+        parse_faults(config.nemesis),
+        _Streams.derive(config.seed).schedule,
+        interval=config.nemesis_interval,
+        time_limit=config.time,
+    )
+
+
 def run_simulation(config: SimConfig) -> SimOutcome:
     """Run one simulation (synchronously: it owns its ``trio.run``) and check it."""
     from workloads.recorder import HistoryRecorder
@@ -112,13 +125,7 @@ def run_simulation(config: SimConfig) -> SimOutcome:
     streams = _Streams.derive(config.seed)
     workload = build_workload(config.to_dict())
     config.workload_options = dict(workload.config())
-    faults = parse_faults(config.nemesis)
-    if config.schedule is not None:
-        schedule = [FaultStep(**step) for step in config.schedule]
-    else:
-        schedule = draw_schedule(
-            faults, streams.schedule, interval=config.nemesis_interval, time_limit=config.time
-        )
+    schedule = schedule_for(config)
     node_ids = tuple(f"n{number}" for number in range(1, config.nodes + 1))
     network = SimNetwork(
         rng=streams.network,
@@ -159,8 +166,15 @@ def run_simulation(config: SimConfig) -> SimOutcome:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(network.run)
             await cluster.start(nursery)
+            setup_done = trio.Event()
+
+            async def nemesis_after_setup() -> None:
+                # Fault times count from the workload's start, once its setup is done.
+                await setup_done.wait()
+                await nemesis.run(schedule, trio.current_time())
+
             async with trio.open_nursery() as work:
-                work.start_soon(nemesis.run, schedule, trio.current_time())
+                work.start_soon(nemesis_after_setup)
                 await run_workload(
                     workload,
                     client_factory,
@@ -171,6 +185,7 @@ def run_simulation(config: SimConfig) -> SimOutcome:
                     rng=streams.workload,
                     nodes=node_ids,
                     setup_timeout=config.final_time_limit,
+                    setup_done=setup_done,
                 )
                 work.cancel_scope.cancel()
             await nemesis.heal_all()
@@ -195,6 +210,13 @@ def run_simulation(config: SimConfig) -> SimOutcome:
     checkers = check_history(config.to_dict(), ops)
     checkers["liveness"] = _liveness_result(state["liveness"], config)
     checkers["node-crashes"] = _crash_result(cluster)
+    checkers["election-safety"] = election_safety(cluster.log_lines)
+    checkers["availability"] = availability(
+        ops,
+        node_ids,
+        bound_seconds=config.liveness_timeouts * config.election_timeout_ms / 1000.0,
+        is_read=workload.is_read,
+    )
     results = results_document(
         checkers,
         counts=count_completions(ops),
