@@ -11,6 +11,7 @@ from raftnode.storage.wal import (
     format_inspection,
     newest_segment,
     segment_paths,
+    snapshot_inspect,
     wal_inspect,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "format_inspection",
     "newest_segment",
     "segment_paths",
+    "snapshot_inspect",
     "wal_inspect",
 ]

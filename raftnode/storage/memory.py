@@ -7,10 +7,11 @@ hard state), replayed by the same ``LogState``. What differs is the medium:
 - ``persist`` is durable when it returns (it "fsyncs"), unless the ``no-fsync`` teaching
   bug is on: then its records sit in an unsynced buffer, visible to the running node but
   not yet on "disk".
-- ``crash(rng)`` is a power loss: every unsynced record is lost except a prefix the rng
-  picks (the page cache wrote some back), and when the rng says so the crash also leaves a
-  torn record at the tail (a write in progress, never acknowledged), which the next
-  ``load()`` truncates and logs, as the WAL does.
+- ``crash(rng)`` is a power loss: every unsynced record is lost (with ``writeback=True``
+  a prefix the rng picks survives: the page cache wrote some back), and when the rng says
+  so the crash also leaves a torn record at the tail (a write in progress, never
+  acknowledged), which the next ``load()`` truncates and logs, as the WAL does.
+  ``sync()`` models a writeback of everything (an fsync).
 - ``compact`` always syncs (as the WAL's does): a snapshot is written with fsync even
   under ``no-fsync``.
 
@@ -183,23 +184,24 @@ class MemoryStorage:
     def unsynced_records(self) -> int:
         return len(self._unsynced)
 
-    def crash(self, rng: CrashRandom) -> None:
-        """Power loss: unsynced records are lost but for a random prefix; maybe a torn tail.
+    def crash(self, rng: CrashRandom, *, writeback: bool = False) -> None:
+        """Power loss: every unsynced record is lost; maybe a torn tail record.
 
-        The next ``load()`` returns only what survived.
+        With ``writeback`` the page cache had written some of them back: a prefix the rng
+        picks survives (never a reordering). The next ``load()`` returns what survived.
         """
         self.crashes += 1
-        survivors = rng.randrange(0, len(self._unsynced) + 1) if self._unsynced else 0
+        survivors = 0
+        if writeback and self._unsynced:
+            survivors = rng.randrange(0, len(self._unsynced) + 1)
         for record in self._unsynced[:survivors]:
             self._durable.apply(record)
         self.lost_records += len(self._unsynced) - survivors
         self._unsynced.clear()
         self._visible = self._durable
         # A torn record is a write in progress at the moment of the crash; it was never
-        # acknowledged, so truncating it loses nothing anyone was promised.
-        # (The highest answer tears, so an rng that always answers ``stop - 1`` makes a
-        # crash keep every unsynced record and tear the tail: the harshest crash a test
-        # can force without losing acknowledged data.)
+        # acknowledged, so truncating it loses nothing anyone was promised. (The highest
+        # answer tears, so an rng that always answers ``stop - 1`` forces a torn tail.)
         last = self.TORN_TAIL_ODDS - 1
         self._torn_tail = rng.randrange(0, self.TORN_TAIL_ODDS) == last
 

@@ -692,8 +692,44 @@ def wal_inspect(data_dir: str | os.PathLike[str]) -> list[RecordSummary]:
     return summaries
 
 
+def snapshot_inspect(data_dir: str | os.PathLike[str]) -> list[RecordSummary]:
+    """One summary per snapshot file (temp files included); never raises on damage."""
+    snap_dir = Path(data_dir) / "snap"
+    if not snap_dir.is_dir():
+        return []
+    summaries = []
+    for path in sorted(snap_dir.iterdir()):
+        size = path.stat().st_size
+        if path.name.endswith(".tmp"):
+            summaries.append(RecordSummary(str(path), 0, size, "snapshot-temp", "ignored on load"))
+            continue
+        try:
+            snapshot = _read_snapshot(path)
+        except StorageError as exc:
+            summaries.append(RecordSummary(str(path), 0, size, "damaged", str(exc)))
+            continue
+        detail = (
+            f"index {snapshot.meta.index} term {snapshot.meta.term}, {len(snapshot.data)} bytes"
+        )
+        summaries.append(RecordSummary(str(path), 0, size, "snapshot", detail))
+    return summaries
+
+
 def format_inspection(summaries: Iterable[RecordSummary]) -> str:
     """One line per record: ``file  offset  size  kind  detail``."""
     return "\n".join(
         f"{Path(s.file).name}\t{s.offset}\t{s.size}\t{s.kind}\t{s.detail}" for s in summaries
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m raftnode.storage DATA_DIR``: print every record and snapshot file."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not Path(args[0]).is_dir():
+        print("usage: python -m raftnode.storage DATA_DIR", file=sys.stderr)
+        return 254
+    summaries = wal_inspect(args[0]) + snapshot_inspect(args[0])
+    print(format_inspection(summaries))
+    return 1 if any(s.kind == "damaged" for s in summaries) else 0

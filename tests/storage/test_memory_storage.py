@@ -64,7 +64,7 @@ def test_no_fsync_loses_acknowledged_writes_on_crash() -> None:
     # The running node sees its own writes...
     assert storage.load().entries == entries(1, 2, 1) + entries(3, 5, 2)
     assert storage.unsynced_records == 4
-    storage.crash(FixedRandom(0, 1))  # ...but none reached the disk.
+    storage.crash(FixedRandom(1))  # ...but none reached the disk.
     restored = storage.load()
     assert restored.hard_state == HardState() and restored.entries == []
     assert storage.lost_records == 4
@@ -74,14 +74,15 @@ def test_no_fsync_keeps_the_prefix_the_rng_chooses() -> None:
     storage = MemoryStorage(bugs=frozenset({"no-fsync"}))
     storage.persist(HardState(1, "n1", 0), entries(1, 2, 1))  # records 1, 2
     storage.persist(HardState(2, "n2", 2), entries(3, 5, 2))  # records 3, 4
-    storage.crash(FixedRandom(3, 1))  # the entries 3..5 reached the disk, their hard state not
+    # The entries 3..5 reached the disk, their hard state not.
+    storage.crash(FixedRandom(3, 1), writeback=True)
     restored = storage.load()
     assert restored.hard_state == HardState(1, "n1", 0)
     assert restored.entries == entries(1, 2, 1) + entries(3, 5, 2)
     # After the crash the storage works as before (and still defers syncs).
     storage.persist(HardState(2, "n2", 5), entries(6, 6, 2))
     assert storage.load().entries[-1].index == 6
-    storage.crash(FixedRandom(0, 1))
+    storage.crash(FixedRandom(1))
     assert storage.load().entries[-1].index == 5
 
 
@@ -89,7 +90,7 @@ def test_compaction_syncs_even_under_no_fsync() -> None:
     storage = MemoryStorage(bugs=frozenset({"no-fsync"}))
     storage.persist(HardState(1, "n1", 3), entries(1, 5, 1))
     storage.compact(Snapshot(SnapshotMeta(3, 1), b"three"))
-    storage.crash(FixedRandom(0, 1))
+    storage.crash(FixedRandom(1))
     restored = storage.load()
     assert restored.snapshot == Snapshot(SnapshotMeta(3, 1), b"three")
     assert restored.entries == entries(4, 5, 1)
@@ -121,7 +122,7 @@ def test_crash_is_deterministic_for_a_seed() -> None:
             first = storage.last_index + 1
             storage.persist(HardState(round_, None, 0), entries(first, first + 2, round_))
             if round_ % 3 == 2:
-                storage.crash(rng)
+                storage.crash(rng, writeback=True)
                 lasts.append(storage.load().entries[-1].index if storage.last_index else 0)
         return lasts
 
@@ -206,7 +207,7 @@ def test_no_fsync_crash_keeps_a_prefix_of_the_unsynced_records(
         if op[0] == "compact":
             apply_to_model(synced, op)
     options = candidates()
-    storage.crash(rng)
+    storage.crash(rng, writeback=True)
     restored = storage.load()
     # Exactly the writes before the first lost one survive: no reordering, nothing invented.
     survivors = len(pending) - storage.lost_records

@@ -408,3 +408,18 @@ def test_file_storage_matches_the_model(ops: list) -> None:
         storage = FileStorage(directory, segment_bytes=256, log=lambda line: None)
         assert_restored_equal(storage.load(), model.restored())
         storage.close()
+
+
+def test_inspection_command_lists_records_and_snapshots(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage, _ = open_storage(tmp_path)
+    storage.load()
+    storage.persist(HardState(2, "n1", 1), entries(1, 2, 2))
+    storage.compact(Snapshot(SnapshotMeta(1, 2), b"x"))
+    storage.close()
+    assert wal_module.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("00000001.seg\t0\t") and "\tseg\t" in out[0]
+    assert out[-1].endswith("snapshot\tindex 1 term 2, 1 bytes")
+    assert wal_module.main([str(tmp_path / "absent")]) == 254
