@@ -53,7 +53,9 @@ class RaftLog:
                 raise ValueError(
                     f"restored log is not contiguous: expected index {expected}, got {entry.index}"
                 )
-            if entry.term < previous_term:
+            if entry.term < previous_term and strict:
+                # Only a log damaged by a teaching bug (two leaders in one term, lost
+                # writes) looks like this; with a bug on, carry on so the harness sees it.
                 raise ValueError(
                     f"restored log has terms going backwards at index {entry.index} "
                     f"({previous_term} then {entry.term})"

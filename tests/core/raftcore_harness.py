@@ -45,10 +45,14 @@ class Disk:
         if hard_state is not None:
             self.hard_state = hard_state
         if snapshot is not None:
+            # The Storage contract: keep the entries after the snapshot only if the log
+            # holds the snapshot's last entry; otherwise the whole log goes.
+            holds_last = any(
+                e.index == snapshot.meta.index and e.term == snapshot.meta.term
+                for e in self.entries
+            )
             self.snapshot = snapshot
-            self.entries = [e for e in self.entries if e.index > snapshot.meta.index]
-            if self.entries and self.entries[0].index != snapshot.meta.index + 1:
-                self.entries = []
+            self.entries = [e for e in self.entries if holds_last and e.index > snapshot.meta.index]
         if entries:
             first = entries[0].index
             self.entries = [e for e in self.entries if e.index < first] + list(entries)
@@ -276,3 +280,69 @@ class Cluster:
 
     def count(self, kind: MessageType, where: Callable[[Message], bool] | None = None) -> int:
         return sum(1 for m in self.sent if m.type is kind and (where is None or where(m)))
+
+
+def chaos(
+    seed: int,
+    size: int = 3,
+    *,
+    pre_vote: bool = True,
+    steps: int = 1500,
+    bugs: Iterable[str] = (),
+) -> Cluster:
+    """A seeded storm biased toward interesting histories: mostly ticks and (often
+    reordered, sometimes lost or duplicated) deliveries, writes sent to the leader,
+    partitions, one-way cuts, crashes and restarts of a minority. Stops at the first
+    safety violation (see ``Cluster.violations``)."""
+    rng = random.Random(seed)
+    cluster = Cluster(
+        size,
+        seed=seed,
+        bugs=bugs,
+        election_ticks=4,
+        pre_vote=pre_vote,
+        check_quorum=pre_vote,
+        max_entries_per_append=3,
+        max_inflight_appends=2,
+        snapshot_threshold=8,
+    )
+    written = 0
+    for _ in range(steps):
+        roll = rng.random()
+        if roll < 0.25:
+            cluster.tick([rng.choice(cluster.ids)])
+        elif roll < 0.30:
+            cluster.tick()
+        elif roll < 0.75:
+            for _ in range(rng.randint(1, 2 * size)):
+                if not cluster.queue:
+                    break
+                position = rng.randrange(len(cluster.queue)) if rng.random() < 0.3 else 0
+                msg = cluster.queue.pop(position)
+                if rng.random() < 0.9:
+                    cluster.deliver(msg)
+                if rng.random() < 0.05:
+                    cluster.queue.append(msg)
+        elif roll < 0.85:
+            node = cluster.leader() if rng.random() < 0.8 else rng.choice(cluster.ids)
+            if node is not None and node not in cluster.down:
+                if cluster.role(node) is Role.LEADER:
+                    cluster.cores[node].propose(f"w{written}".encode())
+                    written += 1
+                    cluster.process(node)
+        elif roll < 0.90:
+            if rng.random() < 0.5:
+                cluster.heal()
+            elif rng.random() < 0.5:
+                cluster.isolate(rng.choice(cluster.ids))
+            else:
+                cluster.blocked.add((rng.choice(cluster.ids), rng.choice(cluster.ids)))
+        elif roll < 0.93:
+            node = rng.choice(cluster.ids)
+            if node in cluster.down:
+                cluster.restart(node)
+            elif len(cluster.down) < (size - 1) // 2:
+                cluster.crash(node)
+        if cluster.violations:
+            break
+    return cluster
