@@ -335,13 +335,19 @@ class FileStorage:
         if self._loaded:
             raise StorageError(f"{self.data_dir}: load() called twice")
         self._lock()
-        for directory in (self.data_dir, self.wal_dir, self.snap_dir):
-            if not directory.is_dir():
-                directory.mkdir(parents=True, exist_ok=True)
-                _fsync_dir(directory.parent)
-        self._snapshot = self._load_snapshot()
-        snapshot_meta = self._snapshot.meta if self._snapshot else SnapshotMeta()
-        self._replay(snapshot_meta)
+        try:
+            for directory in (self.data_dir, self.wal_dir, self.snap_dir):
+                if not directory.is_dir():
+                    directory.mkdir(parents=True, exist_ok=True)
+                    _fsync_dir(directory.parent)
+            self._snapshot = self._load_snapshot()
+            snapshot_meta = self._snapshot.meta if self._snapshot else SnapshotMeta()
+            self._replay(snapshot_meta)
+        except BaseException:
+            # Leave nothing half-loaded behind, and free the directory for a retry.
+            self._state, self._segments, self._snapshot = LogState(), [], None
+            self.close()
+            raise
         self._loaded = True
         state = self._state
         return RestoredState(

@@ -226,6 +226,9 @@ def test_damage_before_the_tail_is_refused_naming_file_and_offset(tmp_path: Path
     with pytest.raises(StorageError) as raised:
         storage.load()
     storage.close()
+    second_try, _ = open_storage(tmp_path)  # a failed load released the directory
+    with pytest.raises(StorageError):
+        second_try.load()
     message = str(raised.value)
     assert str(segment) in message
     assert f"byte offset {victim.offset}" in message
@@ -423,3 +426,34 @@ def test_inspection_command_lists_records_and_snapshots(
     assert out[0].startswith("00000001.seg\t0\t") and "\tseg\t" in out[0]
     assert out[-1].endswith("snapshot\tindex 1 term 2, 1 bytes")
     assert wal_module.main([str(tmp_path / "absent")]) == 254
+
+
+def test_hard_state_survives_a_crash_while_opening_a_new_segment(tmp_path: Path) -> None:
+    """The write that opens a segment (its header, then the hard state) cut at every byte."""
+    original = tmp_path / "original"
+    storage, _ = open_storage(original, segment_bytes=160)
+    storage.load()
+    old = HardState(4, "n1", 3)
+    storage.persist(old, entries(1, 3, 4))
+    storage.persist(None, entries(4, 5, 4))
+    before = segment_paths(original)
+    new = HardState(5, "n2", 5)
+    storage.persist(new, [])
+    storage.close()
+    after = segment_paths(original)
+    assert len(after) == len(before) + 1  # the hard state opened a new segment
+    full = after[-1].read_bytes()
+    work = tmp_path / "work"
+    for cut in range(len(full) + 1):
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(original, work)
+        (work / "wal" / after[-1].name).write_bytes(full[:cut])
+        restored, _ = reload(work, segment_bytes=160)
+        assert restored.hard_state == (new if cut == len(full) else old), f"cut at {cut}"
+        assert [e.index for e in restored.entries] == [1, 2, 3, 4, 5]
+        # And the storage goes on from there.
+        storage, _ = open_storage(work, segment_bytes=160)
+        storage.load()
+        storage.persist(HardState(6, None, 5), entries(6, 6, 6))
+        storage.close()
+        assert reload(work, segment_bytes=160)[0].entries[-1] == entries(6, 6, 6)[0]
