@@ -675,6 +675,8 @@ class RaftCore:
     def _handle_append_response(self, msg: Message) -> None:
         peer = msg.src
         progress = self._progress[peer]
+        if msg.match_index > self.log.last_index:
+            return  # claims entries we never sent: not a real answer, drop it
         progress.recent_active = True
         if msg.read_ctx:
             self._readonly.ack(peer, msg.read_ctx)
@@ -720,6 +722,8 @@ class RaftCore:
 
     def _handle_snapshot_response(self, msg: Message) -> None:
         progress = self._progress[msg.src]
+        if msg.match_index > self.log.last_index:
+            return  # claims entries we never sent: not a real answer, drop it
         progress.recent_active = True
         if progress.maybe_update(msg.match_index) or progress.state is ProgressState.SNAPSHOT:
             progress.become_replicate()

@@ -311,10 +311,13 @@ def test_step_survives_garbage_ish_messages() -> None:
 def test_leader_survives_odd_responses() -> None:
     cluster = Cluster(3, seed=11)
     leader = cluster.elect()
-    other = next(n for n in cluster.ids if n != leader)
+    other, third = (n for n in cluster.ids if n != leader)
     term = cluster.term(leader)
     core = cluster.cores[leader]
     for msg in [
+        # Two peers claiming entries the leader never had: must not commit past its log.
+        Message(MessageType.APPEND_RESP, term, third, leader, success=True, match_index=10**9),
+        Message(MessageType.SNAPSHOT_RESP, term, third, leader, success=True, match_index=10**9),
         Message(MessageType.APPEND_RESP, term, other, leader, success=True, match_index=10**9),
         Message(MessageType.APPEND_RESP, term, other, leader, success=False, conflict_index=10**9),
         Message(
