@@ -15,7 +15,8 @@ transfer   from_key, to_key, amount       None            insufficient_funds
 mget       keys                           {key: value}    -
 =========  =============================  ==============  ==========================================
 
-Keys are strings. Values are msgpack data (None, bool, int, float, str, bytes, lists, maps
+Keys are strings, integers or bytes (as the wire accepts them: Jepsen's keyed workloads
+use integers). Values are msgpack data (None, bool, int, float, str, bytes, lists, maps
 with string keys). Comparison in ``cas`` is exact: ``1``, ``1.0`` and ``True`` differ.
 ``transfer`` treats an absent account as a balance of 0; balances are integers.
 
@@ -66,10 +67,10 @@ def encode_command(command: dict[str, Any]) -> bytes:
     return msgpack.packb(command, use_bin_type=True)
 
 
-def _unpack(data: bytes) -> Any:
-    # unpackb bounds every length by the size of the input; strict_map_key keeps map keys
-    # to str/bytes, and the C unpacker bounds nesting. Any failure is the input's fault.
-    return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+def _unpack(data: bytes, *, strict_map_key: bool = True) -> Any:
+    # unpackb bounds every length by the size of the input, and the C unpacker bounds
+    # nesting. Any failure is the input's fault.
+    return msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=strict_map_key)
 
 
 def decode_command(data: bytes) -> dict[str, Any]:
@@ -87,6 +88,10 @@ def decode_command(data: bytes) -> dict[str, Any]:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_key(value: Any) -> bool:
+    return isinstance(value, str | bytes) or _is_int(value)
 
 
 def _valid_value(value: Any, depth: int = 0) -> bool:
@@ -187,7 +192,8 @@ class KVStateMachine:
             self._data, self._sessions, self.applied_index = {}, OrderedDict(), 0
             return
         try:
-            raw = _unpack(bytes(data))
+            # Integer keys (and replies holding them) are ours to store: not strict.
+            raw = _unpack(bytes(data), strict_map_key=False)
         except Exception as exc:
             raise ValueError(f"KV snapshot is not msgpack: {exc}") from None
         if not isinstance(raw, dict) or raw.get("format") != SNAPSHOT_FORMAT:
@@ -269,11 +275,11 @@ class KVStateMachine:
     def _read(self, command: dict[str, Any]) -> dict[str, Any]:
         if command.get("op") == "get":
             key = command.get("key")
-            if not isinstance(key, str):
+            if not _is_key(key):
                 return dict(MALFORMED)
             return _ok(self._data.get(key))
         keys = command.get("keys")
-        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        if not isinstance(keys, list) or not all(_is_key(k) for k in keys):
             return dict(MALFORMED)
         return _ok({key: self._data.get(key) for key in keys})
 
@@ -283,7 +289,7 @@ class KVStateMachine:
         if op == "transfer":
             return self._transfer(command)
         key = command.get("key")
-        if not isinstance(key, str):
+        if not _is_key(key):
             return dict(MALFORMED)
         if op == "delete":
             data.pop(key, None)
@@ -320,7 +326,7 @@ class KVStateMachine:
             command.get("to_key"),
             command.get("amount"),
         )
-        if not (isinstance(source, str) and isinstance(target, str) and _is_int(amount)):
+        if not (_is_key(source) and _is_key(target) and _is_int(amount)):
             return dict(MALFORMED)
         data = self._data
         source_balance, target_balance = data.get(source, 0), data.get(target, 0)

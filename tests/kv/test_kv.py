@@ -100,7 +100,7 @@ def test_transfer_and_mget() -> None:
     }
     assert log.apply(op="transfer", from_key="a", to_key="a", amount=3)["ok"] is True
     assert log.apply(op="mget", keys=["a"]) == {"ok": True, "value": {"a": 3}}
-    for bad in ({"amount": -1}, {"amount": "3"}, {"amount": 1.5}, {"to_key": 4}):
+    for bad in ({"amount": -1}, {"amount": "3"}, {"amount": 1.5}, {"to_key": 4.0}):
         command = {"op": "transfer", "from_key": "a", "to_key": "b", "amount": 1, **bad}
         assert log.apply(**command) == {"ok": False, "error": "malformed"}
     log.apply(op="put", key="text", value="abc")
@@ -229,11 +229,13 @@ def test_restore_refuses_a_foreign_snapshot() -> None:
         msgpack.packb([1, 2, 3]),
         msgpack.packb({"op": "fly"}),
         msgpack.packb({"key": "k"}),
-        msgpack.packb({"op": "put", "key": 3, "value": 1}),
+        msgpack.packb({"op": "put", "key": 3.5, "value": 1}),
+        msgpack.packb({"op": "put", "key": True, "value": 1}),
+        msgpack.packb({"op": "put", "key": [1], "value": 1}),
         msgpack.packb({"op": "put", "key": "k"}),
         msgpack.packb({"op": "cas", "key": "k", "from": 1}),
         msgpack.packb({"op": "mget", "keys": "abc"}),
-        msgpack.packb({"op": "mget", "keys": [1]}),
+        msgpack.packb({"op": "mget", "keys": [None]}),
         msgpack.packb({"op": "put", "key": "k", "value": 1, "client": "c"}),
         msgpack.packb({"op": "put", "key": "k", "value": 1, "client": 5, "seq": 1}),
         msgpack.packb({"op": "put", "key": "k", "value": 1, "client": "c", "seq": -1}),
@@ -276,7 +278,7 @@ def test_same_value_is_exact() -> None:
 
 # --- properties ------------------------------------------------------------------------------
 
-keys = st.sampled_from(["a", "b", "c"])
+keys = st.sampled_from(["a", "b", 1])
 values = st.one_of(st.integers(-5, 20), st.text(max_size=3), st.none())
 commands = st.one_of(
     st.fixed_dictionaries({"op": st.just("put"), "key": keys, "value": values}),
@@ -325,7 +327,7 @@ def test_replicas_agree_and_retries_apply_once(
             replica = fresh
         assert replica.apply(index, data) == reply
     assert replica.snapshot() == once.snapshot()
-    state = {"op": "mget", "keys": ["a", "b", "c"]}
+    state = {"op": "mget", "keys": ["a", "b", 1]}
     assert twice.query(state) == once.query(state)
 
 
@@ -335,3 +337,17 @@ def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     kv = KVStateMachine()
     reply = kv.apply(1, data)
     assert isinstance(reply, dict) and set(reply) in ({"ok", "value"}, {"ok", "error"})
+
+
+def test_integer_and_bytes_keys_are_distinct_keys_and_survive_a_snapshot() -> None:
+    log = Log(KVStateMachine())
+    log.apply(op="put", key=1, value="int", client="c", seq=1)
+    log.apply(op="put", key="1", value="str", client="c", seq=2)
+    log.apply(op="put", key=b"1", value="bytes", client="c", seq=3)
+    reply = log.apply(op="mget", keys=[1, "1", b"1", 2])
+    assert reply == {"ok": True, "value": {1: "int", "1": "str", b"1": "bytes", 2: None}}
+    copy = KVStateMachine()
+    copy.restore(log.kv.snapshot())
+    assert copy.query({"op": "mget", "keys": [1, "1", b"1"]}) == log.kv.query(
+        {"op": "mget", "keys": [1, "1", b"1"]}
+    )
