@@ -164,6 +164,11 @@ async def _follow(cluster: LocalCluster, recorder: Any, state: ProgressState) ->
         await trio.sleep(0.2)
 
 
+async def _within(scope: trio.CancelScope, task: Any) -> None:
+    with scope:
+        await task()
+
+
 async def _after(event: trio.Event, task: Any) -> None:
     """Start `task` once `event` is set (the nemesis waits for the workload's setup)."""
     await event.wait()
@@ -295,7 +300,8 @@ class _Run:
         write_json(self.run_dir / CAMPAIGN_FILE, self.campaign)
         state.started = time.monotonic()
         await nursery.start(recorder.write_to, self.run_dir / HISTORY_JSONL)
-        nursery.start_soon(self.display.run)
+        display_scope = trio.CancelScope()
+        nursery.start_soon(_within, display_scope, self.display.run)
         state.phase = "starting nodes"
         await nursery.start(cluster.run)
         state.phase = "electing"
@@ -338,6 +344,7 @@ class _Run:
             recorder.close()
             self.outcome = self._finish(interrupted=None, aborted=None)
             state.phase = "cluster left running"
+            display_scope.cancel()  # a quiet terminal while the cluster is left to the user
             _print_cluster(cluster, self.run_dir)
             await trio.sleep_forever()
         state.phase = "stopping"
@@ -378,7 +385,10 @@ class _Run:
 
 def _print_cluster(cluster: LocalCluster, run_dir: Path) -> None:
     print(f"results written to {run_dir / REPORT_FILE}")
-    print("cluster left running (Ctrl-C stops it); client addresses:")
+    print(
+        f"cluster {cluster.cluster_id!r} left running (Ctrl-C stops it); client addresses, "
+        "e.g. for `raftlab status --cluster-id`:"
+    )
     for node_id, (host, port) in cluster.node_addresses.items():
         print(f"  {node_id} {host}:{port}")
 
