@@ -213,9 +213,12 @@ class RaftCore:
             if self._snapshot_to_persist is ready.snapshot:
                 self._snapshot_to_persist = None
             self.log.applied_to(max(self.log.applied, ready.snapshot.meta.index))
-        if ready.entries:
-            last = ready.entries[-1]
-            self.log.stable_to(last.index, last.term)
+        # The longest prefix of the persisted entries still in the log is stable; a
+        # conflict resolved meanwhile leaves the overwritten suffix to the next Ready.
+        for entry in reversed(ready.entries):
+            if self.log.term_at(entry.index) == entry.term:
+                self.log.stable_to(entry.index, entry.term)
+                break
         if ready.committed_entries:
             self.log.applied_to(ready.committed_entries[-1].index)
 
@@ -759,7 +762,8 @@ class RaftCore:
         self.log.append([entry])
         self._progress[self.id].match = entry.index
         self._progress[self.id].next = entry.index + 1
-        self._maybe_commit()  # a single-node cluster commits at once
+        if self._quorum == 1:
+            self._maybe_commit()  # a single-node cluster commits at once
         # Sent at the next ready(): proposals made in between share one append (batching).
         self._broadcast_pending = True
         return entry

@@ -54,8 +54,10 @@ class Disk:
             self.snapshot = snapshot
             self.entries = [e for e in self.entries if holds_last and e.index > snapshot.meta.index]
         if entries:
-            first = entries[0].index
-            self.entries = [e for e in self.entries if e.index < first] + list(entries)
+            # Overwrite from entries[0].index on (the stored entries are contiguous).
+            base = self.entries[0].index if self.entries else entries[0].index
+            del self.entries[max(entries[0].index - base, 0) :]
+            self.entries.extend(entries)
 
     def compact(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
