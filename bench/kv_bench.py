@@ -10,6 +10,8 @@ Prints JSON lines:
 - ``{"bench": "failover", "median_s", "max_s", "samples_s", ...}``: SIGKILL the leader
   while a client writes, time from the kill to the first write acknowledged by the new
   leader (heartbeat 50 ms, election timeout 250 ms), ``--trials`` times;
+- ``{"bench": "fsync", ...}``: the disk's fsync latency and the machine's load, printed
+  first: a put waits for two fsyncs in a row, so they bound what any Raft store gets here;
 - ``{"bench": "compare", ...}``: the figures next to etcd 3.4's on these machines.
 
 Every node is a real process with its WAL on disk (fsync before acknowledging). The
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -201,9 +204,35 @@ async def failover_trial(cluster: LocalCluster, trial: int) -> float:
     return first_ack - killed_at
 
 
+def fsync_latency(directory: Path, samples: int = 50) -> dict[str, Any]:
+    """The floor under every write: one acknowledged put waits for two fsyncs in a row
+    (the leader's, then a follower's) before the leader may apply and answer."""
+    path = directory / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    timings = []
+    try:
+        for _ in range(samples):
+            os.write(fd, b"x" * 128)
+            start = time.perf_counter()
+            os.fsync(fd)
+            timings.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+        path.unlink()
+    timings.sort()
+    return {
+        "bench": "fsync",
+        "p50_ms": round(percentile(timings, 0.5) * 1000, 3),
+        "p99_ms": round(percentile(timings, 0.99) * 1000, 3),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+    }
+
+
 async def main_async(args: argparse.Namespace) -> None:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="kv-bench-", dir=args.data_dir) as tmp:
+        print(json.dumps(fsync_latency(Path(tmp))), flush=True)
         ports = free_ports(6, args.port_low, args.port_high)
         if args.in_flight:
             cluster = LocalCluster(Path(tmp) / "throughput", ports[:3], args.node_args.split())
