@@ -4,6 +4,8 @@ and the kv/status commands' exit codes."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import struct
 import subprocess
@@ -14,7 +16,7 @@ from typing import Any
 import msgpack
 import pytest
 import trio
-from node_procs import free_ports
+from node_procs import ProcessCluster, free_ports
 
 from campaign.cli import main as raftlab_main
 from raftnode.client import ClientError
@@ -321,3 +323,73 @@ async def test_sigkill_right_after_acks_loses_nothing_and_start_errors_are_clear
     async with cluster.client("reader", timeout=3.0) as client:
         for key, value in acked.items():
             assert await client.get(key) == value, key
+
+
+def consecutive_free_ports(count: int) -> int:
+    for _ in range(50):
+        base = free_ports(1)[0]
+        if base + count > 17999:
+            continue
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                probe = socket.socket()
+                sockets.append(probe)
+                probe.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for probe in sockets:
+                probe.close()
+    raise RuntimeError("no run of free ports in 17000-17999")
+
+
+def test_cluster_up_prints_the_cluster_and_stops_every_node(tmp_path: Any) -> None:
+    base = consecutive_free_ports(3)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "campaign", "cluster", "up", "--nodes", "3", "--data-dir",
+         str(tmp_path), "--base-port", str(base), "--election-timeout-ms", "300",
+         "--heartbeat-ms", "50"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    children: list[int] = []
+    try:
+        assert up.stdout is not None
+        line = up.stdout.readline().strip()
+        assert line == ",".join(f"n{i + 1}=127.0.0.1:{base + i}" for i in range(3))
+        children_file = f"/proc/{up.pid}/task/{up.pid}/children"
+        with open(children_file) as handle:
+            children = [int(pid) for pid in handle.read().split()]
+        assert len(children) == 3
+        trio.run(ProcessClusterView(line).wait_for_leader)
+        up.send_signal(signal.SIGINT)  # Ctrl-C
+        assert up.wait(timeout=15) == 0
+        for pid in children:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+class ProcessClusterView:
+    """Just enough of node_procs.ProcessCluster to poll a cluster we did not start."""
+
+    def __init__(self, cluster_text: str) -> None:
+        from raftnode.client import parse_cluster
+
+        self.cluster = parse_cluster(cluster_text)
+        self.ids = list(self.cluster)
+
+    client = ProcessCluster.client
+    statuses = ProcessCluster.statuses
+    wait_for_leader = ProcessCluster.wait_for_leader
