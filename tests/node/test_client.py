@@ -124,7 +124,7 @@ async def test_reads_never_carry_sessions_and_definite_errors_stop_retries() -> 
 async def test_no_leader_everywhere_is_definite() -> None:
     behaviours = {"n1": not_leader(None), "n2": not_leader(None)}
     async with fake_cluster(behaviours) as (cluster, nodes):
-        async with RaftClient(cluster, "cli", timeout=0.3) as client:
+        async with RaftClient(cluster, "cli", timeout=1.0) as client:
             with pytest.raises(ClientError) as info:
                 await client.put("k", 1)
         assert info.value.definite is True
@@ -141,7 +141,7 @@ async def test_unreachable_cluster_is_definite_and_timeout_is_not() -> None:
     assert (info.value.code, info.value.definite) == ("unavailable", True)
 
     async with fake_cluster({"n1": lambda f: "hang"}) as (cluster, _):
-        async with RaftClient(cluster, timeout=0.2) as client:
+        async with RaftClient(cluster, timeout=1.0, connect_timeout=1.0) as client:
             with pytest.raises(ClientError) as info:
                 await client.put("k", 1)
     assert (info.value.code, info.value.definite) == ("timeout", False)
