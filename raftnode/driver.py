@@ -239,6 +239,9 @@ class NodeDriver:
             self._wakeup = trio.Event()
             while self.core.has_ready():
                 await self._handle_ready(self.core.ready())
+                # Let receivers and clients run between Readies: fair to the network
+                # tasks, and what they bring lands in one bigger next Ready.
+                await trio.lowlevel.checkpoint()
 
     def _do(self, action: Callable[[], None]) -> None:
         """Run an action on the core now, or right after the Ready in progress."""
