@@ -197,8 +197,7 @@ class NodeProcess:
         # The group may outlive its leader (a grandchild): make sure nothing is left.
         # Only once, right after reaping: later the id could be reused by another group.
         if self._pgid is not None and self._pgid in _live_process_groups:
-            _kill_process_group(self._pgid, signal.SIGKILL)
-            _live_process_groups.discard(self._pgid)
+            await _finish_group(self._pgid)
         return returncode
 
     async def stop(self, grace_seconds: float = 5.0) -> int | None:
@@ -218,6 +217,20 @@ class NodeProcess:
         if self._pgid is None:
             return []
         return list(_pids_in_group(self._pgid))
+
+
+async def _finish_group(pgid: int) -> None:
+    """Kill what is left of a group whose leader was reaped and wait until it is gone.
+
+    SIGKILL is asynchronous: members (e.g. the node under its lifeline) may still be
+    exiting when the leader is reaped. Zombies count as gone: they hold no sockets.
+    """
+    _kill_process_group(pgid, signal.SIGKILL)
+    with trio.move_on_after(REAP_TIMEOUT_SECONDS):
+        while any(True for _ in _pids_in_group(pgid)):
+            _kill_process_group(pgid, signal.SIGKILL)
+            await trio.sleep(0.005)
+    _live_process_groups.discard(pgid)
 
 
 def _pids_in_group(pgid: int) -> Iterator[int]:

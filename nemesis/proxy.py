@@ -231,7 +231,7 @@ class _FramePump:
         self._frames_seen = 0
         self._in_body = False
 
-    def _decide(self) -> None:
+    def _decide(self, arrived_at: float) -> None:
         """Choose the fate of the frame whose header was just read."""
         faults = self._faults
         rng = self._proxy.rng
@@ -250,7 +250,7 @@ class _FramePump:
             self._fate = self._DIRECT
             self._stats.frames_passed += 1
             return
-        deliver_at = trio.current_time() + delay
+        deliver_at = arrived_at + delay
         if not faults.reorder:
             deliver_at = max(deliver_at, self._writer.last_deliver_at)
         self._fate = self._QUEUED
@@ -267,6 +267,8 @@ class _FramePump:
             data = await self._source.receive_some(READ_CHUNK_BYTES)
             if not data:
                 return
+            # Every frame of one read arrived at the same moment.
+            arrived_at = trio.current_time()
             view = memoryview(data)
             size = len(data)
             position = 0
@@ -283,7 +285,7 @@ class _FramePump:
                     frame_length = int.from_bytes(self._header, "big")
                     if frame_length > max_frame:
                         raise _FrameTooLarge(frame_length)
-                    self._decide()
+                    self._decide(arrived_at)
                     self._remaining = frame_length
                     self._in_body = True
                     if self._fate == self._DIRECT:

@@ -171,8 +171,12 @@ async def test_delay_with_reorder_delivers_by_drawn_delay() -> None:
         proxy.faults.jitter = 0.09
         proxy.faults.reorder = True
         messages = _messages(30)
-        # One write, so every frame is read (and its delay drawn) at the same moment.
+        # Held while we write, so the proxy reads every frame in one read: they all
+        # arrive at the same moment and only their drawn delays order them.
+        proxy.set_cut("hold")
         await stream.send_all(b"".join(frame(m) for m in messages))
+        await trio.sleep(0.05)
+        proxy.set_cut(None)
         with trio.fail_after(10):
             await sink.wait_for(1 + len(messages))
         arrived = sink.payloads()[1:]
