@@ -177,8 +177,13 @@ def find_violation(result: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any]:
 
 def _paths(
     violation: Mapping[str, Any], by_index: Mapping[int, dict[str, Any]]
-) -> list[list[dict[str, Any]]]:
-    """Partial linearizations as lists of steps {op: view, state: ...}."""
+) -> list[tuple[int, list[dict[str, Any]]]]:
+    """Partial linearizations: (how many ops they linearize, their steps {op, state}).
+
+    checker.linearizable gives each as ``{"ops": [index, ...], "state": final state,
+    "steps": [{"op": record, "state": state after it}, ...]}`` with only the last steps
+    spelled out; the steps are shown when present, else the op indexes.
+    """
     raw = _first(
         violation,
         "final_paths",
@@ -191,11 +196,14 @@ def _paths(
         if prefix is None:
             prefix = violation.get("linearized")
         raw = [prefix] if prefix is not None else []
-    paths: list[list[dict[str, Any]]] = []
+    paths: list[tuple[int, list[dict[str, Any]]]] = []
     for path in to_jsonable(raw) if isinstance(raw, list | tuple) else []:
-        if isinstance(path, Mapping):  # {"ops": [...], "states"/"state": ...}
-            steps_raw = path.get("ops") or path.get("steps") or path.get("path") or []
+        total: int | None = None
+        if isinstance(path, Mapping):
+            steps_raw = path.get("steps") or path.get("ops") or path.get("path") or []
             final_state = path.get("state", path.get("model"))
+            if isinstance(path.get("ops"), list):
+                total = len(path["ops"])
         else:
             steps_raw, final_state = path, None
         steps: list[dict[str, Any]] = []
@@ -213,7 +221,7 @@ def _paths(
         if final_state is not None and steps and not steps[-1]["has_state"]:
             steps[-1]["state"] = final_state
             steps[-1]["has_state"] = True
-        paths.append(steps)
+        paths.append((max(total or 0, len(steps)), steps))
     return paths
 
 
@@ -512,10 +520,10 @@ def _summary_rows(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _path_html(steps: list[dict[str, Any]], index: int) -> str:
+def _path_html(total: int, steps: list[dict[str, Any]], index: int) -> str:
     shown = steps[-MAX_PATH_STEPS:]
-    skipped = len(steps) - len(shown)
-    parts = [f'<div class="path"><span class="muted">#{index + 1}, {len(steps)} ops linearized']
+    skipped = total - len(shown)
+    parts = [f'<div class="path"><span class="muted">#{index + 1}, {total} ops linearized']
     if skipped:
         parts.append(f" (the first {skipped} not shown)")
     parts.append(":</span><br>")
@@ -664,8 +672,8 @@ def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None
         out.append('<p class="muted">none: the culprit overlaps no other operation</p>')
     out.append("<h3>Partial linearizations</h3>")
     if paths:
-        for index, steps in enumerate(paths[:MAX_PATHS]):
-            out.append(_path_html(steps, index))
+        for index, (total, steps) in enumerate(paths[:MAX_PATHS]):
+            out.append(_path_html(total, steps, index))
         if len(paths) > MAX_PATHS:
             out.append(f'<p class="muted">… and {len(paths) - MAX_PATHS} more.</p>')
     else:

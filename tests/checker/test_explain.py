@@ -110,6 +110,7 @@ def test_invalid_page_shows_the_culprit_lanes_window_paths_and_states() -> None:
     for process in (0, 1, 2):
         assert f"p {process}" in text
     assert "Partial linearizations" in text and "States the model could be in" in text
+    assert "⇒" in text  # the model state after each step of a partial linearization
     assert 'stroke="#b71c1c"' in page  # the culprit's outline
 
 
