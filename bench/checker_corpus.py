@@ -105,14 +105,19 @@ def report(rows: list[Row]) -> int:
     print()
     print(f"histories checked: {len(rows)} ({len(etcd)} etcd logs), wrong verdicts: {len(wrong)}")
     print(f"CPU seconds checking: all {total_check:.3f}, etcd logs {etcd_check:.3f}")
-    print(f"CPU seconds reading:  all {total_read:.3f}")
+    etcd_read = sum(row.read_seconds for row in etcd)
+    print(f"CPU seconds reading:  all {total_read:.3f}, etcd logs {etcd_read:.3f}")
+    print(
+        f"CPU seconds in all:   all {total_read + total_check:.3f}, "
+        f"etcd logs {etcd_read + etcd_check:.3f}"
+    )
     if slowest is not None:
         print(f"slowest check: {slowest.name} {slowest.check_seconds:.3f} s")
     for source, figures in PORCUPINE_FIGURES.items():
         slow_name, slow_seconds = figures["slowest"]
         ours_slow = next((row.check_seconds for row in rows if row.name == slow_name), None)
         print(
-            f"vs Porcupine ({source}): all {total_check / figures['all']:.2f}x of {figures['all']} s, "
+            f"checking vs Porcupine ({source}): all {total_check / figures['all']:.2f}x of {figures['all']} s, "
             f"etcd {etcd_check / figures['etcd']:.2f}x of {figures['etcd']} s"
             + (
                 f", {slow_name} {ours_slow / slow_seconds:.2f}x of {slow_seconds} s"
