@@ -629,7 +629,8 @@ def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None
         "operation concurrent with it have made room.</p>"
     )
     bars = _bars_from_history(history_ops) if history_ops else []
-    if key is not None and bars:
+    if key is not None and not isinstance(to_jsonable(key), list) and bars:
+        # One key's operations (a multi-key component, keyed by a list, keeps them all).
         keyed = [
             bar
             for bar in bars
@@ -647,7 +648,7 @@ def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None
     )
     if lanes:
         out.append("<h3>Operations per process</h3>")
-        if key is not None and history_ops:
+        if key is not None and history_ops and not isinstance(to_jsonable(key), list):
             out.append(f'<p class="muted">Operations on key <code>{_e(_j(key))}</code> only.</p>')
         out.append(_legend())
         out.append(f'<div class="lanes">{lanes}</div>')
