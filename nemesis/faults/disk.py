@@ -1,0 +1,111 @@
+"""start-disk / stop-disk: kill a node, damage its WAL, start it again; on stop, record
+whether it recovered (still running) or refused to start (exited, with its last log lines).
+
+Damage is either a truncated tail (the last K bytes of the newest segment, K from 1 to
+``max_truncate_bytes``) or one flipped byte at a seeded offset (see ``nemesis.disk``).
+Truncating fsynced bytes makes a node forget what it acknowledged: Raft does not promise
+safety then (the dissertation §3.8 assumes durable storage), which is why a node that
+detects damage should refuse rather than rejoin; the campaign records what it did.
+
+A node that refused stays down, so this fault never damages a node when doing so could
+leave fewer than a majority of undamaged-or-recovered nodes.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, ClassVar
+
+import trio
+
+from nemesis.control import ClusterControl
+from nemesis.disk import DEFAULT_WAL_GLOB, DiskFaultError, flip_byte, truncate_tail
+from nemesis.faults.base import FaultEvent, check_variants, minority_size
+
+ACTIONS: tuple[str, ...] = ("truncate", "flip")
+LOG_TAIL_LINES = 5
+
+
+def _log_tail(path: Any, lines: int = LOG_TAIL_LINES) -> list[str]:
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, 2)
+            log.seek(max(0, log.tell() - 8192))
+            text = log.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]
+
+
+class DiskFault:
+    name: ClassVar[str] = "disk"
+    variants: ClassVar[tuple[str, ...]] = ACTIONS
+
+    def __init__(
+        self,
+        actions: tuple[str, ...] = (),
+        wal_glob: str = DEFAULT_WAL_GLOB,
+        max_truncate_bytes: int = 256,
+        settle_seconds: float = 1.0,
+    ) -> None:
+        self.actions = check_variants(self.name, tuple(actions), ACTIONS)
+        self.wal_glob = wal_glob
+        self.max_truncate_bytes = max_truncate_bytes
+        self.settle_seconds = settle_seconds
+        self.damaged: str | None = None
+        self.restarted_at = 0.0
+        self.refused: set[str] = set()  # nodes that would not start after damage
+
+    async def start(self, ctx: ClusterControl, rng: random.Random) -> FaultEvent:
+        node_ids = list(ctx.node_ids)
+        value: dict[str, Any] = {"fault": self.name}
+        if len(self.refused) + 1 > minority_size(len(node_ids)):
+            value["skipped"] = (
+                f"{sorted(self.refused)} already refused to start; damaging another node "
+                "could leave no majority"
+            )
+            return FaultEvent("start-disk", value)
+        candidates = [node for node in node_ids if node not in self.refused]
+        node_id = rng.choice(candidates)
+        action = rng.choice(self.actions)
+        process = ctx.processes[node_id]
+        value.update(node=node_id, action=action)
+        if process.running:
+            value["kill_status"] = await process.kill()
+        data_dir = ctx.data_dir(node_id)
+        try:
+            if action == "truncate":
+                damage = truncate_tail(
+                    data_dir, rng.randint(1, self.max_truncate_bytes), self.wal_glob
+                )
+            else:
+                damage = flip_byte(data_dir, rng, self.wal_glob)
+            value["damage"] = damage.describe()
+        except DiskFaultError as error:
+            value["damage"] = None
+            value["error"] = str(error)
+        await process.start()
+        self.restarted_at = trio.current_time()
+        self.damaged = node_id
+        return FaultEvent("start-disk", value)
+
+    async def stop(self, ctx: ClusterControl) -> FaultEvent:
+        value: dict[str, Any] = {"fault": self.name}
+        node_id, self.damaged = self.damaged, None
+        if node_id is None:
+            value["outcome"] = "nothing damaged"
+            return FaultEvent("stop-disk", value)
+        process = ctx.processes[node_id]
+        # A refusal is a prompt exit at start-up; give a slow start a moment to show it.
+        with trio.move_on_at(self.restarted_at + self.settle_seconds):
+            while process.running:
+                await trio.sleep(0.05)
+        value["node"] = node_id
+        if process.running:
+            value["outcome"] = "recovered"
+        else:
+            value["outcome"] = "refused"
+            value["exit_status"] = process.returncode
+            value["log_tail"] = _log_tail(process.log_path)
+            self.refused.add(node_id)
+        return FaultEvent("stop-disk", value)
