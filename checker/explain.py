@@ -642,6 +642,8 @@ def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None
             bars = keyed
     if not bars:
         views = [v for v in [culprit, previous_ok, *involved] if v is not None]
+        for _, steps in paths[:1]:  # what led up to the failure, as far as the result tells
+            views.extend(step["op"] for step in steps if step["op"] is not None)
         bars = _bars_from_views(views)
     lanes = _lanes_svg(
         bars, culprit, involved, _window_positions(violation, history_ops), key=to_jsonable(key)
