@@ -132,6 +132,16 @@ def _choose_model(requested: str | None, fmt: str, ops: Sequence[Op]) -> tuple[s
     return name, why
 
 
+def _history_path(path: Path) -> Path:
+    """FILE itself, or the history inside a run folder (``raftlab check results/latest``)."""
+    if not path.is_dir():
+        return path
+    for name in ("history.jsonl", "history.edn"):
+        if (path / name).is_file():
+            return path / name
+    raise BadInput(f"{path} is a folder with no history.jsonl or history.edn in it")
+
+
 def _parse_init(text: str | None) -> tuple[bool, Any]:
     if text is None:
         return False, None
@@ -218,12 +228,14 @@ def _write_outputs(
 
 
 @click.command(name="check")
-@click.argument("history_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("history_file", metavar="FILE", type=click.Path(path_type=Path))
 @click.option(
     "--model",
     "model_name",
     metavar="NAME",
-    help="Model to check against (default: by format, or guessed from the ops).",
+    help="Model to check against: "
+    + ", ".join(sorted(available_models()))
+    + " (default: by format, or guessed from the ops).",
 )
 @click.option(
     "--init",
@@ -260,6 +272,8 @@ def check_command(
 ) -> None:
     """Check that the history in FILE is linearizable.
 
+    FILE may also be a run's results folder: its history.jsonl is checked.
+
     Exits 0 when it is, 1 when it is not, 2 when the search was cut short (unknown),
     254 on bad arguments or a malformed history.
     """
@@ -267,6 +281,7 @@ def check_command(
     from checker.models import ModelError
 
     has_init, init_value = _parse_init(init_text)
+    history_file = _history_path(history_file)
     try:
         fmt = format_name or detect_format(history_file)
         ops = read_history(history_file, fmt)

@@ -83,6 +83,18 @@ def test_invalid_history_exits_1_and_names_the_culprit(
     assert "cannot linearize" in out and "read" in out
 
 
+def test_a_run_folder_is_checked_through_its_history_jsonl(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write(tmp_path, INVALID)
+    code, out, _ = run_cli([str(tmp_path)], capsys)
+    assert code == 1 and "history.jsonl" in out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run_cli([str(empty)], capsys)
+    assert code == 254 and "no history.jsonl" in err
+
+
 def test_init_value_changes_the_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     reads_5 = history(("invoke", 0, "read", None), ("ok", 0, "read", 5))
     path = write(tmp_path, reads_5)
