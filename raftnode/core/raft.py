@@ -305,8 +305,9 @@ class RaftCore:
             self.vote = None
         elif self._bug("vote-twice"):
             # Bug vote-twice (etcd PR #2461): reset() cleared the vote even when the term
-            # did not change, so a candidate stepping down to follower in the same term
-            # could grant a second vote in that term: two leaders for one term.
+            # did not change — on becoming leader, or a candidate stepping down to
+            # follower in its term — so the node could grant a second vote in that term
+            # to a late competing candidate: two leaders for one term.
             self.vote = None
         self._votes = {}
         self._broadcast_pending = False

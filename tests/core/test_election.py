@@ -263,3 +263,19 @@ def test_single_node_cluster_elects_itself_and_commits_alone() -> None:
     assert cluster.applied[leader] == [b"solo"]
     assert cluster.cores[leader].status().commit_index == index
     assert term == cluster.term(leader)
+
+
+def test_vote_twice_bug_lets_a_new_leader_vote_for_a_rival_of_its_term() -> None:
+    """The other face of etcd PR #2461: becoming leader reset the vote, so a competing
+    candidate's late request in the same term is granted — by the leader itself."""
+    for bugs, expect_grant in ((frozenset(), False), (frozenset({"vote-twice"}), True)):
+        cluster = Cluster(3, seed=13, bugs=bugs, pre_vote=False)
+        leader = cluster.elect()
+        term = cluster.term(leader)
+        rival = next(n for n in cluster.ids if n != leader)
+        cluster.cores[leader].step(
+            Message(MessageType.VOTE, term, rival, leader, last_log_index=99, last_log_term=term)
+        )
+        rd = cluster.cores[leader].ready()
+        (answer,) = [m for m in rd.messages if m.type is MessageType.VOTE_RESP]
+        assert answer.granted is expect_grant
