@@ -530,8 +530,10 @@ class RaftCore:
         assert snapshot is not None  # checked in _acceptable
         index, term = snapshot.meta.index, snapshot.meta.term
         log = self.log
-        if index <= log.committed:
-            match = log.committed  # stale: we already hold (and committed) that prefix
+        if index <= max(log.committed, log.applied):
+            # Stale: we already hold (and committed) that prefix. (``applied`` only
+            # matters under the commit-regress bug, where commit may fall below it.)
+            match = max(log.committed, log.applied)
         elif log.term_at(index) == term:
             # §7: we hold the snapshot's last entry: keep the log after it, commit up to it.
             log.commit_to(index)
