@@ -252,6 +252,10 @@ class LocalCluster:
     def address(self, node_id: str) -> Address:
         return self.node_addresses[node_id]
 
+    def node_port(self, node_id: str) -> int:
+        """Where the node really listens (clock requests go straight there, not via proxies)."""
+        return self.node_addresses[node_id][1]
+
     async def current_leader(self) -> str | None:
         """Ask every node now; the one claiming leadership in the highest term."""
         await self.poll_once()
@@ -269,7 +273,8 @@ class LocalCluster:
                 nursery.start_soon(self._poll_forever)
                 task_status.started()
 
-    def _time_ns(self) -> int:
+    def time_ns(self) -> int:
+        """Nanoseconds on the history's clock (the recorder's zero), for events and nemesis.jsonl."""
         if self.clock_zero is None:
             return 0
         return max(0, int((trio.current_time() - self.clock_zero) * 1e9))
@@ -290,7 +295,7 @@ class LocalCluster:
         async with trio.open_nursery() as nursery:
             for node_id in self.node_ids:
                 nursery.start_soon(one, node_id)
-        now = self._time_ns()
+        now = self.time_ns()
         for node_id in self.node_ids:
             self.board.record(node_id, replies.get(node_id), now)
 

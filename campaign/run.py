@@ -45,6 +45,7 @@ from campaign.progress import ProgressDisplay, ProgressState
 from campaign.results import (
     CAMPAIGN_FILE,
     HISTORY_JSONL,
+    NEMESIS_FILE,
     NODES_DIR,
     REPORT_FILE,
     campaign_document,
@@ -152,15 +153,17 @@ def _aborted_reason(error: BaseException) -> str | None:
     return None
 
 
-async def _follow(cluster: LocalCluster, recorder: Any, state: ProgressState) -> None:
-    """Feed the progress display: new history ops and the leader the status poller sees."""
+async def _follow(run: _Run) -> None:
+    """Feed the progress display: new history ops, the active fault, the leader."""
     seen = 0
     while True:
-        ops = recorder.ops
+        ops = run.recorder.ops
         for op in ops[seen:]:
-            state.observe(op)
+            run.state.observe(op)
         seen = len(ops)
-        state.leader, state.term = cluster.board.leader()
+        if run.nemesis is not None:
+            run.state.active_faults = list(run.nemesis.active_faults)
+        run.state.leader, run.state.term = run.cluster.board.leader()
         await trio.sleep(0.2)
 
 
@@ -173,20 +176,6 @@ async def _after(event: trio.Event, task: Any) -> None:
     """Start `task` once `event` is set (the nemesis waits for the workload's setup)."""
     await event.wait()
     await task()
-
-
-async def _heal_everything(cluster: LocalCluster, recorder: Any, nemesis: Any) -> None:
-    """Jepsen's final generator: every fault stopped, every node up, every link passing."""
-    if nemesis is not None:
-        await nemesis.heal_all()
-        return
-    cluster.mesh.heal()
-    for process in cluster.group:
-        if process.paused:
-            process.resume()
-        if not process.running:
-            await process.start()
-    recorder.nemesis("heal-all", None)
 
 
 async def run_campaign(
@@ -306,16 +295,20 @@ class _Run:
         await nursery.start(cluster.run)
         state.phase = "electing"
         await cluster.wait_for_leader(config.leader_timeout)
-        nursery.start_soon(_follow, cluster, recorder, state)
+        nursery.start_soon(_follow, self)
         self.nemesis = make_nemesis(
-            config, cluster, recorder, self.seeds.nemesis, self.nemesis_records
+            config,
+            cluster,
+            recorder,
+            self.seeds.nemesis,
+            self.nemesis_records,
+            self.run_dir / NEMESIS_FILE,
         )
         state.phase = "running"
         state.started = time.monotonic()  # elapsed / limit counts the workload's time
         setup_done = trio.Event()
         async with trio.open_nursery() as work:
-            if self.nemesis is not None:
-                work.start_soon(_after, setup_done, self.nemesis.run)
+            work.start_soon(_after, setup_done, self.nemesis.run)
             await run_workload(
                 self.workload,
                 self.client_factory,
@@ -329,7 +322,7 @@ class _Run:
             )
             work.cancel_scope.cancel()  # the nemesis stops with the workload
         state.phase = "healing"
-        await _heal_everything(cluster, recorder, self.nemesis)
+        await self.nemesis.heal_all()
         state.phase = "recovering"
         await trio.sleep(config.recovery_time)
         state.phase = "final reads"
@@ -399,9 +392,28 @@ def make_nemesis(
     recorder: Any,
     seed: int,
     records: list[dict[str, Any]],
+    log_path: Path,
 ) -> Any:
-    """The nemesis of this run (None for ``--nemesis none``)."""
-    return None
+    """The run's nemesis (`nemesis.schedule.Nemesis`), recording into the history and
+    nemesis.jsonl (written line by line as faults happen, so a crash keeps them).
+
+    ``--nemesis none`` gives a nemesis with no faults: it still heals at the end.
+    """
+    from nemesis.schedule import Nemesis
+
+    def record(op: dict[str, Any]) -> None:
+        recorder.nemesis(op["f"], op.get("value"), error=op.get("error"))
+
+    return Nemesis(
+        cluster,
+        config.nemesis,
+        interval=config.nemesis_interval,
+        seed=seed,
+        record=record,
+        log_path=log_path,
+        records=records,
+        time_ns=cluster.time_ns,
+    )
 
 
 def report_path(outcome: CampaignOutcome) -> Path:

@@ -30,10 +30,8 @@ def _workload_names() -> list[str]:
 
 def validate_nemesis(spec: str) -> str:
     """The nemesis spec as the nemesis package parses it; a clear error otherwise."""
-    try:
-        from nemesis.schedule import parse_nemesis
-    except ImportError:  # pragma: no cover - only while the nemesis package is incomplete
-        return spec
+    from nemesis.schedule import parse_nemesis
+
     try:
         parse_nemesis(spec)
     except ValueError as error:
