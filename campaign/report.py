@@ -164,18 +164,24 @@ _ISO_TIME = re.compile(r"^\[?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\
 _EPOCH_TIME = re.compile(r"^\[?(\d{9,11}\.\d+)\b")
 
 
+_MARKER = re.compile(r"^=== raftlab (\S+): (.*) at (\S+) ===\s*$")
+
+
+def _iso_seconds(text: str) -> float | None:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
 def _line_time(line: str) -> float | None:
     """Epoch seconds of a log line's leading timestamp (ISO-8601 or epoch float), if any."""
     match = _ISO_TIME.match(line)
     if match:
-        text = match.group(1).replace("Z", "+00:00")
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
+        return _iso_seconds(match.group(1))
     match = _EPOCH_TIME.match(line)
     if match:
         return float(match.group(1))
@@ -186,15 +192,42 @@ def parse_node_log(text: str, node_id: str, started_wall: float) -> list[NodeEve
     """Role and term changes from a node's log.
 
     A line counts when it starts with a timestamp (ISO-8601 or epoch seconds) and carries
-    ``role=...`` and/or ``term=...`` (``leader=...`` optional), e.g.
-    ``2026-11-26T08:30:01.123456+00:00 INFO n1 role=leader term=3 leader=n1``.
+    ``role=...`` and/or ``term=...`` (``leader=...`` optional), as raftnode's driver logs
+    them: ``2026-11-26T08:30:01.123Z n1 role=leader term=3 leader=n1``. The process
+    controller's marker lines (``=== raftlab n1: killed (SIGKILL)… at TIME ===``) give
+    the times a node was down, paused or starting.
     Only lines that change something become events, so a chatty log stays cheap.
     """
     events: list[NodeEvent] = []
     role: str | None = None
     term: int | None = None
     leader: str | None = None
+    role_before_pause: str | None = None
     for line in text.splitlines():
+        marker = _MARKER.match(line)
+        if marker is not None:
+            # The process controller's own lines (nemesis/process.py): the node's life
+            # as the harness saw it, which the node itself cannot log (SIGKILL, SIGSTOP).
+            moment = _iso_seconds(marker.group(3))
+            action = marker.group(2)
+            if moment is None or (marker.group(1) != node_id):
+                continue
+            if action.startswith(("killed", "stopped")):
+                new_role, new_leader = "down", None
+            elif action.startswith("start"):
+                new_role, new_leader = "starting", None
+            elif action.startswith("paused"):
+                role_before_pause = role
+                new_role, new_leader = "paused", leader
+            elif action.startswith("resumed"):
+                new_role, new_leader = role_before_pause or role, leader
+            else:
+                continue
+            if (new_role, new_leader) != (role, leader):
+                role, leader = new_role, new_leader
+                time_ns = int((moment - started_wall) * NANOS)
+                events.append(NodeEvent(time_ns, node_id, role, term, leader, source="log"))
+            continue
         if "role=" not in line and "term=" not in line:
             continue
         moment = _line_time(line)

@@ -219,3 +219,32 @@ def test_log_events_win_over_polls_per_node(make_node_log):
         ("n2", "follower", "status"),
         ("n1", "leader", "log"),
     ]
+
+
+def test_process_markers_show_kills_pauses_and_restarts():
+    def at(offset: float) -> str:
+        from datetime import UTC, datetime
+
+        moment = datetime.fromtimestamp(STARTED_WALL + offset, UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    text = "\n".join(
+        [
+            f"=== raftlab n1: start #1: python3 -m campaign node --id n1 at {at(0.0)} ===",
+            f"{at(1.0)[:-1]}Z n1 role=leader term=2 leader=n1",
+            f"=== raftlab n1: paused (SIGSTOP) at {at(2.0)} ===",
+            f"=== raftlab n1: resumed (SIGCONT) at {at(3.0)} ===",
+            f"=== raftlab n1: killed (SIGKILL), exit status -9 at {at(4.0)} ===",
+            f"=== raftlab n2: killed (SIGKILL), exit status -9 at {at(4.5)} ===",  # not n1's
+            f"=== raftlab n1: start #2: python3 -m campaign node --id n1 at {at(5.0)} ===",
+        ]
+    )
+    events = parse_node_log(text, "n1", STARTED_WALL)
+    assert [(round(e.time / 1e9, 1), e.role, e.term) for e in events] == [
+        (0.0, "starting", None),
+        (1.0, "leader", 2),
+        (2.0, "paused", 2),
+        (3.0, "leader", 2),
+        (4.0, "down", 2),
+        (5.0, "starting", 2),
+    ]
