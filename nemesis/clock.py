@@ -60,13 +60,12 @@ async def _read_frame(stream: trio.SocketStream, buffer: bytearray) -> dict[str,
                     reply = msgpack.unpackb(
                         body,
                         raw=False,
-                        max_buffer_size=REPLY_MAX_BYTES,
                         max_array_len=1000,
                         max_map_len=1000,
                         max_str_len=REPLY_MAX_BYTES,
                         max_bin_len=REPLY_MAX_BYTES,
                     )
-                except Exception as error:  # msgpack raises several types for bad input
+                except (ValueError, TypeError, msgpack.UnpackException) as error:
                     raise ClockFaultError(f"undecodable reply: {error}") from None
                 if not isinstance(reply, dict):
                     raise ClockFaultError(f"reply is not a map: {reply!r}")

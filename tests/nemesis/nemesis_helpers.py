@@ -116,3 +116,54 @@ async def read_frame(stream: trio.SocketStream, buffer: bytearray) -> bytes | No
         if not data:
             return None
         buffer += data
+
+
+@dataclass
+class FakeAdminNode:
+    """Answers a node's admin protocol: hello -> hello_ok, admin -> admin_reply.
+
+    ``mode``: "ok" (apply), "refuse" (ok: False), "mismatch" (reject the hello's cluster),
+    "silent" (read and never answer). Every clock request received is kept in ``clock``.
+    """
+
+    port: int
+    cluster_id: str = "test-cluster"
+    mode: str = "ok"
+    hellos: list[dict] = field(default_factory=list)
+    clock: list[dict] = field(default_factory=list)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(self.port, host="127.0.0.1")
+        task_status.started()
+        await trio.serve_listeners(self._serve, listeners)
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        import msgpack
+
+        buffer = bytearray()
+        async with stream:
+            try:
+                while True:
+                    payload = await read_frame(stream, buffer)
+                    if payload is None:
+                        return
+                    message = msgpack.unpackb(payload, raw=False)
+                    if self.mode == "silent":
+                        continue
+                    if message.get("type") == "hello":
+                        self.hellos.append(message)
+                        if self.mode == "mismatch" or message.get("cluster") != self.cluster_id:
+                            reply = {"type": "error", "error": "cluster_mismatch"}
+                        else:
+                            reply = {"type": "hello_ok", "node": "n1"}
+                    elif message.get("type") == "admin":
+                        self.clock.append(message)
+                        ok = self.mode == "ok"
+                        reply = {"type": "admin_reply", "id": message.get("id"), "ok": ok}
+                        if not ok:
+                            reply["error"] = "unsupported"
+                    else:
+                        reply = {"type": "error", "error": "malformed"}
+                    await stream.send_all(frame(msgpack.packb(reply, use_bin_type=True)))
+            except trio.BrokenResourceError:
+                return
