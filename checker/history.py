@@ -196,15 +196,13 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-_KEYWORD_NAME = re.compile(
-    r"^[A-Za-z*+!_?<>=\-][A-Za-z0-9*+!_?<>=\-.]*(/[A-Za-z0-9*+!_?<>=\-.]+)?$"
-)
+_KEYWORD_NAME = re.compile(r"[A-Za-z*+!_?<>=\-][A-Za-z0-9*+!_?<>=\-.]*(/[A-Za-z0-9*+!_?<>=\-.]+)?")
 
 
 def _keyword_if_possible(text: str) -> Any:
     return (
         Keyword(text)
-        if _KEYWORD_NAME.match(text) and text not in ("nil", "true", "false")
+        if _KEYWORD_NAME.fullmatch(text) and text not in ("nil", "true", "false")
         else text
     )
 
