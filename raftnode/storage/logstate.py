@@ -1,4 +1,4 @@
-"""The log as storage sees it, shared by the WAL replay and the in-memory storage.
+"""The log as storage sees it while running, shared by the WAL and the in-memory storage.
 
 ``LogState`` holds the hard state, the snapshot the log starts after (its "base"), and
 the entries after it. Both storages describe every change as one of three operations,
@@ -7,8 +7,8 @@ applied in the order they were written:
 - ``install_snapshot(meta, keep)``: a snapshot now covers everything up to ``meta.index``.
   ``keep`` says whether the entries after it survive; it is decided once, when the
   snapshot is persisted (the log contained the snapshot's last entry, §5.3 / Figure 13
-  step 6-7), and written down, so that replay never has to re-decide it from a log whose
-  oldest segments may already have been deleted.
+  step 6-7), and written down, so that the WAL's replay never has to re-decide it from a
+  log whose oldest segments may already have been deleted.
 - ``append(entries)``: every stored entry at or after ``entries[0].index`` is discarded,
   then the entries are added (the truncation the core decided on a conflict, §5.3).
 - ``set_hard_state(hs)``.
@@ -20,11 +20,6 @@ from dataclasses import dataclass, field
 
 from raftnode.messages import Entry, HardState, SnapshotMeta
 from raftnode.storage.interface import StorageError
-
-# Term of a base entry whose term replay cannot know: the entries before it lived in
-# segments deleted by compaction, and the snapshot that covers them is newer (see
-# ``LogState.append``'s ``gap_floor``).
-UNKNOWN_TERM = -1
 
 
 @dataclass(slots=True)
@@ -47,8 +42,7 @@ class LogState:
 
     def contains(self, meta: SnapshotMeta) -> bool:
         """Does the log hold the snapshot's last entry (same index and term)?"""
-        term = self.term_at(meta.index)
-        return term == meta.term or (term == UNKNOWN_TERM and meta.index > 0)
+        return self.term_at(meta.index) == meta.term
 
     def copy(self) -> LogState:
         return LogState(self.hard_state, self.base, list(self.entries))
@@ -65,31 +59,12 @@ class LogState:
             self.entries.clear()
         self.base = meta
 
-    def append(self, entries: list[Entry], *, gap_floor: int | None = None) -> None:
-        """Discard every entry at or after ``entries[0].index``, then add ``entries``.
-
-        Replay passes ``gap_floor`` (the index of the snapshot loaded from disk): a batch
-        may then start beyond the replayed log when the segments between were deleted by
-        compaction, which is fine as long as the gap lies within that snapshot. Entries at
-        or below the base are covered by the snapshot and skipped.
-        """
+    def append(self, entries: list[Entry]) -> None:
+        """Discard every entry at or after ``entries[0].index``, then add ``entries``."""
         if not entries:
             return
-        if gap_floor is None:
-            check_append(entries, self.base.index, self.last_index)
-        if entries[0].index <= self.base.index:
-            entries = entries[self.base.index - entries[0].index + 1 :]
-            if not entries:
-                return
+        check_append(entries, self.base.index, self.last_index)
         first = entries[0].index
-        if first > self.last_index + 1:
-            if gap_floor is not None and first - 1 <= gap_floor:
-                self.base = SnapshotMeta(index=first - 1, term=UNKNOWN_TERM)
-                self.entries = list(entries)
-                return
-            raise StorageError(
-                f"entries from index {first} leave a gap after the last index {self.last_index}"
-            )
         del self.entries[first - self.base.index - 1 :]
         self.entries.extend(entries)
 

@@ -59,7 +59,7 @@ import msgpack
 
 from raftnode.messages import Entry, EntryKind, HardState, RestoredState, Snapshot, SnapshotMeta
 from raftnode.storage.interface import StorageError
-from raftnode.storage.logstate import UNKNOWN_TERM, LogState, check_append, trim_compacted
+from raftnode.storage.logstate import LogState, check_append, check_contiguous, trim_compacted
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 
@@ -114,8 +114,8 @@ def _hard_state_fields(hs: HardState) -> list[Any]:
 
 
 def _segment_record(number: int, state: LogState) -> list[Any]:
-    base_term = max(state.base.term, 0)
-    return ["seg", number, *_hard_state_fields(state.hard_state), state.base.index, base_term]
+    base = state.base
+    return ["seg", number, *_hard_state_fields(state.hard_state), base.index, base.term]
 
 
 def _entries_record(entries: list[Entry]) -> list[Any]:
@@ -204,36 +204,94 @@ def _parse_entries(first: Any, raw: Any) -> list[Entry]:
     return entries
 
 
-def _apply_record(state: LogState, payload: Any, gap_floor: int) -> int:
-    """Replay one record into ``state``; returns the highest entry index it wrote (or 0).
+class _Replay:
+    """Rebuilds the log from the records of the segments that are left.
 
-    Raises ValueError when a checksummed record does not make sense.
+    Compaction deletes the oldest segments whose entries all lie at or below a snapshot's
+    index, so replay starts from the newest snapshot file ``floor`` (index S) and keeps
+    only entries above S. Invariant: after each record, the replayed entries equal the
+    entries above S that the running node had after writing that record. It holds at the
+    first surviving segment (every deleted record wrote only entries <= S, and anything
+    above S written before them would have kept its segment, and so theirs, alive), and
+    every record below keeps it: an entries record from ``f`` discards everything from
+    ``f`` (all of it above S when ``f <= S + 1``); a snapshot marker at ``m <= S`` with
+    ``keep`` false discards everything above ``m``; with ``keep`` true it drops only
+    entries <= m, which replay does not hold.
+
+    Whether the log holds the snapshot's last entry (S, term) decides, at the end, whether
+    the entries above S stay (§5.3, Figure 13 steps 6-7). That matters only when the
+    snapshot file exists without its marker record (a crash between the two writes): the
+    marker, when present, settles it, and segments are only deleted after it is durable.
     """
-    if not isinstance(payload, list) or not payload or not isinstance(payload[0], str):
+
+    def __init__(self, floor: SnapshotMeta) -> None:
+        self.floor = floor
+        self.state = LogState(base=floor)
+        self.floor_term: int | None = None  # the term of the entry at S, as replayed
+
+    def entries(self, entries: list[Entry]) -> None:
+        check_contiguous(entries)
+        floor, log = self.floor.index, self.state.entries
+        first, last = entries[0].index, entries[-1].index
+        if first <= floor + 1:
+            log.clear()
+        else:
+            if first > self.state.last_index + 1:
+                raise ValueError(
+                    f"entries from index {first} leave a gap after index {self.state.last_index}"
+                )
+            del log[first - floor - 1 :]
+        if first <= floor:
+            self.floor_term = entries[floor - first].term if last >= floor else None
+        log.extend(entries[max(0, floor + 1 - first) :])
+
+    def snapshot_marker(self, meta: SnapshotMeta, keep: bool) -> None:
+        if meta.index > self.floor.index:
+            raise ValueError(
+                f"a snapshot at index {meta.index} is newer than the newest snapshot file "
+                f"(index {self.floor.index}): the snapshot file is missing"
+            )
+        if not keep:
+            self.state.entries.clear()
+            self.floor_term = meta.term if meta.index == self.floor.index else None
+        elif meta.index == self.floor.index:
+            self.floor_term = meta.term
+
+    def finish(self) -> LogState:
+        if self.floor.index > 0 and self.floor_term != self.floor.term:
+            self.state.entries.clear()  # the log never held the snapshot's last entry
+        return self.state
+
+    def apply(self, payload: Any) -> int:
+        """Replay one record; returns the highest entry index it wrote (or 0).
+
+        Raises ValueError when a checksummed record does not make sense.
+        """
+        if not isinstance(payload, list) or not payload or not isinstance(payload[0], str):
+            raise ValueError(f"unknown record {payload!r:.60}")
+        kind, fields = payload[0], payload[1:]
+        if kind == "ents" and len(fields) == 2:
+            entries = _parse_entries(*fields)
+            self.entries(entries)
+            return entries[-1].index
+        if kind == "hs" and len(fields) == 3:
+            self.state.set_hard_state(_parse_hard_state(fields))
+            return 0
+        if kind == "snap" and len(fields) == 3:
+            index, term, keep = fields
+            if not (_is_int(index) and _is_int(term) and isinstance(keep, bool)):
+                raise ValueError(f"bad snapshot marker {payload!r}")
+            self.snapshot_marker(SnapshotMeta(index=index, term=term), keep)
+            return 0
+        if kind == "seg" and len(fields) == 6:
+            self.state.set_hard_state(_parse_hard_state(fields[1:4]))
+            index, term = fields[4], fields[5]
+            if not (_is_int(index) and _is_int(term)):
+                raise ValueError(f"bad segment header {payload!r}")
+            if index > 0:
+                self.snapshot_marker(SnapshotMeta(index=index, term=term), True)
+            return 0
         raise ValueError(f"unknown record {payload!r:.60}")
-    kind, fields = payload[0], payload[1:]
-    if kind == "ents" and len(fields) == 2:
-        entries = _parse_entries(*fields)
-        state.append(entries, gap_floor=gap_floor)
-        return entries[-1].index
-    if kind == "hs" and len(fields) == 3:
-        state.set_hard_state(_parse_hard_state(fields))
-        return 0
-    if kind == "snap" and len(fields) == 3:
-        index, term, keep = fields
-        if not (_is_int(index) and _is_int(term) and isinstance(keep, bool)):
-            raise ValueError(f"bad snapshot marker {payload!r}")
-        state.install_snapshot(SnapshotMeta(index=index, term=term), keep)
-        return 0
-    if kind == "seg" and len(fields) == 6:
-        state.set_hard_state(_parse_hard_state(fields[1:4]))
-        index, term = fields[4], fields[5]
-        if not (_is_int(index) and _is_int(term)):
-            raise ValueError(f"bad segment header {payload!r}")
-        if index > 0:
-            state.install_snapshot(SnapshotMeta(index=index, term=term), True)
-        return 0
-    raise ValueError(f"unknown record {payload!r:.60}")
 
 
 # --- snapshot files ------------------------------------------------------------------
@@ -343,6 +401,10 @@ class FileStorage:
             self._snapshot = self._load_snapshot()
             snapshot_meta = self._snapshot.meta if self._snapshot else SnapshotMeta()
             self._replay(snapshot_meta)
+            if not self._segments:
+                # A fresh directory gets its first segment now, so that later a snapshot
+                # without any segment can only mean a lost WAL (refused in _replay).
+                self._append([], sync=True)
         except BaseException:
             # Leave nothing half-loaded behind, and free the directory for a retry.
             self._state, self._segments, self._snapshot = LogState(), [], None
@@ -390,7 +452,7 @@ class FileStorage:
         return snapshot
 
     def _replay(self, snapshot_meta: SnapshotMeta) -> None:
-        state = self._state
+        replay = _Replay(snapshot_meta)
         paths = segment_paths(self.data_dir)
         numbers = [int(p.name[:8]) for p in paths]
         for before, after in zip(numbers, numbers[1:], strict=False):
@@ -399,6 +461,11 @@ class FileStorage:
                     f"{self.wal_dir}: segment {segment_name(before + 1)} is missing "
                     f"(found {segment_name(before)} and {segment_name(after)})"
                 )
+        if not paths and snapshot_meta.index > 0:
+            raise StorageError(
+                f"{self.wal_dir}: no WAL segment but a snapshot at index {snapshot_meta.index}: "
+                "the WAL (with the term and vote) is lost; refusing to start"
+            )
         for position, path in enumerate(paths):
             is_last = position == len(paths) - 1
             data = path.read_bytes()
@@ -427,24 +494,14 @@ class FileStorage:
                     if offset == 0 and isinstance(payload, list) and payload[:1] == ["seg"]:
                         if payload[1:2] != [segment.number]:
                             raise ValueError(f"segment header names segment {payload[1:2]}")
-                    written = _apply_record(state, payload, gap_floor=snapshot_meta.index)
+                    written = replay.apply(payload)
                 except (ValueError, TypeError, StorageError) as exc:
                     raise StorageError(
                         f"{path}: bad record at byte offset {offset}: {exc}; refusing to start"
                     ) from None
                 segment.max_index = max(segment.max_index, written)
             self._segments.append(segment)
-        # The newest snapshot file is the truth about the prefix, marker or not (a crash
-        # may come between the snapshot's rename and its marker record).
-        if snapshot_meta.index > 0 and snapshot_meta.index >= state.base.index:
-            state.install_snapshot(snapshot_meta, keep=state.contains(snapshot_meta))
-        elif state.base.index > snapshot_meta.index:
-            raise StorageError(
-                f"{self.wal_dir}: the log refers to a snapshot at index {state.base.index} "
-                f"but the newest snapshot file is at index {snapshot_meta.index}"
-            )
-        if state.base.term == UNKNOWN_TERM:  # cannot happen after the install above
-            raise StorageError(f"{self.wal_dir}: log base term unknown after replay")
+        self._state = replay.finish()
 
     def _truncate_torn_tail(self, path: Path, offset: int, size: int, problem: str) -> None:
         with open(path, "r+b") as handle:

@@ -457,3 +457,16 @@ def test_hard_state_survives_a_crash_while_opening_a_new_segment(tmp_path: Path)
         storage.persist(HardState(6, None, 5), entries(6, 6, 6))
         storage.close()
         assert reload(work, segment_bytes=160)[0].entries[-1] == entries(6, 6, 6)[0]
+
+
+def test_a_lost_wal_next_to_a_snapshot_is_refused(tmp_path: Path) -> None:
+    storage, _ = open_storage(tmp_path)
+    assert len(segment_paths(tmp_path)) == 0
+    storage.load()
+    assert len(segment_paths(tmp_path)) == 1  # a fresh directory gets its segment at once
+    storage.persist(HardState(3, "n1", 2), entries(1, 3, 3))
+    storage.compact(Snapshot(SnapshotMeta(2, 3), b"two"))
+    storage.close()
+    shutil.rmtree(tmp_path / "wal")
+    with pytest.raises(StorageError, match="no WAL segment"):
+        reload(tmp_path)
