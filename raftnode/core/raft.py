@@ -552,6 +552,7 @@ class RaftCore:
                 dst=msg.src,
                 success=True,
                 match_index=match,
+                read_ctx=msg.read_ctx,
             )
         )
 
@@ -653,8 +654,8 @@ class RaftCore:
                 prev_log_index=prev_index,
                 prev_log_term=prev_term,
                 entries=entries,
-                # Never tell a follower about commits beyond what this message proves it
-                # holds; it takes min(leader_commit, last new index) anyway.
+                # Safe to send in full: the follower commits at most up to the last
+                # entry this message proves it holds (min with the last new index, §5.3).
                 leader_commit=self.log.committed,
                 read_ctx=self._readonly.round,
             )
@@ -731,6 +732,9 @@ class RaftCore:
         if msg.match_index > self.log.last_index:
             return  # claims entries we never sent: not a real answer, drop it
         progress.recent_active = True
+        if msg.read_ctx:
+            self._readonly.ack(msg.src, msg.read_ctx)
+            self._release_confirmed_reads()
         if progress.maybe_update(msg.match_index) or progress.state is ProgressState.SNAPSHOT:
             progress.become_replicate()
             if self._maybe_commit():
