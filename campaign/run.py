@@ -244,6 +244,24 @@ class _Run:
         self.nemesis: Any = None
         self.nemesis_records: list[dict[str, Any]] = []
         self.outcome: CampaignOutcome | None = None
+        self.phases: list[dict[str, Any]] = []
+        self._enter("preparing")
+
+    def _enter(self, phase: str) -> None:
+        """Name the current phase (for the display) and time it (for results.json)."""
+        now = time.monotonic()
+        if self.phases:
+            last = self.phases[-1]
+            last["seconds"] = round(now - last.pop("_started"), 3)
+        self.phases.append({"phase": phase, "_started": now})
+        self.state.phase = phase
+
+    def _phase_times(self) -> dict[str, float]:
+        now = time.monotonic()
+        return {
+            item["phase"]: item.get("seconds", round(now - item.get("_started", now), 3))
+            for item in self.phases
+        }
 
     async def execute(self) -> CampaignOutcome:
         interrupted: str | None = None
@@ -291,9 +309,9 @@ class _Run:
         await nursery.start(recorder.write_to, self.run_dir / HISTORY_JSONL)
         display_scope = trio.CancelScope()
         nursery.start_soon(_within, display_scope, self.display.run)
-        state.phase = "starting nodes"
+        self._enter("starting nodes")
         await nursery.start(cluster.run)
-        state.phase = "electing"
+        self._enter("electing")
         await cluster.wait_for_leader(config.leader_timeout)
         nursery.start_soon(_follow, self)
         self.nemesis = make_nemesis(
@@ -304,7 +322,7 @@ class _Run:
             self.nemesis_records,
             self.run_dir / NEMESIS_FILE,
         )
-        state.phase = "running"
+        self._enter("running")
         state.started = time.monotonic()  # elapsed / limit counts the workload's time
         setup_done = trio.Event()
         async with trio.open_nursery() as work:
@@ -321,11 +339,11 @@ class _Run:
                 setup_done=setup_done,
             )
             work.cancel_scope.cancel()  # the nemesis stops with the workload
-        state.phase = "healing"
+        self._enter("healing")
         await self.nemesis.heal_all()
-        state.phase = "recovering"
+        self._enter("recovering")
         await trio.sleep(config.recovery_time)
-        state.phase = "final reads"
+        self._enter("final reads")
         await run_final_ops(
             self.workload,
             self.client_factory,
@@ -336,11 +354,11 @@ class _Run:
         if config.leave_cluster_running:
             recorder.close()
             self.outcome = self._finish(interrupted=None, aborted=None)
-            state.phase = "cluster left running"
+            self._enter("cluster left running")
             display_scope.cancel()  # a quiet terminal while the cluster is left to the user
             _print_cluster(cluster, self.run_dir)
             await trio.sleep_forever()
-        state.phase = "stopping"
+        self._enter("stopping")
         await cluster.stop_all()
         recorder.close()
 
@@ -348,7 +366,7 @@ class _Run:
         """Judge what was recorded and write the whole results folder."""
         ops = list(self.recorder.ops) if self.recorder is not None else []
         if interrupted is None and aborted is None:
-            self.state.phase = "checking"
+            self._enter("checking")
             checkers = check_history(self.config.to_dict(), ops)
         else:
             reason = interrupted or f"run aborted: {aborted}"
@@ -361,7 +379,12 @@ class _Run:
         results = results_document(
             checkers,
             counts=count_completions(ops),
-            extra={"seed": self.config.seed, "interrupted": interrupted, "aborted": aborted},
+            extra={
+                "seed": self.config.seed,
+                "interrupted": interrupted,
+                "aborted": aborted,
+                "phase_seconds": self._phase_times(),
+            },
         )
         write_run_folder(
             self.run_dir,
