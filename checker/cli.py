@@ -211,9 +211,7 @@ def summarize(result: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _write_outputs(
-    out_dir: Path, document: Mapping[str, Any], ops: Sequence[Op], result: Mapping[str, Any]
-) -> None:
+def _write_outputs(out_dir: Path, document: Mapping[str, Any], ops: Sequence[Op]) -> None:
     from checker import explain
 
     try:
@@ -224,7 +222,9 @@ def _write_outputs(
         ) from None
     text = json.dumps(to_jsonable(document), indent=2, ensure_ascii=False, default=str)
     (out_dir / "results.json").write_text(text + "\n", encoding="utf-8")
-    (out_dir / "explanation.html").write_text(explain.render_html(ops, result), encoding="utf-8")
+    # The whole document, so the page also names the file, the format and the initial value.
+    page = explain.render_html(ops, document, title=f"raftlab check {document.get('file', '')}")
+    (out_dir / "explanation.html").write_text(page, encoding="utf-8")
 
 
 @click.command(name="check")
@@ -328,7 +328,7 @@ def check_command(
             "wall_seconds": round(wall_seconds, 6),
             "result": result,
         }
-        _write_outputs(out_dir, document, ops, result)
+        _write_outputs(out_dir, document, ops)
         click.echo(f"wrote {out_dir / 'results.json'} and {out_dir / 'explanation.html'}")
     if valid is True:
         sys.exit(EXIT_VALID)

@@ -516,7 +516,8 @@ def _summary_rows(result: Mapping[str, Any]) -> list[tuple[str, str]]:
         value = result.get(key)
         if value is None or isinstance(value, list) and key not in ("init", "unknown_keys"):
             continue
-        rows.append((label, f"<code>{_e(_j(value, 300))}</code>"))
+        shown = value if isinstance(value, str) else _j(value, 300)
+        rows.append((label, f"<code>{_e(shown)}</code>"))
     return rows
 
 
