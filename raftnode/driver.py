@@ -38,7 +38,15 @@ from typing import Any, Protocol
 import trio
 
 from raftnode.core import NotLeader, RaftCore, Ready
-from raftnode.messages import Entry, EntryKind, Message, Snapshot, SnapshotMeta
+from raftnode.messages import (
+    Entry,
+    EntryKind,
+    HardState,
+    Message,
+    MessageType,
+    Snapshot,
+    SnapshotMeta,
+)
 from raftnode.statemachine import StateMachine
 from raftnode.storage.interface import Storage
 
@@ -46,6 +54,8 @@ READ_OPS = frozenset({"get", "mget"})
 WRITE_OPS = frozenset({"put", "cas", "append", "delete", "transfer"})
 READ_MODES = ("read_index", "log")
 DEFAULT_REQUEST_TIMEOUT = 10.0
+# Messages only a leader sends, and which promise nothing about the sender's disk.
+_LEADER_REQUESTS = frozenset({MessageType.APPEND, MessageType.SNAPSHOT})
 
 
 class Transport(Protocol):
@@ -271,13 +281,23 @@ class NodeDriver:
                 # harmless. So no fsync for it alone (etcd's MustSync makes the same
                 # call); it rides along with the next entries or vote for free.
                 hard_state = None
-            if hard_state is not None or ready.entries or ready.snapshot is not None:
+            must_persist = hard_state is not None or bool(ready.entries) or ready.snapshot
+            sent_early = False
+            if must_persist and ready.messages and self._leader_appends_only(ready, hard_state):
+                # Dissertation §10.2.1: the leader may replicate while it writes its own
+                # disk, so the followers' fsyncs overlap the leader's. Safe here because
+                # the core is not touched until this persist returns (the inbox): no
+                # append response is counted, so nothing commits, before the leader's own
+                # copy is durable. Votes and append responses never leave early (§3.8).
+                self.transport.send(ready.messages)
+                sent_early = True
+            if must_persist:
                 await self._blocking(
                     partial(self.storage.persist, hard_state, ready.entries, ready.snapshot)
                 )
                 if hard_state is not None:
                     self._durable_term_vote = (hard_state.term, hard_state.vote)
-            if ready.messages:
+            if ready.messages and not sent_early:
                 self.transport.send(ready.messages)
             if ready.snapshot is not None:
                 self._restore(ready.snapshot)
@@ -298,6 +318,14 @@ class NodeDriver:
             self._busy = False
         while self._inbox:
             self._inbox.popleft()()
+
+    def _leader_appends_only(self, ready: Ready, hard_state: HardState | None) -> bool:
+        """True when every message is a leader's AppendEntries/InstallSnapshot and the
+        Ready changes neither term nor vote: nothing in it promises anything that a crash
+        before the fsync could take back."""
+        if hard_state is not None and (hard_state.term, hard_state.vote) != self._durable_term_vote:
+            return False
+        return all(msg.type in _LEADER_REQUESTS for msg in ready.messages)
 
     def _restore(self, snapshot: Snapshot) -> None:
         self.state_machine.restore(snapshot.data)
