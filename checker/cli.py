@@ -206,7 +206,7 @@ def summarize(result: Mapping[str, Any]) -> list[str]:
         reason = result.get("error") or result.get("reason")
         if reason:
             lines.append(f"reason: {reason}")
-        if result.get("unknown_keys"):
+        if any(key is not None for key in result.get("unknown_keys") or ()):
             lines.append(f"undecided keys: {json.dumps(to_jsonable(result['unknown_keys']))[:300]}")
     return lines
 

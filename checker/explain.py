@@ -516,6 +516,8 @@ def _summary_rows(result: Mapping[str, Any]) -> list[tuple[str, str]]:
         value = result.get(key)
         if value is None or isinstance(value, list) and key not in ("init", "unknown_keys"):
             continue
+        if key == "unknown_keys" and not any(k is not None for k in value):
+            continue  # the history was checked whole: no key to name
         shown = value if isinstance(value, str) else _j(value, 300)
         rows.append((label, f"<code>{_e(shown)}</code>"))
     return rows
