@@ -1,7 +1,10 @@
 """Knossos' ``fifo-queue``: ``enqueue v`` at the tail, ``dequeue v`` must take ``v`` from the head.
 
 As in Knossos, a dequeue from an empty queue is inconsistent whatever its value (a
-worker records a dequeue that found the queue empty as ``fail``).
+worker records a dequeue that found the queue empty as ``fail``). Unlike Knossos, a
+dequeue that timed out (``info``, its value unknown: nil) takes whatever is at the head
+if it happened, rather than never matching: otherwise one crashed dequeue would make
+every history that follows it invalid.
 """
 
 from __future__ import annotations
@@ -27,6 +30,6 @@ class FifoQueueModel(Model):
     def step(self, state: tuple[Any, ...], op: Op) -> tuple[Any, ...] | None:
         if op.f == "enqueue":
             return (*state, op.value)
-        if state and state[0] == op.value:
+        if state and (state[0] == op.value or (op.value is None and op.type == "info")):
             return state[1:]
         return None

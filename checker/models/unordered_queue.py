@@ -1,4 +1,9 @@
-"""Knossos' ``unordered-queue``: a multiset; ``dequeue v`` must take a ``v`` that is in it."""
+"""Knossos' ``unordered-queue``: a multiset; ``dequeue v`` must take a ``v`` that is in it.
+
+As in Knossos, a dequeue that timed out (``info``) carries no value and so never matches:
+it is taken not to have happened. (Which element it took is unknown, and a model's step
+is deterministic.) The fifo-queue can do better: its dequeue takes the head.
+"""
 
 from __future__ import annotations
 
