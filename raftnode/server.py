@@ -214,6 +214,11 @@ class ResponseWriter:
         self.on_broken = on_broken
         self.queue: list[dict[str, Any]] = []
         self.wakeup = trio.Event()
+        self.sending = False
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.queue) or self.sending
 
     def put(self, frame: dict[str, Any]) -> None:
         self.queue.append(frame)
@@ -225,7 +230,9 @@ class ResponseWriter:
                 await self.wakeup.wait()
                 self.wakeup = trio.Event()
                 batch, self.queue = self.queue, []
+                self.sending = True
                 await self.stream.send_many(batch)
+                self.sending = False
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError, FrameError):
             self.on_broken()
 
@@ -518,6 +525,7 @@ class NodeServer:
     ) -> dict[str, Any] | None:
         """Serve requests until EOF; returns the error frame to send on a bad frame."""
         bad_frame: FrameError | None = None
+        in_flight = [0]  # requests being answered (a list: shared with their tasks)
         async with trio.open_nursery() as nursery:
             writer = ResponseWriter(stream, nursery.cancel_scope.cancel)
             nursery.start_soon(writer.run)
@@ -530,13 +538,21 @@ class NodeServer:
                         frame_type = frame["type"]
                         request_id = require_int(frame, "id")
                         if frame_type == "request":
-                            nursery.start_soon(self._answer_request, frame, request_id, writer)
+                            in_flight[0] += 1
+                            nursery.start_soon(
+                                self._answer_request, frame, request_id, writer, in_flight
+                            )
                         elif frame_type == "status":
                             writer.put(self._status_reply(request_id))
                         elif frame_type == "admin":  # clients may skew clocks too: no auth
                             writer.put(self._admin(frame, request_id, peer_name))
                         else:
                             raise FrameError(f"unknown frame type {frame_type!r:.40}")
+                # End of the client's requests (it may still read): answer what is in
+                # flight, within the request timeout, before closing.
+                with trio.move_on_after(self.config.request_timeout + 1.0):
+                    while in_flight[0] or writer.busy:
+                        await trio.sleep(0.005)
             except FrameError as error:
                 bad_frame = error
             nursery.cancel_scope.cancel()
@@ -545,20 +561,24 @@ class NodeServer:
         return None
 
     async def _answer_request(
-        self, frame: dict[str, Any], request_id: int, writer: ResponseWriter
+        self, frame: dict[str, Any], request_id: int, writer: ResponseWriter, in_flight: list[int]
     ) -> None:
+        try:
+            writer.put(await self._response_to(frame, request_id))
+        finally:
+            in_flight[0] -= 1
+
+    async def _response_to(self, frame: dict[str, Any], request_id: int) -> dict[str, Any]:
         assert self.driver is not None
         response: dict[str, Any] = {"type": "response", "id": request_id}
         try:
             request = validate_request(frame)
             if len(pack(request)) > self.config.max_request_bytes:
                 response.update(ok=False, error="too_large")
-                writer.put(response)
-                return
+                return response
         except RequestError as error:
             response.update(ok=False, error="malformed", reason=str(error))
-            writer.put(response)
-            return
+            return response
         try:
             reply = await self.driver.submit(request)
         except NotLeaderError as error:
@@ -573,7 +593,7 @@ class NodeServer:
                 response["value"] = reply.get("value")
             else:
                 response["error"] = reply.get("error", "unknown")
-        writer.put(response)
+        return response
 
     def _status_reply(self, request_id: int) -> dict[str, Any]:
         assert self.driver is not None

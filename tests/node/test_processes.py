@@ -189,6 +189,13 @@ async def test_hostile_input_closes_only_that_connection(
         assert answer is not None and (answer["id"], answer["error"]) == (5, "malformed")
         await stream.send({"type": "status", "id": 6})
         assert (await stream.receive() or {}).get("type") == "status_reply"
+        # A client that half-closes after its last request still gets the answer.
+        await stream.send({"type": "request", "id": 7, "op": "put", "key": "h", "value": 1,
+                           "client": "half", "seq": 1})  # fmt: skip
+        await stream.stream.send_eof()
+        answer = await stream.receive()
+        assert answer is not None and (answer["id"], answer["ok"]) == (7, True)
+        assert await stream.receive() is None
         await stream.aclose()
 
         # A command over the request limit is refused, definitely.
