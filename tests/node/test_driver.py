@@ -324,3 +324,74 @@ async def test_stale_local_reads_bug_answers_anywhere(
         cluster.nodes[follower].driver.bugs = frozenset()
         with pytest.raises(NotLeaderError):
             await cluster.submit(follower, {"op": "get", "key": "k"})
+
+
+async def test_only_leader_appends_leave_before_the_fsync(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§3.8: votes and append responses are sent only once what they promise is durable.
+    Only a leader's appends may overtake its own fsync (§10.2.1)."""
+    events: list[tuple[str, str, Any]] = []
+    original_handle = NodeDriver._handle_ready
+
+    async def handle(self: NodeDriver, ready: Any) -> None:
+        events.append((self.core.status().node_id, "ready", None))
+        await original_handle(self, ready)
+
+    monkeypatch.setattr(NodeDriver, "_handle_ready", handle)
+
+    class RecordingStorage:
+        def __init__(self, inner: MemoryStorage, node: str) -> None:
+            self.inner, self.node = inner, node
+
+        def persist(self, *args: Any) -> None:
+            events.append((self.node, "persist", None))
+            self.inner.persist(*args)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    class RecordingTransport:
+        def __init__(self, inner: Any, node: str) -> None:
+            self.inner, self.node = inner, node
+
+        def send(self, messages: list[Message]) -> None:
+            events.append((self.node, "send", {m.type.value for m in messages}))
+            self.inner.send(messages)
+
+    async with cluster_of() as cluster:
+        for node in cluster.nodes.values():
+            node.driver.storage = RecordingStorage(node.storage, node.node_id)  # type: ignore[assignment]
+            node.driver.transport = RecordingTransport(node.driver.transport, node.node_id)
+        leader = await cluster.leader()
+        for seq in range(1, 6):
+            await cluster.submit(leader, put("k", seq, seq=seq))
+        cluster.network.isolate(leader)  # force an election: votes, new term, new leader
+        others = [n for n in cluster.ids if n != leader]
+        await wait_until(
+            lambda: any(cluster.nodes[n].driver.status()["role"] == "leader" for n in others)
+        )
+        cluster.network.heal()
+        new = await cluster.leader()
+        await cluster.submit(new, put("k", "after", "c2", 1))
+
+    early_leader_sends = 0
+    for node in cluster.ids:
+        segment: list[tuple[str, Any]] = []
+        for owner, kind, detail in [*events, (node, "ready", None)]:
+            if owner != node:
+                continue
+            if kind == "ready":
+                kinds = [k for k, _ in segment]
+                if "persist" in kinds:
+                    persist_at = kinds.index("persist")
+                    for position, (k, types) in enumerate(segment):
+                        if k == "send" and position < persist_at:
+                            assert types <= {"append", "snapshot"}, (node, segment)
+                            early_leader_sends += 1
+                segment = []
+            else:
+                segment.append((kind, detail))
+    assert early_leader_sends > 0  # the optimisation is really in use
+    responses = [d for _, k, d in events if k == "send" and d & {"vote_resp", "append_resp"}]
+    assert responses  # and the checked kinds really occurred
