@@ -19,6 +19,15 @@ Per ``Ready`` the order is fixed (Raft dissertation §3.8, §10.2.1):
 7. take a snapshot if ``should_snapshot`` (§5 of the dissertation's chapter 5, log
    compaction).
 
+Client requests. A write is proposed with its (client, seq) and answered when this node
+applies the entry at its index: the KV's reply if the entry there still has the term it
+was proposed in, ``not_leader`` (definite) if another leader's entry replaced it. A write
+whose leader loses leadership is *not* failed at once: it may still commit under the next
+leader, so a definite error would be a lie. It stays pending until this node applies that
+index (usually one heartbeat after the new leader commits) or the request timeout passes
+(``TimeoutError``, indefinite). Reads are never in doubt, so pending ReadIndex reads fail
+with ``not_leader`` as soon as leadership is lost or the core drops them.
+
 Group commit: with ``offload`` (the node process passes ``trio.to_thread.run_sync``)
 the fsync runs off the Trio thread; everything that arrives meanwhile (messages, ticks,
 proposals) queues in an inbox and is fed to the core right after ``advance``, so it all
