@@ -224,6 +224,7 @@ def _inner_value(pair: OperationPair) -> Any:
 def _search(
     model: Model,
     operations: list[_Operation],
+    whole_state_reads: bool,
     initial_state: Any,
     deadline: float | None,
     max_configs: int,
@@ -281,6 +282,36 @@ def _search(
             entry = nxt[entry]
         return entry
 
+    # Read-only ops that must happen: the ones that hold in a state are found by looking
+    # the state up when the model names their accepting states, else by stepping them.
+    reads_by_state: dict[Any, list[int]] = {}
+    stepped_reads = [False] * n
+    for i in range(n):
+        if read_only[i] and must[i]:
+            accepting = model.accepting_states(views[i]) if whole_state_reads else None
+            if accepting is None:
+                stepped_reads[i] = True
+            else:
+                for accepted in accepting:
+                    reads_by_state.setdefault(accepted, []).append(i)
+    any_stepped = any(stepped_reads)
+
+    def forced_read(state: Any, lin: int, frontier: int, cands: list[int]) -> list[int] | None:
+        """A read-only op that holds in ``state``: linearized now, the only move to try.
+
+        Exchange argument: in any linearization from here, the read can move to this
+        point (it is callable, every op after it still respects real time, and it changes
+        no state), so nothing is lost by placing it first.
+        """
+        for j in reads_by_state.get(state, ()):
+            if not lin & bits[j] and call_entry[j] < frontier:
+                return [j]
+        if any_stepped:
+            for j in cands:
+                if stepped_reads[j] and step(state, views[j]) is not None:
+                    return [j]
+        return None
+
     state = initial_state
     lin = 0
     remaining = sum(must)
@@ -291,7 +322,7 @@ def _search(
     used_infos: list[int] = []
     cands: list[int] = []
     frontier = advance_frontier(nxt[head], cands)
-    trying = _forced_read(cands, read_only, step, state, views) or cands
+    trying = forced_read(state, lin, frontier, cands) or cands
     idx = 0
     steps = 0
     next_clock_check = _CLOCK_EVERY
@@ -347,7 +378,7 @@ def _search(
         if advanced:
             if remaining == 0:
                 return _Outcome(True, len(cache))
-            trying = _forced_read(cands, read_only, step, state, views) or cands
+            trying = forced_read(state, lin, frontier, cands) or cands
             idx = 0
             if steps >= pause_at:
                 pause_at = steps + (yield len(cache))
@@ -392,21 +423,6 @@ def _search(
         partials=partials[:_MAX_PARTIALS],
         states=[state for state, _ in partials],
     )
-
-
-def _forced_read(
-    cands: list[int], read_only: list[bool], step: Any, state: Any, views: list[Op]
-) -> list[int] | None:
-    """A read-only op that holds in ``state``: linearized now, it is the only move to try.
-
-    Exchange argument: in any linearization from here, the read can move to this point
-    (it is callable, every op after it still respects real time, and it changes no
-    state), so nothing is lost by placing it first.
-    """
-    for i in cands:
-        if read_only[i] and step(state, views[i]) is not None:
-            return [i]
-    return None
 
 
 def _dominated(
@@ -570,7 +586,18 @@ def check(
         start_state = initial
         if the_model.key_aware and decompose:
             start_state = the_model.restrict(initial, key if isinstance(key, tuple) else (key,))
-        search = _search(the_model, members, start_state, deadline, max_configs, time_limit)
+        whole_state_reads = not the_model.key_aware or (
+            len({k for op in members for k in the_model.keys(op.view)}) == 1
+        )
+        search = _search(
+            the_model,
+            members,
+            whole_state_reads,
+            start_state,
+            deadline,
+            max_configs,
+            time_limit,
+        )
         next(search)  # to its first pause, before any work
         start_states.append(start_state)
         searches.append((key, members, search))

@@ -194,6 +194,16 @@ class Model:
         """
         return False
 
+    def accepting_states(self, op: Op) -> tuple[Any, ...] | None:
+        """For a read-only op that holds in a few known states only: those states.
+
+        Only asked of ops whose component state holds nothing but what the op reads (a
+        whole register; one key of a kv map). The search then finds the reads that hold
+        in a state by looking the state up, instead of stepping every pending read.
+        None (the default): unknown, the search steps the op.
+        """
+        return None
+
     def observes_failure(self, op: Op) -> bool:
         """True when a ``fail`` op still tells something about the state.
 

@@ -46,3 +46,6 @@ class CasRegisterModel(Model):
 
     def read_only(self, op: Op) -> bool:
         return op.f == "read"
+
+    def accepting_states(self, op: Op) -> tuple[Any, ...] | None:
+        return None if op.value is None else (op.value,)

@@ -63,3 +63,8 @@ class EtcdModel(Model):
 
     def read_only(self, op: Op) -> bool:
         return op.f == "read" or op.type == "fail"
+
+    def accepting_states(self, op: Op) -> tuple[Any, ...] | None:
+        if op.f == "read" and op.type == "ok":
+            return (none_to_nil(op.value),)
+        return None  # a failed cas holds in every state but one

@@ -92,3 +92,11 @@ class KVModel(Model):
 
     def read_only(self, op: Op) -> bool:
         return op.f == "get"
+
+    def accepting_states(self, op: Op) -> tuple[Any, ...] | None:
+        key, value = op.value
+        if value is None:
+            return None
+        if value in _ABSENT_READS:
+            return ((), ((key, value),))
+        return (((key, value),),)

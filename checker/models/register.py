@@ -37,3 +37,6 @@ class RegisterModel(Model):
 
     def read_only(self, op: Op) -> bool:
         return op.f == "read"
+
+    def accepting_states(self, op: Op) -> tuple[Any, ...] | None:
+        return None if op.value is None else (op.value,)

@@ -41,3 +41,6 @@ class SetModel(Model):
 
     def read_only(self, op: Op) -> bool:
         return op.f == "read"
+
+    def accepting_states(self, op: Op) -> tuple[Any, ...] | None:
+        return None if op.value is None else (frozenset(op.value),)
