@@ -70,6 +70,7 @@ class SimTransport:
         node = self.node
         if not node.running:
             return
+        node.observe_commit()
         for message in messages:
             node.network.send(node.node_id, message.dst, message)
 
@@ -91,6 +92,10 @@ class SimNode:
     tick_rate: float = 1.0  # >1: the node's clock runs fast
     restarts: int = 0
     failures: list[str] = field(default_factory=list)  # exceptions that killed the node
+    # Raft invariant watched from outside: within one incarnation the commit index never
+    # decreases (it is volatile, so a restart may start lower).
+    commit_regressions: list[str] = field(default_factory=list)
+    _highest_commit: int = 0
     _scope: trio.CancelScope | None = None
     _nursery: trio.Nursery | None = None
     _paused_inbox: list[tuple[str, Any]] = field(default_factory=list)
@@ -98,6 +103,18 @@ class SimNode:
 
     def __post_init__(self) -> None:
         self.storage = MemoryStorage(bugs=self.bugs, log=self.log)
+
+    def observe_commit(self) -> None:
+        """Called on every Ready that sends messages: a cheap, exact watch on commit."""
+        if self.driver is None:
+            return
+        commit = self.driver.core.status().commit_index
+        if commit < self._highest_commit and len(self.commit_regressions) < 20:
+            self.commit_regressions.append(
+                f"{trio.current_time():.6f} {self.node_id} commit index {self._highest_commit} "
+                f"-> {commit}"
+            )
+        self._highest_commit = max(self._highest_commit, commit)
 
     def set_clock_rate(self, rate: float) -> None:
         """Clock skew: the node's timers run ``rate`` times as fast as real time."""
@@ -165,6 +182,7 @@ class SimNode:
                 # A restart: what the disk holds, as a process would find it. A node that
                 # cannot start (a broken invariant in what it restores) stays down.
                 self.driver = self._build_driver()
+                self._highest_commit = 0
             else:
                 self.driver.stopped = False  # resumed after a pause: same memory
             self.running = True
@@ -179,13 +197,7 @@ class SimNode:
                     for src, payload in backlog:
                         self._deliver(src, payload)
         except Exception as error:  # noqa: BLE001 - an invariant broke: the process dies
-            # A real node process would crash here (run_node logs and re-raises). The
-            # simulation records it as a finding and keeps the node down until restarted.
-            self.failures.append(f"{trio.current_time():.6f} {type(error).__name__}: {error}")
-            self.log(f"crashed: {type(error).__name__}: {error}")
-            self.network.detach(self.node_id)
-            self._drop_clients()
-            self.driver = None
+            self._die(error)
             if not started:
                 task_status.started()
         finally:
@@ -193,6 +205,17 @@ class SimNode:
             if self._scope is scope:
                 self._scope = None
                 self.running = False
+
+    def _die(self, error: Exception) -> None:
+        """A real node process would crash here (run_node logs and re-raises). The
+        simulation records it as a finding and keeps the node down until restarted."""
+        self.failures.append(f"{trio.current_time():.6f} {type(error).__name__}: {error}")
+        self.log(f"crashed: {type(error).__name__}: {error}")
+        self.stop_tasks()
+        self.running = False
+        self.network.detach(self.node_id)
+        self._drop_clients()
+        self.driver = None
 
     def stop_tasks(self) -> None:
         if self._scope is not None:
@@ -241,7 +264,10 @@ class SimNode:
     def _deliver(self, src: str, payload: Any) -> None:
         if isinstance(payload, Message):
             assert self.driver is not None
-            self.driver.receive(payload)
+            try:
+                self.driver.receive(payload)
+            except Exception as error:  # noqa: BLE001 - the node process would die here
+                self._die(error)
         elif isinstance(payload, ClientRequest):
             key = (payload.reply_to, payload.request_id)
             self._pending_clients[key] = payload

@@ -210,6 +210,7 @@ def run_simulation(config: SimConfig) -> SimOutcome:
     checkers = check_history(config.to_dict(), ops)
     checkers["liveness"] = _liveness_result(state["liveness"], config)
     checkers["node-crashes"] = _crash_result(cluster)
+    checkers["commit-monotonic"] = _commit_result(cluster)
     checkers["election-safety"] = election_safety(cluster.log_lines)
     checkers["availability"] = availability(
         ops,
@@ -258,6 +259,18 @@ def _crash_result(cluster: SimCluster) -> dict[str, Any]:
     failures = {node_id: node.failures for node_id, node in cluster.nodes.items() if node.failures}
     if failures:
         return {"valid": False, "error": "a node crashed on an exception", "failures": failures}
+    return {"valid": True}
+
+
+def _commit_result(cluster: SimCluster) -> dict[str, Any]:
+    """Raft's commit index is monotonic within a node's life (§5.3, Figure 2)."""
+    regressions = [line for node in cluster.nodes.values() for line in node.commit_regressions]
+    if regressions:
+        return {
+            "valid": False,
+            "error": "a commit index went backwards",
+            "regressions": regressions,
+        }
     return {"valid": True}
 
 
