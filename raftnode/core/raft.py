@@ -17,7 +17,7 @@ Teaching bug switches (``RaftConfig.bugs``) are each a few lines guarded by
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from raftnode.core.config import RaftConfig
 from raftnode.core.errors import InvariantViolation, NotLeader
@@ -338,18 +338,14 @@ class RaftCore:
         self._record_vote(self.id, True)
         if self._tally_votes():
             return
-        pre = self.role is Role.PRE_CANDIDATE
         for peer in self._others:
             self._send(
-                Message(
-                    type=MessageType.VOTE,
-                    term=campaign_term,
-                    src=self.id,
-                    dst=peer,
-                    last_log_index=self.log.last_index,
-                    last_log_term=self.log.last_term,
-                    pre_vote=pre,
-                )
+                MessageType.VOTE,
+                peer,
+                term=campaign_term,
+                last_log_index=self.log.last_index,
+                last_log_term=self.log.last_term,
+                pre_vote=pre_vote,
             )
 
     def _record_vote(self, voter: str, granted: bool) -> None:
@@ -387,15 +383,12 @@ class RaftCore:
             self.vote = msg.src
             self._election_elapsed = 0
         self._send(
-            Message(
-                type=MessageType.VOTE_RESP,
-                # A granted pre-vote answers in the term the candidate would run in.
-                term=msg.term if granted else self.term,
-                src=self.id,
-                dst=msg.src,
-                pre_vote=msg.pre_vote,
-                granted=granted,
-            )
+            MessageType.VOTE_RESP,
+            msg.src,
+            # A granted pre-vote answers in the term the candidate would run in.
+            term=msg.term if granted else self.term,
+            pre_vote=msg.pre_vote,
+            granted=granted,
         )
 
     def _in_leader_lease(self) -> bool:
@@ -441,26 +434,9 @@ class RaftCore:
         """A message from an older term. Answer requests with our term so a stale leader
         or candidate learns it is behind (§5.1); drop stale responses."""
         if msg.type in (MessageType.APPEND, MessageType.SNAPSHOT):
-            self._send(
-                Message(
-                    type=MessageType.APPEND_RESP,
-                    term=self.term,
-                    src=self.id,
-                    dst=msg.src,
-                    success=False,
-                )
-            )
+            self._send(MessageType.APPEND_RESP, msg.src, success=False)
         elif msg.type is MessageType.VOTE:
-            self._send(
-                Message(
-                    type=MessageType.VOTE_RESP,
-                    term=self.term,
-                    src=self.id,
-                    dst=msg.src,
-                    pre_vote=msg.pre_vote,
-                    granted=False,
-                )
-            )
+            self._send(MessageType.VOTE_RESP, msg.src, pre_vote=msg.pre_vote, granted=False)
 
     # =================================================== follower: replication
 
@@ -479,16 +455,12 @@ class RaftCore:
             # whole conflicting term per round trip instead of one entry.
             conflict_index, conflict_term = log.conflict_hint(prev_index)
             self._send(
-                Message(
-                    type=MessageType.APPEND_RESP,
-                    term=self.term,
-                    src=self.id,
-                    dst=msg.src,
-                    success=False,
-                    conflict_index=conflict_index,
-                    conflict_term=conflict_term,
-                    read_ctx=msg.read_ctx,
-                )
+                MessageType.APPEND_RESP,
+                msg.src,
+                success=False,
+                conflict_index=conflict_index,
+                conflict_term=conflict_term,
+                read_ctx=msg.read_ctx,
             )
             return
         last_new_index = prev_index + len(entries)
@@ -514,15 +486,11 @@ class RaftCore:
         elif new_commit > log.committed:
             log.commit_to(new_commit)
         self._send(
-            Message(
-                type=MessageType.APPEND_RESP,
-                term=self.term,
-                src=self.id,
-                dst=msg.src,
-                success=True,
-                match_index=last_new_index,
-                read_ctx=msg.read_ctx,
-            )
+            MessageType.APPEND_RESP,
+            msg.src,
+            success=True,
+            match_index=last_new_index,
+            read_ctx=msg.read_ctx,
         )
 
     def _handle_snapshot(self, msg: Message) -> None:
@@ -545,15 +513,11 @@ class RaftCore:
             self._snapshot_to_persist = snapshot
             match = index
         self._send(
-            Message(
-                type=MessageType.SNAPSHOT_RESP,
-                term=self.term,
-                src=self.id,
-                dst=msg.src,
-                success=True,
-                match_index=match,
-                read_ctx=msg.read_ctx,
-            )
+            MessageType.SNAPSHOT_RESP,
+            msg.src,
+            success=True,
+            match_index=match,
+            read_ctx=msg.read_ctx,
         )
 
     # ===================================================== leader: replication
@@ -646,19 +610,15 @@ class RaftCore:
         self, peer: str, prev_index: int, prev_term: int, entries: list[Entry]
     ) -> None:
         self._send(
-            Message(
-                type=MessageType.APPEND,
-                term=self.term,
-                src=self.id,
-                dst=peer,
-                prev_log_index=prev_index,
-                prev_log_term=prev_term,
-                entries=entries,
-                # Safe to send in full: the follower commits at most up to the last
-                # entry this message proves it holds (min with the last new index, §5.3).
-                leader_commit=self.log.committed,
-                read_ctx=self._readonly.round,
-            )
+            MessageType.APPEND,
+            peer,
+            prev_log_index=prev_index,
+            prev_log_term=prev_term,
+            entries=entries,
+            # Safe to send in full: the follower commits at most up to the last entry
+            # this message proves it holds (min with the last new index, §5.3).
+            leader_commit=self.log.committed,
+            read_ctx=self._readonly.round,
         )
 
     def _send_snapshot(self, peer: str, progress: Progress) -> None:
@@ -668,16 +628,7 @@ class RaftCore:
                 f"follower {peer} needs compacted entries but the leader holds no snapshot"
             )
         progress.become_snapshot(snapshot.meta.index)
-        self._send(
-            Message(
-                type=MessageType.SNAPSHOT,
-                term=self.term,
-                src=self.id,
-                dst=peer,
-                snapshot=snapshot,
-                read_ctx=self._readonly.round,
-            )
-        )
+        self._send(MessageType.SNAPSHOT, peer, snapshot=snapshot, read_ctx=self._readonly.round)
 
     def _handle_append_response(self, msg: Message) -> None:
         peer = msg.src
@@ -792,8 +743,19 @@ class RaftCore:
     def _current_hard_state(self) -> HardState:
         return HardState(term=self.term, vote=self.vote, commit=self.log.committed)
 
-    def _send(self, msg: Message) -> None:
-        self._outbox.append(msg)
+    def _send(
+        self, msg_type: MessageType, dst: str, term: int | None = None, **fields: Any
+    ) -> None:
+        """Queue a message from us, in our current term unless told otherwise."""
+        self._outbox.append(
+            Message(
+                type=msg_type,
+                term=self.term if term is None else term,
+                src=self.id,
+                dst=dst,
+                **fields,
+            )
+        )
 
     def _acceptable(self, msg: Message) -> bool:
         """Drop anything not addressed to us by a known voter, or malformed: a stray or
