@@ -45,6 +45,7 @@ import trio
 logger = logging.getLogger(__name__)
 
 FRAME_HEADER_BYTES = 4
+_HEADER = struct.Struct(">I")
 # The node's default maximum frame is 32 MiB (ARCHITECTURE.md "Wire"); a proxy refuses to
 # buffer anything larger and closes that connection, as the node itself would.
 DEFAULT_MAX_FRAME_BYTES = 32 * 1024 * 1024 + 1024
@@ -267,6 +268,20 @@ class _FramePump:
             data = await self._source.receive_some(READ_CHUNK_BYTES)
             if not data:
                 return
+            if (
+                self._faults.passing
+                and not self._writer.has_pending
+                and not self._header
+                and (not self._in_body or self._fate == self._DIRECT)
+            ):
+                # The passing fast path: forward the whole read as it is and only walk
+                # the headers to keep track of where the next frame starts.
+                forward_end = self._skip_frames(data, max_frame)
+                if forward_end:
+                    await self._writer.send_direct(
+                        data if forward_end == len(data) else memoryview(data)[:forward_end]
+                    )
+                continue
             # Every frame of one read arrived at the same moment.
             arrived_at = trio.current_time()
             view = memoryview(data)
@@ -311,6 +326,37 @@ class _FramePump:
                         self._frame_buffer = bytearray()
             if direct:
                 await self._flush(direct)
+
+    def _skip_frames(self, data: bytes, max_frame: int) -> int:
+        """Advance the frame state over ``data``, where every frame passes; returns how
+        many bytes to forward now. A header cut by the end of the read is kept back, so
+        that the next read decides its frame's fate as a whole."""
+        size = len(data)
+        position = 0
+        remaining = self._remaining if self._in_body else 0
+        frames = 0
+        while True:
+            if remaining > size - position:  # the current frame goes on in the next read
+                self._remaining = remaining - (size - position)
+                self._in_body = True
+                break
+            position += remaining
+            if position + FRAME_HEADER_BYTES > size:
+                # The next header starts in this read (or exactly at its end).
+                self._header += data[position:size]
+                self._remaining = 0
+                self._in_body = False
+                size = position
+                break
+            remaining = _HEADER.unpack_from(data, position)[0]
+            if remaining > max_frame:
+                raise _FrameTooLarge(remaining)
+            position += FRAME_HEADER_BYTES
+            frames += 1
+        self._fate = self._DIRECT
+        self._frames_seen += frames
+        self._stats.frames_passed += frames
+        return size
 
     async def _flush(self, direct: list[memoryview | bytes]) -> None:
         payload = direct[0] if len(direct) == 1 else b"".join(direct)

@@ -80,6 +80,54 @@ async def test_pass_forwards_every_frame_intact_and_in_order() -> None:
         nursery.cancel_scope.cancel()
 
 
+async def test_stream_stays_intact_across_arbitrary_splits_and_mode_changes() -> None:
+    """Frames cut at random points while the proxy switches between its passing fast
+    path, per-frame decisions and delayed (queued) delivery: every byte arrives once, in
+    order."""
+    rng = random.Random(2024)
+    messages = [rng.randbytes(rng.choice([0, 1, 3, 4, 5, 50, 700, 70_000])) for _ in range(300)]
+    stream_bytes = b"".join(frame(m) for m in messages)
+    async with trio.open_nursery() as nursery:
+        sink, proxy = await _setup(nursery)
+        stream, _ = await _dial(proxy)
+        position = 0
+        modes = [
+            {"loss": 0.0, "delay": 0.0},
+            {"loss": 1e-300, "delay": 0.0},  # decided per frame, never dropped
+            {"loss": 0.0, "delay": 0.002},
+        ]
+        while position < len(stream_bytes):
+            mode = rng.choice(modes)
+            proxy.faults.loss = mode["loss"]
+            proxy.faults.delay = mode["delay"]
+            piece = rng.choice([1, 2, 3, 5, 7, 100, 4096, 100_000])
+            await stream.send_all(stream_bytes[position : position + piece])
+            position += piece
+            await trio.sleep(0.001)  # let the proxy read at this boundary
+        # Headers cut by the end of a read while passing, whose frame's fate is then
+        # decided under another fault: kept, queued, or dropped whole.
+        expected = list(messages)
+        for cut in (1, 2, 3):
+            for loss, delay, kept in ((1e-300, 0.0, True), (0.0, 0.002, True), (1.0, 0.0, False)):
+                message = f"cut {cut} {loss} {delay}".encode()
+                proxy.heal()
+                await stream.send_all(frame(message)[:cut])
+                await trio.sleep(0.02)
+                proxy.faults.loss = loss
+                proxy.faults.delay = delay
+                await stream.send_all(frame(message)[cut:])
+                await trio.sleep(0.02)
+                if kept:
+                    expected.append(message)
+        proxy.heal()
+        await stream.send_all(frame(b"end"))
+        with trio.fail_after(20):
+            await sink.wait_for(1 + len(expected) + 1)
+        assert sink.payloads() == [HELLO, *expected, b"end"]
+        assert proxy.stats.frames_dropped == 3
+        nursery.cancel_scope.cancel()
+
+
 async def test_drop_with_probability_one_drops_every_message_but_the_handshake() -> None:
     async with trio.open_nursery() as nursery:
         sink, proxy = await _setup(nursery)
