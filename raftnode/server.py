@@ -294,7 +294,10 @@ class NodeServer:
             read_mode=config.read_mode,
             bugs=config.bugs,
         )
-        core = RaftCore(raft_config, random.Random(self._rng.randrange(2**63)), restored)
+        try:
+            core = RaftCore(raft_config, random.Random(self._rng.randrange(2**63)), restored)
+        except ValueError as error:  # the stored state breaks a Raft invariant
+            raise NodeStartError(f"the state in {config.data_dir} is not usable: {error}") from None
         self.log(
             f"starting cluster={config.cluster_id} peers={','.join(sorted(config.peers))} "
             f"tick={timing.tick_seconds * 1000:g}ms heartbeat_ticks={timing.heartbeat_ticks} "
