@@ -244,6 +244,7 @@ def _search(
     step = model.step
     views = [op.view for op in operations]
     must = [op.must for op in operations]
+    is_info = [not flag for flag in must]
     read_only = [model.read_only(view) for view in views]
     bits = [1 << i for i in range(n)]
 
@@ -275,10 +276,19 @@ def _search(
     order_key = [return_entry[i] if must[i] else m + call_entry[i] for i in range(n)]
     skip_mask = _symmetry_masks(operations, call_entry, return_entry, m)
 
-    def advance_frontier(entry: int, cands: list[int]) -> int:
-        """From ``entry`` on, add the calls met to ``cands``; return the first return entry."""
+    def advance_frontier(entry: int, cands: list[int], rcands: list[int]) -> int:
+        """From ``entry`` on, add the calls met to the candidates; return the next return.
+
+        Mutators (and info ops) go to ``cands`` in the order to try them; read-only ops
+        the model names no accepting states for go to ``rcands``; the others are found
+        through ``reads_by_state``.
+        """
         while entry < m and is_call[entry]:
-            insort(cands, op_of[entry], key=order_key.__getitem__)
+            j = op_of[entry]
+            if not read_only[j]:
+                insort(cands, j, key=order_key.__getitem__)
+            elif stepped_reads[j]:
+                rcands.append(j)
             entry = nxt[entry]
         return entry
 
@@ -294,10 +304,9 @@ def _search(
             else:
                 for accepted in accepting:
                     reads_by_state.setdefault(accepted, []).append(i)
-    any_stepped = any(stepped_reads)
 
-    def forced_read(state: Any, lin: int, frontier: int, cands: list[int]) -> list[int] | None:
-        """A read-only op that holds in ``state``: linearized now, the only move to try.
+    def forced_read(state: Any, lin: int, frontier: int, rcands: list[int]) -> int:
+        """A read-only op that holds in ``state`` (-1 if none): the only move to try here.
 
         Exchange argument: in any linearization from here, the read can move to this
         point (it is callable, every op after it still respects real time, and it changes
@@ -305,38 +314,37 @@ def _search(
         """
         for j in reads_by_state.get(state, ()):
             if not lin & bits[j] and call_entry[j] < frontier:
-                return [j]
-        if any_stepped:
-            for j in cands:
-                if stepped_reads[j] and step(state, views[j]) is not None:
-                    return [j]
-        return None
+                return j
+        for j in rcands:
+            if step(state, views[j]) is not None:
+                return j
+        return -1
 
     state = initial_state
     lin = 0
     remaining = sum(must)
     cache: set[tuple[int, Any]] = {(0, state)}
-    # frames: (callable ops, ops to try, index of the next one to try, op linearized,
-    # state before, frontier)
-    stack: list[tuple[list[int], list[int], int, int, Any, int]] = []
+    # frames: (mutator candidates, read candidates, ops to try, index of the next one,
+    # the forced read or -1, op linearized, state before, frontier before)
+    stack: list[tuple[list[int], list[int], list[int], int, int, int, Any, int]] = []
     used_infos: list[int] = []
     cands: list[int] = []
-    frontier = advance_frontier(nxt[head], cands)
-    trying = forced_read(state, lin, frontier, cands) or cands
+    rcands: list[int] = []
+    frontier = advance_frontier(nxt[head], cands, rcands)
+    forced = forced_read(state, lin, frontier, rcands)
+    trying = cands if forced < 0 else [forced]
+    ntrying = len(trying)
     idx = 0
     steps = 0
-    next_clock_check = _CLOCK_EVERY
+    next_check = _CLOCK_EVERY
     best_frontier = -1
     best_states: dict[Any, list[int]] = {}
 
     while True:
-        advanced = False
-        while idx < len(trying):
+        while idx < ntrying:
             i = trying[idx]
             idx += 1
-            if trying is cands:
-                if read_only[i]:
-                    continue  # it fails here, or it would have been forced
+            if forced < 0:
                 mask = skip_mask[i]
                 if mask and mask & ~lin:
                     continue  # an identical op returning no later stands for this one
@@ -344,25 +352,30 @@ def _search(
             new_state = step(state, views[i])
             if new_state is None:
                 continue
-            if not must[i] and new_state == state:
+            if is_info[i] and new_state == state:
                 continue  # an info op that changes nothing here need not happen here
             new_lin = lin | bits[i]
-            size = len(cache)
-            cache.add((new_lin, new_state))
-            if len(cache) == size:
-                continue  # visited already (Lowe's memoisation)
+            visited = (new_lin, new_state)
+            if visited in cache:
+                continue  # Lowe's memoisation
+            cache.add(visited)
             if used_infos and _dominated(used_infos, new_lin, new_state, i, state, bits, cache):
                 continue
-            stack.append((cands, trying, idx, i, state, frontier))
+            stack.append((cands, rcands, trying, idx, forced, i, state, frontier))
             state = new_state
             lin = new_lin
-            # lift op i
+            # lift op i: its call and its return leave the entry list
             e = call_entry[i]
             a, b = prv[e], nxt[e]
             nxt[a] = b
             prv[b] = a
-            position = idx - 1 if trying is cands else cands.index(i)
-            cands = cands[:position] + cands[position + 1 :]
+            own_cands = own_rcands = False
+            if forced < 0:
+                cands = cands[: idx - 1] + cands[idx:]
+                own_cands = True
+            elif stepped_reads[i]:
+                rcands = [j for j in rcands if j != i]
+                own_rcands = True
             r = return_entry[i]
             if r >= 0:
                 a, b = prv[r], nxt[r]
@@ -370,49 +383,56 @@ def _search(
                 prv[b] = a
                 remaining -= 1
                 if r == frontier:
-                    frontier = advance_frontier(b, cands)
+                    if not own_cands:
+                        cands = cands[:]
+                    if not own_rcands:
+                        rcands = rcands[:]
+                    frontier = advance_frontier(b, cands, rcands)
             else:
                 used_infos.append(i)
-            advanced = True
             break
-        if advanced:
-            if remaining == 0:
-                return _Outcome(True, len(cache))
-            trying = forced_read(state, lin, frontier, cands) or cands
-            idx = 0
-            if steps >= pause_at:
-                pause_at = steps + (yield len(cache))
+        else:
+            # Every candidate failed here: remember how far this configuration got.
+            if frontier >= best_frontier:
+                if frontier > best_frontier:
+                    best_frontier = frontier
+                    best_states = {}
+                if len(best_states) < _MAX_STATES and state not in best_states:
+                    best_states[state] = [frame[5] for frame in stack]
+            if not stack:
+                break
+            cands, rcands, trying, idx, forced, i, state, frontier = stack.pop()
+            ntrying = len(trying)
+            lin ^= bits[i]
+            # unlift op i, in the reverse order of lifting (dancing links)
+            e = call_entry[i]
+            r = return_entry[i]
+            if r >= 0:
+                nxt[prv[r]] = r
+                prv[nxt[r]] = r
+                remaining += 1
+            else:
+                used_infos.pop()
+            nxt[prv[e]] = e
+            prv[nxt[e]] = e
+            continue
+        # A new configuration.
+        if remaining == 0:
+            return _Outcome(True, len(cache))
+        forced = forced_read(state, lin, frontier, rcands)
+        trying = cands if forced < 0 else [forced]
+        ntrying = len(trying)
+        idx = 0
+        if steps >= next_check:
+            next_check = steps + _CLOCK_EVERY
             if len(cache) > max_configs:
                 return _Outcome(
                     UNKNOWN, len(cache), f"memory limit of {max_configs} configurations reached"
                 )
-            if deadline is not None and steps >= next_clock_check:
-                next_clock_check = steps + _CLOCK_EVERY
-                if time.monotonic() > deadline:
-                    return _Outcome(UNKNOWN, len(cache), f"time limit of {time_limit} s reached")
-            continue
-        # Every candidate failed here: remember how far this configuration got.
-        if frontier >= best_frontier:
-            if frontier > best_frontier:
-                best_frontier = frontier
-                best_states = {}
-            if len(best_states) < _MAX_STATES and state not in best_states:
-                best_states[state] = [frame[3] for frame in stack]
-        if not stack:
-            break
-        cands, trying, idx, i, state, frontier = stack.pop()
-        lin ^= bits[i]
-        # unlift op i
-        e = call_entry[i]
-        r = return_entry[i]
-        if r >= 0:
-            nxt[prv[r]] = r
-            prv[nxt[r]] = r
-            remaining += 1
-        else:
-            used_infos.pop()
-        nxt[prv[e]] = e
-        prv[nxt[e]] = e
+            if deadline is not None and time.monotonic() > deadline:
+                return _Outcome(UNKNOWN, len(cache), f"time limit of {time_limit} s reached")
+        if steps >= pause_at:
+            pause_at = steps + (yield len(cache))
 
     failing = op_of[best_frontier] if 0 <= best_frontier < m else None
     partials = list(best_states.items())
