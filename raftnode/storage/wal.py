@@ -17,23 +17,37 @@ A segment is a sequence of records, each::
 recognised as damage instead of being trusted. The payload is a msgpack list:
 
 - ``["seg", number, term, vote, commit, snap_index, snap_term]`` - first record of every
-  segment: the hard state and snapshot at the time the segment was opened, so that older
-  segments can be deleted without losing the hard state.
-- ``["ents", first_index, [[term, kind, data], ...]]`` - entries from ``first_index``. It
-  also means "discard every stored entry at or after first_index": the truncation and the
-  new entries are one record under one checksum, so no crash leaves a truncated but
-  unrefilled log, and an overwrite costs no extra record.
-- ``["hs", term, vote, commit]`` - the hard state (§3.8: durable before any vote or append
-  response that depends on it leaves).
-- ``["snap", index, term, keep]`` - a snapshot now covers the log up to ``index``; ``keep``
-  says whether the entries after it survive (decided once, when the snapshot was persisted).
+  segment (written and fsynced on its own): the hard state and snapshot at the time the
+  segment was opened, so that older segments can be deleted without losing the hard state.
+- ``["persist", snapshot, entries, hard_state]`` - one ``persist`` call, each part ``nil``
+  when absent, applied in this order:
+
+  - ``snapshot = [index, term, keep]``: a snapshot marker: a snapshot now covers the log
+    up to ``index``; ``keep`` says whether the entries after it survive (decided once,
+    when the snapshot is persisted, from whether the log holds its last entry).
+  - ``entries = [first_index, [[term, kind, data], ...]]``: entries from ``first_index``,
+    which also means "discard every stored entry at or after first_index". Truncation and
+    new entries are one record under one checksum, so no crash leaves a truncated but
+    unrefilled log, and an overwrite costs nothing extra.
+  - ``hard_state = [term, vote, commit]`` (§3.8: durable before any vote or append
+    response that depends on it leaves).
+
+- ``["snap", index, term, true]`` - the marker of a snapshot the node took (``compact``).
+
+Why one record per ``persist`` (and not one per entry batch / hard state): a crash during
+a write may persist its sectors out of order, so a torn write is not always a prefix.
+With one write being one record, "damaged, and nothing valid after it" is exactly the
+write in progress (never acknowledged), and "damaged, with a valid record after it" is
+always data that was durable before (the next write starts only after this one's fsync),
+so the two can be told apart.
 
 A snapshot file is ``b"RSNP" | payload length u64 | crc32(payload) u32 | payload``, the
 payload a msgpack map ``{"index", "term", "data"}``; it is written to a temp file, fsynced,
 renamed and the directory fsynced, so it is either wholly there or not at all.
 
-Group commit: one ``persist`` call is one ``write`` and one ``fsync`` of the active segment
-(plus one directory fsync when it opens a new segment, and the snapshot file's own fsyncs).
+Group commit: one ``persist`` call is one record, one ``write`` and one ``fsync`` (plus,
+when it opens a new segment, the header's fsync and a directory fsync; and a received
+snapshot's own file fsyncs).
 
 Recovery (``load``): every record of every segment is checked. A bad record at the tail of
 the newest segment with no valid record after it is a torn write: it is truncated and
@@ -118,8 +132,8 @@ def _segment_record(number: int, state: LogState) -> list[Any]:
     return ["seg", number, *_hard_state_fields(state.hard_state), base.index, base.term]
 
 
-def _entries_record(entries: list[Entry]) -> list[Any]:
-    return ["ents", entries[0].index, [[e.term, _KIND_CODES[e.kind], e.data] for e in entries]]
+def _entries_part(entries: list[Entry]) -> list[Any]:
+    return [entries[0].index, [[e.term, _KIND_CODES[e.kind], e.data] for e in entries]]
 
 
 @dataclass(slots=True)
@@ -270,18 +284,24 @@ class _Replay:
         if not isinstance(payload, list) or not payload or not isinstance(payload[0], str):
             raise ValueError(f"unknown record {payload!r:.60}")
         kind, fields = payload[0], payload[1:]
-        if kind == "ents" and len(fields) == 2:
-            entries = _parse_entries(*fields)
-            self.entries(entries)
-            return entries[-1].index
-        if kind == "hs" and len(fields) == 3:
-            self.state.set_hard_state(_parse_hard_state(fields))
-            return 0
+        if kind == "persist" and len(fields) == 3:
+            snapshot, entries_part, hard_state = fields
+            written = 0
+            if snapshot is not None:
+                self._marker(snapshot)
+            if entries_part is not None:
+                if not isinstance(entries_part, list) or len(entries_part) != 2:
+                    raise ValueError(f"bad entries {entries_part!r:.60}")
+                entries = _parse_entries(*entries_part)
+                self.entries(entries)
+                written = entries[-1].index
+            if hard_state is not None:
+                if not isinstance(hard_state, list) or len(hard_state) != 3:
+                    raise ValueError(f"bad hard state {hard_state!r:.60}")
+                self.state.set_hard_state(_parse_hard_state(hard_state))
+            return written
         if kind == "snap" and len(fields) == 3:
-            index, term, keep = fields
-            if not (_is_int(index) and _is_int(term) and isinstance(keep, bool)):
-                raise ValueError(f"bad snapshot marker {payload!r}")
-            self.snapshot_marker(SnapshotMeta(index=index, term=term), keep)
+            self._marker(fields)
             return 0
         if kind == "seg" and len(fields) == 6:
             self.state.set_hard_state(_parse_hard_state(fields[1:4]))
@@ -292,6 +312,14 @@ class _Replay:
                 self.snapshot_marker(SnapshotMeta(index=index, term=term), True)
             return 0
         raise ValueError(f"unknown record {payload!r:.60}")
+
+    def _marker(self, fields: Any) -> None:
+        if not (isinstance(fields, list) and len(fields) == 3):
+            raise ValueError(f"bad snapshot marker {fields!r:.60}")
+        index, term, keep = fields
+        if not (_is_int(index) and _is_int(term) and isinstance(keep, bool)):
+            raise ValueError(f"bad snapshot marker {fields!r:.60}")
+        self.snapshot_marker(SnapshotMeta(index=index, term=term), keep)
 
 
 # --- snapshot files ------------------------------------------------------------------
@@ -404,7 +432,7 @@ class FileStorage:
             if not self._segments:
                 # A fresh directory gets its first segment now, so that later a snapshot
                 # without any segment can only mean a lost WAL (refused in _replay).
-                self._append([], sync=True)
+                self._append(None, sync=True)
         except BaseException:
             # Leave nothing half-loaded behind, and free the directory for a retry.
             self._state, self._segments, self._snapshot = LogState(), [], None
@@ -536,29 +564,33 @@ class FileStorage:
     ) -> None:
         self._ensure_ready()
         state = self._state
-        records: list[list[Any]] = []
         base_index, last_index = state.base.index, state.last_index
         keep = False
+        marker = None
         if snapshot is not None and snapshot.meta.index <= base_index:
             snapshot = None  # not newer than what we have
         if snapshot is not None:
             keep = state.contains(snapshot.meta)
             base_index = snapshot.meta.index
             last_index = max(last_index, base_index) if keep else base_index
-            records.append(["snap", snapshot.meta.index, snapshot.meta.term, keep])
+            marker = [snapshot.meta.index, snapshot.meta.term, keep]
         entries = trim_compacted(entries, base_index)
         if entries:
             check_append(entries, base_index, last_index)
-            records.append(_entries_record(entries))
         stored_hard_state = None
         if hard_state is not None:
             stored_hard_state = self._stored_hard_state(hard_state)
-            records.append(["hs", *_hard_state_fields(stored_hard_state)])
-        if not records:
+        if marker is None and not entries and stored_hard_state is None:
             return
         if snapshot is not None:
             self._write_snapshot_file(snapshot)
-        self._append(records, sync="no-fsync" not in self.bugs)
+        record = [
+            "persist",
+            marker,
+            _entries_part(entries) if entries else None,
+            None if stored_hard_state is None else _hard_state_fields(stored_hard_state),
+        ]
+        self._append(record, sync="no-fsync" not in self.bugs)
         if snapshot is not None:
             state.install_snapshot(snapshot.meta, keep)
             self._snapshot = snapshot
@@ -581,7 +613,7 @@ class FileStorage:
                 f"{snapshot.meta.term}; a node only snapshots what it applied"
             )
         self._write_snapshot_file(snapshot)
-        self._append([["snap", snapshot.meta.index, snapshot.meta.term, True]], sync=True)
+        self._append(["snap", snapshot.meta.index, snapshot.meta.term, True], sync=True)
         state.install_snapshot(snapshot.meta, True)
         self._snapshot = snapshot
         self._drop_below(snapshot.meta)
@@ -603,36 +635,40 @@ class FileStorage:
             self._failed = f"writing {final}: {exc}"
             raise StorageError(f"{final}: cannot write snapshot: {exc}") from exc
 
-    def _append(self, records: list[list[Any]], *, sync: bool) -> None:
-        blob = b"".join(encode_record(r) for r in records)
+    def _append(self, record: list[Any] | None, *, sync: bool) -> None:
+        """Append one record with one write (and one fsync when ``sync``).
+
+        ``None`` only makes sure a segment is open (a fresh directory's first one).
+        """
+        blob = b"" if record is None else encode_record(record)
         try:
-            header = b""
             if self._fd is None:
-                header = self._open_segment(roll=False)
+                self._open_segment(roll=False, sync=sync)
             segment = self._segments[-1]
             if segment.records > 1 and segment.size + len(blob) > self.segment_bytes:
-                # Roll over only between persist calls: a batch never spans two files.
-                header = self._open_segment(roll=True)
+                # Roll over between records: a record never spans two files.
+                self._open_segment(roll=True, sync=sync)
                 segment = self._segments[-1]
+            if not blob:
+                return
             assert self._fd is not None
-            _write_all(self._fd, header + blob)
-            segment.size += len(header) + len(blob)
-            segment.records += len(records) + (1 if header else 0)
+            _write_all(self._fd, blob)
+            segment.size += len(blob)
+            segment.records += 1
             if sync:
                 os.fsync(self._fd)
                 self.fsyncs += 1
-                if header:
-                    _fsync_dir(self.wal_dir)  # the new file's directory entry
-                    self.fsyncs += 1
         except OSError as exc:
             # After a failed write or fsync the file's state is unknown (fsyncgate): stop.
             self._failed = f"writing {self.wal_dir}: {exc}"
             raise StorageError(f"{self.wal_dir}: write failed: {exc}") from exc
 
-    def _open_segment(self, *, roll: bool) -> bytes:
+    def _open_segment(self, *, roll: bool, sync: bool) -> None:
         """Open the newest segment for appending (a new one when ``roll`` or none exists).
 
-        Returns the bytes to write first: a segment header when the file is empty.
+        An empty segment first gets its header, as a write of its own: durable (with the
+        file's directory entry) before any record follows it, so that damage to a header
+        followed by valid records is never mistaken for a torn write.
         """
         if self._fd is not None:
             os.close(self._fd)
@@ -643,8 +679,15 @@ class FileStorage:
         segment = self._segments[-1]
         self._fd = os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         if segment.size > 0:
-            return b""
-        return encode_record(_segment_record(segment.number, self._state))
+            return
+        header = encode_record(_segment_record(segment.number, self._state))
+        _write_all(self._fd, header)
+        segment.size += len(header)
+        segment.records += 1
+        if sync:
+            os.fsync(self._fd)
+            _fsync_dir(self.wal_dir)
+            self.fsyncs += 2
 
     def _drop_below(self, meta: SnapshotMeta) -> None:
         """Delete older snapshot files and the oldest segments wholly covered by ``meta``."""
@@ -698,7 +741,7 @@ class RecordSummary:
     file: str
     offset: int
     size: int
-    kind: str  # "seg", "ents", "hs", "snap", or "damaged"
+    kind: str  # "seg", "persist", "snap", or "damaged"
     detail: str
 
 
@@ -706,12 +749,21 @@ def _describe(payload: Any) -> tuple[str, str]:
     if not isinstance(payload, list) or not payload:
         return "unknown", repr(payload)[:80]
     kind = str(payload[0])
-    if kind == "ents" and len(payload) == 3 and isinstance(payload[2], list):
-        first, items = payload[1], payload[2]
-        terms = sorted({item[0] for item in items if isinstance(item, list) and item})
-        return kind, f"indexes {first}..{first + len(items) - 1} terms {terms}"
-    if kind == "hs" and len(payload) == 4:
-        return kind, f"term {payload[1]} vote {payload[2]!r} commit {payload[3]}"
+    if kind == "persist" and len(payload) == 4:
+        snapshot, entries_part, hard_state = payload[1:]
+        parts = []
+        try:
+            if snapshot is not None:
+                parts.append(f"snapshot index {snapshot[0]} term {snapshot[1]} keep {snapshot[2]}")
+            if entries_part is not None:
+                first, items = entries_part
+                terms = sorted({item[0] for item in items})
+                parts.append(f"entries {first}..{first + len(items) - 1} terms {terms}")
+            if hard_state is not None:
+                parts.append(f"term {hard_state[0]} vote {hard_state[1]!r} commit {hard_state[2]}")
+        except (TypeError, ValueError, IndexError, KeyError):
+            return kind, repr(payload)[:80]
+        return kind, "; ".join(parts)
     if kind == "snap" and len(payload) == 4:
         return kind, f"snapshot index {payload[1]} term {payload[2]} keep {payload[3]}"
     if kind == "seg" and len(payload) == 7:
