@@ -29,16 +29,25 @@ argument:
   components (networkx) of the graph whose nodes are keys and whose edges join the keys
   one operation touches.
 - Operations that can neither constrain nor change any state (a read of nil, a read that
-  timed out) are left out.
-- Candidates are tried in the order they must be linearized: by return time (the op whose
-  return comes first first), info ops — which need never happen — last.
+  timed out, any read-only op that may not have happened) are left out.
+- A read-only operation (``model.read_only``) that holds in the current state is
+  linearized at once, and nothing else is tried there: it could be moved to this point in
+  any linearization. Reads that hold are found by looking the state up among the states
+  the model says they accept (``model.accepting_states``), not by stepping each one.
+- Other candidates are tried in the order they must be linearized: by return time (the op
+  whose return comes first first), info ops — which need never happen — last. An info op
+  that would leave the state as it is is not tried.
 - Of identical operations (same function, value and outcome) callable together only the
   one returning first is tried: any linearization that starts with another can swap them.
 - A configuration that differs from a failed one only by one more info op linearized,
   in the same state, fails too (the info op could have been left out).
+- Components are searched in turns (slices of steps doubling each round), so that a cheap
+  invalid component ends the check before an expensive one is finished (the others are
+  then reported under ``skipped_keys``; ``all_components=True`` decides every one).
 
 Budgets: ``time_limit`` (seconds, wall clock, for the whole check) and ``max_configs``
-(cache entries per component: the memory budget) end in ``"unknown"``, never a guess.
+(cache entries, per component and over all live components: the memory budget; about 130
+bytes each) end in ``"unknown"``, never a guess.
 
 The result dict (JSON-ready once passed through ``checker.history.to_jsonable``):
 
@@ -62,7 +71,10 @@ The result dict (JSON-ready once passed through ``checker.history.to_jsonable``)
     only when ``valid`` is ``"unknown"``: why (``"time limit of S s reached"``,
     ``"memory limit of N configurations reached"``).
 ``unknown_keys``
-    only when some components were not decided: their keys.
+    only when some components were not decided for want of time or memory: their keys.
+``skipped_keys``
+    only when a component was found invalid before others were decided (their search
+    stopped there: the verdict was known): their keys.
 ``failures``
     only when ``valid`` is False: one explanation per invalid component, sorted by key:
 
