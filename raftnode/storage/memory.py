@@ -1,8 +1,8 @@
 """In-memory storage for the deterministic simulation, with a model of durability.
 
-Same contract as the WAL (``raftnode.storage.wal``): the same record semantics (a
-snapshot marker with its ``keep`` decision, entries that overwrite from their first index,
-hard state), replayed by the same ``LogState``. What differs is the medium:
+Same contract as the WAL (``raftnode.storage.wal``): the same record semantics (one record
+per ``persist``: a snapshot marker with its ``keep`` decision, entries that overwrite from
+their first index, hard state), applied by the same ``LogState``. What differs is the medium:
 
 - ``persist`` is durable when it returns (it "fsyncs"), unless the ``no-fsync`` teaching
   bug is on: then its records sit in an unsynced buffer, visible to the running node but
@@ -36,22 +36,13 @@ class CrashRandom(Protocol):
 
 
 @dataclass(slots=True, frozen=True)
-class _SnapshotRecord:
-    snapshot: Snapshot
-    keep: bool
+class _Record:
+    """One persist (or compaction) call, like one WAL record: all of it survives or none."""
 
-
-@dataclass(slots=True, frozen=True)
-class _EntriesRecord:
-    entries: tuple[Entry, ...]
-
-
-@dataclass(slots=True, frozen=True)
-class _HardStateRecord:
-    hard_state: HardState
-
-
-_Record = _SnapshotRecord | _EntriesRecord | _HardStateRecord
+    snapshot: Snapshot | None = None
+    keep: bool = True  # does the log after the snapshot survive (decided at persist time)
+    entries: tuple[Entry, ...] = ()
+    hard_state: HardState | None = None
 
 
 @dataclass(slots=True)
@@ -62,12 +53,12 @@ class _Medium:
     snapshot: Snapshot | None = None
 
     def apply(self, record: _Record) -> None:
-        if isinstance(record, _SnapshotRecord):
+        if record.snapshot is not None:
             self.state.install_snapshot(record.snapshot.meta, record.keep)
             self.snapshot = record.snapshot
-        elif isinstance(record, _EntriesRecord):
+        if record.entries:
             self.state.append(list(record.entries))
-        else:
+        if record.hard_state is not None:
             self.state.set_hard_state(record.hard_state)
 
     def copy(self) -> _Medium:
@@ -124,33 +115,30 @@ class MemoryStorage:
         snapshot: Snapshot | None = None,
     ) -> None:
         state = self._visible.state
-        records: list[_Record] = []
         base_index, last_index = state.base.index, state.last_index
-        if snapshot is not None and snapshot.meta.index > base_index:
+        keep = True
+        if snapshot is not None and snapshot.meta.index <= base_index:
+            snapshot = None  # not newer than what we have
+        if snapshot is not None:
             keep = state.contains(snapshot.meta)
             base_index = snapshot.meta.index
             last_index = max(last_index, base_index) if keep else base_index
-            records.append(_SnapshotRecord(snapshot, keep))
         entries = trim_compacted(entries, base_index)
         if entries:
             check_append(entries, base_index, last_index)
-            records.append(_EntriesRecord(tuple(entries)))
-        if hard_state is not None:
-            if "forget-vote" in self.bugs:
-                # Teaching bug (PySyncObj #202): term and vote are not persisted.
-                hard_state = HardState(term=0, vote=None, commit=hard_state.commit)
-            records.append(_HardStateRecord(hard_state))
-        if not records:
+        if hard_state is not None and "forget-vote" in self.bugs:
+            # Teaching bug (PySyncObj #202): term and vote are not persisted.
+            hard_state = HardState(term=0, vote=None, commit=hard_state.commit)
+        if snapshot is None and not entries and hard_state is None:
             return
+        record = _Record(snapshot, keep, tuple(entries), hard_state)
         if self._defers_sync:
             if self._visible is self._durable:
                 self._visible = self._durable.copy()
-            self._unsynced.extend(records)
-            for record in records:
-                self._visible.apply(record)
+            self._unsynced.append(record)
+            self._visible.apply(record)
         else:
-            for record in records:
-                self._durable.apply(record)
+            self._durable.apply(record)
             self.syncs += 1
 
     def compact(self, snapshot: Snapshot) -> None:
@@ -164,7 +152,7 @@ class MemoryStorage:
             )
         # The snapshot is written with fsync, which also makes every earlier write durable.
         self.sync()
-        self._durable.apply(_SnapshotRecord(snapshot, True))
+        self._durable.apply(_Record(snapshot=snapshot, keep=True))
 
     def close(self) -> None:
         pass
