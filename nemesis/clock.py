@@ -13,20 +13,16 @@ Raft's safety must not depend on clocks; these faults only move timeouts around.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
 import trio
 
-REPLY_MAX_BYTES = 1024 * 1024  # an admin reply is a few dozen bytes
-DEFAULT_TIMEOUT_SECONDS = 2.0
-_request_ids = itertools.count(1)
+from nemesis.admin import DEFAULT_TIMEOUT_SECONDS, AdminError, admin_connection
 
 
-class ClockFaultError(Exception):
+class ClockFaultError(AdminError):
     """The node did not apply the clock change (unreachable, refused, bad reply)."""
 
 
@@ -42,40 +38,6 @@ class ClockSetting:
 NORMAL_CLOCK = ClockSetting()
 
 
-def _frame(message: dict[str, Any]) -> bytes:
-    body = msgpack.packb(message, use_bin_type=True)
-    return len(body).to_bytes(4, "big") + body
-
-
-async def _read_frame(stream: trio.SocketStream, buffer: bytearray) -> dict[str, Any]:
-    while True:
-        if len(buffer) >= 4:
-            length = int.from_bytes(buffer[:4], "big")
-            if length > REPLY_MAX_BYTES:
-                raise ClockFaultError(f"reply frame of {length} bytes is too large")
-            if len(buffer) >= 4 + length:
-                body = bytes(buffer[4 : 4 + length])
-                del buffer[: 4 + length]
-                try:
-                    reply = msgpack.unpackb(
-                        body,
-                        raw=False,
-                        max_array_len=1000,
-                        max_map_len=1000,
-                        max_str_len=REPLY_MAX_BYTES,
-                        max_bin_len=REPLY_MAX_BYTES,
-                    )
-                except (ValueError, TypeError, msgpack.UnpackException) as error:
-                    raise ClockFaultError(f"undecodable reply: {error}") from None
-                if not isinstance(reply, dict):
-                    raise ClockFaultError(f"reply is not a map: {reply!r}")
-                return reply
-        data = await stream.receive_some(65536)
-        if not data:
-            raise ClockFaultError("the node closed the connection")
-        buffer += data
-
-
 async def set_clock(
     host: str,
     port: int,
@@ -87,43 +49,15 @@ async def set_clock(
     """Set one node's clock offset and rate; returns the node's ``admin_reply``."""
     if not math.isfinite(setting.offset) or not math.isfinite(setting.rate) or setting.rate <= 0:
         raise ValueError(f"clock setting must be finite with a positive rate: {setting}")
-    request_id = next(_request_ids)
     try:
-        with trio.fail_after(timeout):
-            stream = await trio.open_tcp_stream(host, port)
-            async with stream:
-                buffer = bytearray()
-                await stream.send_all(
-                    _frame(
-                        {"type": "hello", "cluster": cluster_id, "from": "nemesis", "role": "admin"}
-                    )
-                )
-                hello = await _read_frame(stream, buffer)
-                if hello.get("type") != "hello_ok":
-                    raise ClockFaultError(f"{host}:{port} refused the admin hello: {hello}")
-                await stream.send_all(
-                    _frame(
-                        {
-                            "type": "admin",
-                            "id": request_id,
-                            "action": "clock",
-                            "offset": float(setting.offset),
-                            "rate": float(setting.rate),
-                        }
-                    )
-                )
-                reply = await _read_frame(stream, buffer)
-    except trio.TooSlowError:
-        raise ClockFaultError(f"{host}:{port} did not answer within {timeout} s") from None
-    except (OSError, trio.BrokenResourceError) as error:
-        raise ClockFaultError(f"cannot reach {host}:{port}: {error}") from None
-    if reply.get("type") != "admin_reply" or reply.get("id") != request_id:
-        raise ClockFaultError(f"{host}:{port} sent an unexpected reply: {reply}")
-    if reply.get("ok") is not True:
-        raise ClockFaultError(
-            f"{host}:{port} refused the clock change: {reply.get('error')} {reply.get('reason', '')}".strip()
-        )
-    return reply
+        async with admin_connection(host, port, cluster_id=cluster_id, timeout=timeout) as admin:
+            return await admin.request(
+                "clock", offset=float(setting.offset), rate=float(setting.rate)
+            )
+    except ClockFaultError:
+        raise
+    except AdminError as error:
+        raise ClockFaultError(str(error)) from None
 
 
 async def bump(

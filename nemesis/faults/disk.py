@@ -1,5 +1,6 @@
 """start-disk / stop-disk: kill a node, damage its WAL, start it again; on stop, record
-whether it recovered (still running) or refused to start (exited, with its last log lines).
+whether it recovered (serves: completes an admin hello), refused to start (exited; its
+last log lines are recorded) or is unresponsive (neither, ``settle_seconds`` after start).
 
 Damage is either a truncated tail (the last K bytes of the newest segment, K from 1 to
 ``max_truncate_bytes``) or one flipped byte at a seeded offset (see ``nemesis.disk``).
@@ -18,9 +19,10 @@ from typing import Any, ClassVar
 
 import trio
 
+from nemesis.admin import AdminError, ping
 from nemesis.control import ClusterControl
 from nemesis.disk import DEFAULT_WAL_GLOB, DiskFaultError, flip_byte, truncate_tail
-from nemesis.faults.base import FaultEvent, check_variants, minority_size
+from nemesis.faults.base import FaultEvent, check_variants, minority_size, node_address
 
 ACTIONS: tuple[str, ...] = ("truncate", "flip")
 LOG_TAIL_LINES = 5
@@ -46,7 +48,7 @@ class DiskFault:
         actions: tuple[str, ...] = (),
         wal_glob: str = DEFAULT_WAL_GLOB,
         max_truncate_bytes: int = 256,
-        settle_seconds: float = 1.0,
+        settle_seconds: float = 20.0,
     ) -> None:
         self.actions = check_variants(self.name, tuple(actions), ACTIONS)
         self.wal_glob = wal_glob
@@ -95,17 +97,31 @@ class DiskFault:
         if node_id is None:
             value["outcome"] = "nothing damaged"
             return FaultEvent("stop-disk", value)
-        process = ctx.processes[node_id]
-        # A refusal is a prompt exit at start-up; give a slow start a moment to show it.
-        with trio.move_on_at(self.restarted_at + self.settle_seconds):
-            while process.running:
-                await trio.sleep(0.05)
         value["node"] = node_id
-        if process.running:
-            value["outcome"] = "recovered"
-        else:
-            value["outcome"] = "refused"
+        value["outcome"] = await self._await_outcome(ctx, node_id)
+        process = ctx.processes[node_id]
+        if value["outcome"] == "refused":
             value["exit_status"] = process.returncode
-            value["log_tail"] = _log_tail(process.log_path)
             self.refused.add(node_id)
+        if value["outcome"] != "recovered":
+            value["log_tail"] = _log_tail(process.log_path)
         return FaultEvent("stop-disk", value)
+
+    async def _await_outcome(self, ctx: ClusterControl, node_id: str) -> str:
+        """ "recovered" once the node completes an admin hello, "refused" if it exits,
+        "unresponsive" if neither happens within ``settle_seconds`` of its restart (a
+        node can take seconds to start on a loaded machine)."""
+        process = ctx.processes[node_id]
+        host, port = node_address(ctx, node_id)
+        with trio.move_on_at(self.restarted_at + self.settle_seconds):
+            while True:
+                if not process.running:
+                    return "refused"
+                try:
+                    await ping(host, port, cluster_id=ctx.cluster_id, timeout=1.0)
+                except AdminError:
+                    await trio.sleep(0.1)
+                    continue
+                # Answering now; an exit racing with the hello still counts as a refusal.
+                return "recovered" if process.running else "refused"
+        return "refused" if not process.running else "unresponsive"

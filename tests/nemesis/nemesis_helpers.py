@@ -123,7 +123,7 @@ class FakeAdminNode:
     """Answers a node's admin protocol: hello -> hello_ok, admin -> admin_reply.
 
     ``mode``: "ok" (apply), "refuse" (ok: False), "mismatch" (reject the hello's cluster),
-    "silent" (read and never answer). Every clock request received is kept in ``clock``.
+    "silent" (read and never answer), "closed" (close at once). Every clock request received is kept in ``clock``.
     """
 
     port: int
@@ -140,6 +140,9 @@ class FakeAdminNode:
     async def _serve(self, stream: trio.SocketStream) -> None:
         import msgpack
 
+        if self.mode == "closed":  # like a node that is not serving yet
+            await stream.aclose()
+            return
         buffer = bytearray()
         async with stream:
             try:

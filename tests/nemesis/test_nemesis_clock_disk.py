@@ -45,7 +45,7 @@ async def test_bump_and_reset_set_absolute_settings() -> None:
 
 @pytest.mark.parametrize(
     ("mode", "message"),
-    [("refuse", "refused the clock change"), ("mismatch", "refused the admin hello")],
+    [("refuse", "refused the clock request"), ("mismatch", "refused the admin hello")],
 )
 async def test_refusals_are_clear_errors(mode: str, message: str) -> None:
     node = FakeAdminNode(free_port(), mode=mode)

@@ -220,9 +220,12 @@ async def _disk_cluster(control: Control, repairs: bool) -> None:
 async def test_disk_damages_a_stopped_node_and_records_recovery_or_refusal(
     tmp_path: Path, repairs: bool
 ) -> None:
-    async with cluster(tmp_path) as (control, _):
+    async with cluster(tmp_path) as (control, admins):
         await _disk_cluster(control, repairs)
-        fault = DiskFault(settle_seconds=5.0)
+        if not repairs:  # a refusing node never serves its port
+            for admin in admins.values():
+                admin.mode = "closed"
+        fault = DiskFault(settle_seconds=20.0)
         event = await fault.start(control, random.Random(3))
         node = event.value["node"]
         damage = event.value["damage"]
