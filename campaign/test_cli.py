@@ -11,8 +11,10 @@ and nodes restarting from their WAL, and still has time to make progress in betw
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -39,6 +41,29 @@ def validate_nemesis(spec: str) -> str:
     return spec
 
 
+def parse_workload_options(workload: str, items: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs into the workload's keyword options, checked by building it."""
+    from workloads import make_workload
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, separator, text = item.partition("=")
+        if not separator or not key.strip():
+            raise click.BadParameter(
+                f"expected KEY=VALUE, got {item!r}", param_hint="--workload-option"
+            )
+        try:
+            value: Any = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        options[key.strip()] = value
+    try:
+        make_workload(workload, **options)
+    except (ValueError, TypeError) as error:
+        raise click.BadParameter(str(error), param_hint="--workload-option") from None
+    return options
+
+
 @click.command("test")
 @click.option(
     "--workload",
@@ -46,6 +71,14 @@ def validate_nemesis(spec: str) -> str:
     default=DEFAULT_WORKLOAD,
     show_default=True,
     help="register: read/write/cas per key, checked for linearizability; set, append, bank.",
+)
+@click.option(
+    "--workload-option",
+    "workload_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A workload option (repeatable; VALUE is JSON or a plain string), e.g. "
+    "active_keys=1 or ops_per_key=50 for register. Recorded in campaign.json.",
 )
 @click.option(
     "--nemesis",
@@ -142,6 +175,7 @@ def validate_nemesis(spec: str) -> str:
 )
 def test_command(
     workload: str,
+    workload_options: tuple[str, ...],
     nemesis: str,
     nemesis_interval: float,
     nodes: int,
@@ -185,12 +219,14 @@ def test_command(
             param_hint="--election-timeout-ms",
         )
     validate_nemesis(nemesis)
+    options = parse_workload_options(workload, workload_options)
     first_seed = seed if seed is not None else draw_seed()
     code = EXIT_VALID
     for number in range(test_count):
         config = CampaignConfig(
             name=run_name,
             workload=workload,
+            workload_options=dict(options),
             nemesis=nemesis,
             nemesis_interval=nemesis_interval,
             nodes=nodes,
