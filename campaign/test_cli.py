@@ -200,6 +200,7 @@ def test_command(
     """
     import trio
 
+    from campaign.cluster import ClusterError
     from campaign.run import CampaignConfig, draw_seed, run_campaign
     from campaign.verdict import EXIT_VALID
     from workloads.runner import WorkloadConfigError, parse_concurrency
@@ -247,7 +248,10 @@ def test_command(
             click.echo(f"run {number + 1}/{test_count}: seed {config.seed}")
         else:
             click.echo(f"seed {config.seed}")
-        outcome = trio.run(lambda config=config: run_campaign(config, argv=list(sys.argv)))
+        try:
+            outcome = trio.run(lambda config=config: run_campaign(config, argv=list(sys.argv)))
+        except ClusterError as error:  # ports taken: said before anything started
+            raise click.UsageError(str(error)) from None
         results = outcome.run_dir / "results.json"
         click.echo(
             f"valid: {outcome.valid}" + (f" ({outcome.interrupted})" if outcome.interrupted else "")

@@ -66,3 +66,15 @@ def test_seed_is_drawn_and_printed_when_not_given(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(campaign.run, "run_campaign", stand_in)
     assert raftlab("--results-dir", str(tmp_path)) == 2
     assert f"seed {seen[0]}" in capsys.readouterr().out
+
+
+def test_ports_in_use_are_a_clear_error_before_anything_starts(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 19802))
+        taken.listen()
+        code = raftlab("--nodes", "3", "--base-port", "19800", "--results-dir", str(tmp_path))
+    assert code == 254
+    assert "19800..19808 are not all free" in capsys.readouterr().err
+    assert not (tmp_path / "raftlab").exists() and not (tmp_path / "register").exists()
