@@ -294,6 +294,12 @@ class Nemesis:
                     except Exception as error:
                         start_errors[node_id] = _error_text(error)
             value["started"] = started
+            refused = sorted(
+                node for fault in self.faults for node in getattr(fault, "refused", ())
+            )
+            if refused:
+                # Started again, but they refused once after disk damage and likely will.
+                value["refused_after_disk_damage"] = refused
             if start_errors:
                 value["start_errors"] = start_errors
             event = FaultEvent("heal-all", value)

@@ -28,15 +28,21 @@ ACTIONS: tuple[str, ...] = ("truncate", "flip")
 LOG_TAIL_LINES = 5
 
 
-def _log_tail(path: Any, lines: int = LOG_TAIL_LINES) -> list[str]:
+def _log_tail(path: Any, node_id: str, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The node's last log lines since its latest start marker (what it said this time)."""
     try:
         with open(path, "rb") as log:
             log.seek(0, 2)
-            log.seek(max(0, log.tell() - 8192))
+            log.seek(max(0, log.tell() - 65536))
             text = log.read().decode("utf-8", errors="replace")
     except OSError:
         return []
-    return [line for line in text.splitlines() if line.strip()][-lines:]
+    recent = [line for line in text.splitlines() if line.strip()]
+    marker = f"=== raftlab {node_id}: start #"
+    starts = [index for index, line in enumerate(recent) if line.startswith(marker)]
+    if starts:
+        recent = recent[starts[-1] + 1 :]
+    return recent[-lines:]
 
 
 class DiskFault:
@@ -104,7 +110,7 @@ class DiskFault:
             value["exit_status"] = process.returncode
             self.refused.add(node_id)
         if value["outcome"] != "recovered":
-            value["log_tail"] = _log_tail(process.log_path)
+            value["log_tail"] = _log_tail(process.log_path, node_id)
         return FaultEvent("stop-disk", value)
 
     async def _await_outcome(self, ctx: ClusterControl, node_id: str) -> str:

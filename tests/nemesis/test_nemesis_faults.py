@@ -244,6 +244,9 @@ async def test_disk_damages_a_stopped_node_and_records_recovery_or_refusal(
             assert stop.value["outcome"] == "refused"
             assert stop.value["exit_status"] == 2
             assert any("refusing to start" in line for line in stop.value["log_tail"])
+            # Only what the node said since its last start.
+            assert not any(line.startswith("=== raftlab") for line in stop.value["log_tail"])
+            assert not any("wal ok" in line for line in stop.value["log_tail"])
             # With one node refused in a cluster of three, another disk fault would risk
             # the majority: it is skipped.
             skipped = await fault.start(control, random.Random(3))
