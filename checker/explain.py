@@ -511,13 +511,20 @@ def _summary_rows(result: Mapping[str, Any]) -> list[tuple[str, str]]:
         "cpu_seconds": "CPU seconds",
         "time_limit": "time limit (s)",
         "unknown_keys": "undecided keys",
+        "skipped_keys": "components not searched (the verdict was already known)",
     }
     for key, label in names.items():
         value = result.get(key)
-        if value is None or isinstance(value, list) and key not in ("init", "unknown_keys"):
+        if (
+            value is None
+            or isinstance(value, list)
+            and key not in ("init", "unknown_keys", "skipped_keys")
+        ):
             continue
         if key == "unknown_keys" and not any(k is not None for k in value):
             continue  # the history was checked whole: no key to name
+        if key == "skipped_keys":
+            value = len(value)
         shown = value if isinstance(value, str) else _j(value, 300)
         rows.append((label, f"<code>{_e(shown)}</code>"))
     return rows
