@@ -131,6 +131,7 @@ class _FrameWriter:
         "_heap",
         "_sequence",
         "_queued",
+        "_emptied",
         "last_deliver_at",
         "_proxy",
         "_stats",
@@ -142,7 +143,8 @@ class _FrameWriter:
         self._lock = trio.StrictFIFOLock()
         self._heap: list[tuple[float, int, bytes]] = []
         self._sequence = 0
-        self._queued = trio.Event()
+        self._queued = trio.Event()  # set when a frame is queued (it may be the new head)
+        self._emptied = trio.Event()  # set when the queue runs empty
         self.last_deliver_at = 0.0
         self._proxy = proxy
 
@@ -165,18 +167,22 @@ class _FrameWriter:
     async def drain(self) -> None:
         """Wait until every queued frame was sent (used when the source closes)."""
         while self._heap:
-            await trio.sleep_until(self._heap[0][0])
-            await trio.lowlevel.checkpoint()
+            self._emptied = trio.Event()
+            await self._emptied.wait()
         async with self._lock:  # the writer may still be sending the last frames
             pass
 
     async def run(self) -> None:
         while True:
+            self._queued = trio.Event()
             if not self._heap:
-                self._queued = trio.Event()
+                self._emptied.set()
                 await self._queued.wait()
                 continue
-            await trio.sleep_until(self._heap[0][0])
+            with trio.move_on_at(self._heap[0][0]):
+                # A frame queued meanwhile may be due earlier (with reorder): look again.
+                await self._queued.wait()
+                continue
             async with self._lock:
                 await self._proxy._wait_not_held()
                 now = trio.current_time()

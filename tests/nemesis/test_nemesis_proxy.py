@@ -253,6 +253,23 @@ async def test_delayed_frames_are_not_overtaken_after_the_delay_ends() -> None:
         nursery.cancel_scope.cancel()
 
 
+async def test_delayed_frames_are_delivered_after_the_sender_closes() -> None:
+    async with trio.open_nursery() as nursery:
+        sink, proxy = await _setup(nursery)
+        stream, _ = await _dial(proxy)
+        proxy.faults.delay = 0.1
+        messages = _messages(20)
+        await stream.send_all(b"".join(frame(m) for m in messages))
+        await stream.aclose()
+        with trio.fail_after(10):
+            await sink.wait_for(1 + len(messages))
+        assert sink.payloads() == [HELLO, *messages]
+        with trio.fail_after(10):
+            while proxy.connection_count:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+
+
 async def test_cut_hold_forwards_nothing_until_healed() -> None:
     async with trio.open_nursery() as nursery:
         sink, proxy = await _setup(nursery)
