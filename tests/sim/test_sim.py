@@ -104,14 +104,18 @@ def test_the_correct_build_is_valid_under_every_fault(seed: int) -> None:
 def test_shrinking_reduces_a_planted_failing_schedule() -> None:
     # Stale local reads need the leader cut off; the other faults are noise to shrink away.
     planted = [
-        FaultStep("kill", "one", 0.5, 1.0),
-        FaultStep("delay", "mild", 2.0, 1.0),
-        FaultStep("partition", "leader", 3.5, 2.5),
-        FaultStep("clock", "fast", 6.5, 1.0),
+        FaultStep("delay", "mild", 0.3, 0.5),
+        FaultStep("partition", "leader", 1.0, 4.0),
+        FaultStep("kill", "one", 5.5, 1.0),
+        FaultStep("clock", "fast", 7.0, 1.0),
     ]
-    config = _small(
-        3,
-        time=8.0,
+    # Seed 4 is one whose planted run fails (stale reads from the cut-off leader).
+    config = SimConfig(
+        seed=4,
+        time=9.0,
+        nodes=3,
+        rate=100.0,
+        recovery_time=1.0,
         bugs=["stale-local-reads"],
         schedule=[step.to_dict() for step in planted],
     )
