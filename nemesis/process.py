@@ -95,6 +95,8 @@ class NodeProcess:
 
     @property
     def pid(self) -> int | None:
+        """The process group leader: the lifeline (whose child is the node) when
+        ``lifeline`` is on, else the node itself. ``group_pids()`` lists them all."""
         return None if self._process is None else self._process.pid
 
     @property

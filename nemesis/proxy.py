@@ -397,6 +397,8 @@ class LinkProxy:
         self.target = target
         self.rng = random.Random(seed)
         self.faults = faults if faults is not None else LinkFaults()
+        # Without a reverse link to obey (a standalone proxy), the reverse state is ours.
+        self._owns_reverse_faults = reverse_faults is None
         self.reverse_faults = reverse_faults if reverse_faults is not None else LinkFaults()
         self.max_frame_bytes = max_frame_bytes
         self.stats = LinkStats()
@@ -428,8 +430,10 @@ class LinkProxy:
                 self._reset(connection)
 
     def heal(self) -> None:
-        """Pass everything again: no cut, no drop, no delay, in both directions."""
-        for faults in (self.faults, self.reverse_faults):
+        """Pass everything again: no cut, no drop, no delay. The reverse direction's
+        faults belong to the reverse link when a mesh wired one in: they stay."""
+        owned = [self.faults] + ([self.reverse_faults] if self._owns_reverse_faults else [])
+        for faults in owned:
             faults.blocked = False
             faults.loss = 0.0
             faults.delay = 0.0

@@ -409,6 +409,10 @@ def test_mesh_apply_grudge_blocks_exactly_the_named_directions() -> None:
     assert set(mesh.describe()) == {"n2->n1", "n3->n1", "n1->n2", "n1->n3"}
     with pytest.raises(ValueError, match="unknown nodes"):
         mesh.apply_grudge({"n7": {"n1"}})
+    # Healing one proxy heals its own direction only.
+    mesh.proxies[("n1", "n2")].heal()
+    assert not mesh.link_faults[("n1", "n2")].blocked
+    assert mesh.link_faults[("n2", "n1")].blocked
     mesh.heal()
     assert not any(faults.blocked for faults in mesh.link_faults.values())
     assert mesh.describe() == {}
