@@ -130,6 +130,17 @@ def _is_interrupt(error: BaseException) -> bool:
     return False
 
 
+def _leaves(error: BaseException) -> list[BaseException]:
+    """The exceptions inside Trio's (possibly nested) exception groups."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def _describe(error: BaseException) -> str:
+    return "; ".join(f"{type(leaf).__name__}: {leaf}" for leaf in _leaves(error))
+
+
 def _aborted_reason(error: BaseException) -> str | None:
     """The message of an expected abort (possibly inside a Trio exception group)."""
     from workloads.runner import WorkloadSetupError
@@ -141,15 +152,7 @@ def _aborted_reason(error: BaseException) -> str | None:
         matched = error.subgroup(lambda item: isinstance(item, expected))
         rest = error.subgroup(lambda item: not isinstance(item, (*expected, BaseExceptionGroup)))
         if matched is not None and rest is None:
-            leaves: list[BaseException] = []
-            stack: list[BaseException] = [matched]
-            while stack:
-                item = stack.pop()
-                if isinstance(item, BaseExceptionGroup):
-                    stack.extend(item.exceptions)
-                else:
-                    leaves.append(item)
-            return "; ".join(str(leaf) for leaf in leaves)
+            return "; ".join(str(leaf) for leaf in _leaves(matched))
     return None
 
 
@@ -279,7 +282,7 @@ class _Run:
                 interrupted = "interrupted (Ctrl-C or SIGTERM)"
                 pending = error
             elif aborted is None:
-                interrupted = f"harness error: {type(error).__name__}: {error}"
+                interrupted = f"harness error: {_describe(error)}"
                 pending = error
         finally:
             self.cluster.kill_all()  # synchronous, unconditional: no orphan, no cut link

@@ -270,3 +270,52 @@ def test_unsafe_local_reads_under_leader_partitions_are_caught(tmp_path):
     assert suite.get("failures") == "1"
     node_log = (run_dir / "nodes" / "n1.log").read_text()
     assert "--unsafe-local-reads" in node_log  # every node ran with the switch
+
+
+async def test_a_harness_crash_mid_run_still_writes_results_and_kills_every_node(
+    tmp_path, monkeypatch
+):
+    """A bug in the harness (here: a nemesis that raises once the workload runs) must not
+    leave node processes or bound ports behind, and must still write the results folder."""
+    import campaign.run
+    from campaign.run import CampaignConfig, run_campaign
+
+    base = 19250
+
+    class BrokenNemesis:
+        active_faults: list[str] = []
+
+        async def run(self) -> None:
+            import trio
+
+            await trio.sleep(1.0)
+            assert processes_mentioning(f"127.0.0.1:{base}")  # the nodes are up
+            raise RuntimeError("nemesis bug")
+
+        async def heal_all(self) -> None:
+            raise AssertionError("a crashed run does not heal through the nemesis")
+
+    monkeypatch.setattr(campaign.run, "make_nemesis", lambda *args, **kwargs: BrokenNemesis())
+    config = CampaignConfig(
+        name="crash",
+        nodes=3,
+        time_limit=30,
+        nemesis="none",
+        seed=12,
+        rate=50,
+        base_port=base,
+        results_dir=str(tmp_path / "results"),
+        election_timeout_ms=300,
+        heartbeat_ms=30,
+    )
+    with pytest.raises(BaseException) as raised:
+        await run_campaign(config, argv=["test"])
+    assert "nemesis bug" in repr(raised.value)
+    run_dir = (tmp_path / "results" / "latest").resolve()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["valid"] == "unknown"
+    assert "harness error" in results["interrupted"] and "nemesis bug" in results["interrupted"]
+    assert missing_files(run_dir) == []
+    assert history.read_jsonl(run_dir / "history.jsonl")  # what was recorded is kept
+    assert processes_mentioning(f"127.0.0.1:{base}") == []
+    assert ports_free(base, 9)
