@@ -313,7 +313,10 @@ def _png(figure: Any) -> str:
     buffer = io.BytesIO()
     # Fixed margins rather than bbox_inches="tight": the tight box measures every tick
     # label twice, which made a report several times slower to draw.
-    figure.subplots_adjust(left=0.07, right=0.985, top=0.97, bottom=0.1)
+    width, height = figure.get_size_inches()
+    figure.subplots_adjust(
+        left=0.8 / width, right=1 - 0.15 / width, top=1 - 0.15 / height, bottom=0.6 / height
+    )
     figure.savefig(buffer, format="png")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
