@@ -17,6 +17,7 @@ from campaign.results import (
     missing_files,
     new_run_dir,
     read_run_folder,
+    write_json,
     write_run_folder,
 )
 from campaign.verdict import exit_code, results_document, run_checker
@@ -87,10 +88,14 @@ def test_round_trip_and_newest_link(tmp_path, register_history, stale_history):
 
 
 def test_torn_history_tail_is_tolerated(tmp_path, register_history):
-    run_dir = write_synthetic_run(tmp_path, register_history)
+    run_dir = new_run_dir(tmp_path, "torn", STARTED)
+    write_json(run_dir / "campaign.json", campaign_document({"seed": 1}, kind="test"))
+    history.write_jsonl(run_dir / "history.jsonl", register_history)
     with open(run_dir / "history.jsonl", "a") as out:
         out.write('{"index": 99, "time": 1, "ty')  # a crash mid-line
-    assert read_run_folder(run_dir).ops == register_history
+    data = read_run_folder(run_dir)
+    assert data.ops == register_history
+    assert data.results is None and data.nemesis_records == [] and data.node_logs == {}
 
 
 def test_unreadable_folders_say_why(tmp_path):
