@@ -118,10 +118,6 @@ class Seeds:
         return cls(*(rng.getrandbits(63) for _ in range(5)))
 
 
-class RunAborted(Exception):
-    """The run could not go on (no leader, the workload could not set up): verdict unknown."""
-
-
 def _is_interrupt(error: BaseException) -> bool:
     if isinstance(error, KeyboardInterrupt):
         return True
@@ -145,7 +141,9 @@ def _aborted_reason(error: BaseException) -> str | None:
     """The message of an expected abort (possibly inside a Trio exception group)."""
     from workloads.runner import WorkloadSetupError
 
-    expected = (RunAborted, ClusterError, WorkloadSetupError)
+    # The run could not go on (no leader, a workload that could not set up the cluster):
+    # not a harness bug, so the verdict is "unknown" and the command exits 2.
+    expected = (ClusterError, WorkloadSetupError)
     if isinstance(error, expected):
         return str(error)
     if isinstance(error, BaseExceptionGroup):
@@ -440,7 +438,3 @@ def make_nemesis(
         records=records,
         time_ns=cluster.time_ns,
     )
-
-
-def report_path(outcome: CampaignOutcome) -> Path:
-    return outcome.run_dir / REPORT_FILE

@@ -51,3 +51,18 @@ def test_seed_streams_are_independent_and_reproducible():
     seeds = Seeds.derive(7)
     assert len({seeds.ports, seeds.workload, seeds.nemesis, seeds.proxies, seeds.nodes}) == 5
     assert Seeds.derive(8) != seeds
+
+
+def test_expected_aborts_are_told_apart_from_harness_bugs():
+    from campaign.run import _aborted_reason, _describe, _is_interrupt
+    from workloads.runner import WorkloadSetupError
+
+    no_leader = ClusterError("no leader elected within 30 s")
+    assert _aborted_reason(no_leader) == "no leader elected within 30 s"
+    grouped = BaseExceptionGroup("nursery", [ExceptionGroup("inner", [WorkloadSetupError("x")])])
+    assert _aborted_reason(grouped) == "x"
+    bug = ExceptionGroup("nursery", [no_leader, RuntimeError("bug")])
+    assert _aborted_reason(bug) is None  # a bug beside an abort is still a bug
+    assert _describe(bug) == "ClusterError: no leader elected within 30 s; RuntimeError: bug"
+    assert _is_interrupt(BaseExceptionGroup("nursery", [KeyboardInterrupt()]))
+    assert not _is_interrupt(bug)
