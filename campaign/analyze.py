@@ -1,7 +1,8 @@
 """`raftlab analyze DIR`: re-check a stored run and rewrite its verdict files.
 
 Reads ``campaign.json`` (which workload, which checker options) and ``history.jsonl``, runs
-the workload's checkers again, and rewrites ``results.json``, ``junit.xml`` and
+the workload's checkers again (keeping, marked ``carried_over``, the verdicts of checkers
+that need more than the history, such as the simulation's), and rewrites ``results.json``, ``junit.xml`` and
 ``report.html`` (and ``history.edn`` / ``history.txt`` if a crash left them unwritten).
 The exit code is the verdict's (conventions §2). Useful after a checker improves, after a
 run was cut short, or with a longer ``--check-time-limit`` for an "unknown" verdict.
@@ -54,8 +55,20 @@ def reanalyze(run_dir: Path, *, check_time_limit: float | None = None) -> RunDat
     if check_time_limit is not None:
         config = {**config, "check_time_limit": check_time_limit}
     checkers = check_history(config, data.ops)
-    previous = data.results or {}
-    extra = {key: previous[key] for key in ("stats", "recovery", "interrupted") if key in previous}
+    previous = data.results if isinstance(data.results, dict) else {}
+    # Checkers that judge what only the run saw (the simulation's election safety, node
+    # crashes…) cannot be re-run from the history: keep their verdicts, marked as such,
+    # so re-analysing never turns an invalid run valid by forgetting.
+    previous_checkers = previous.get("checkers")
+    if isinstance(previous_checkers, dict):
+        for name, result in previous_checkers.items():
+            if name not in checkers and isinstance(result, dict) and name != "run":
+                checkers[name] = {**result, "carried_over": True}
+    extra = {
+        key: value
+        for key, value in previous.items()
+        if key not in ("valid", "checkers", "counts", "reanalyzed")
+    }
     extra["reanalyzed"] = True
     data.results = results_document(checkers, counts=count_completions(data.ops), extra=extra)
     if not (run_dir / HISTORY_EDN).exists() or not (run_dir / HISTORY_TXT).exists():

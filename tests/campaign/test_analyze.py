@@ -88,3 +88,19 @@ def test_bad_folders_are_bad_arguments(tmp_path, register_history, capsys):
         history.writelines(lines)
     assert analyze(str(run_dir)) == 254
     assert "history.jsonl" in capsys.readouterr().err
+
+
+def test_verdicts_of_checkers_that_need_the_run_are_kept(tmp_path, register_history):
+    """A simulation's election-safety verdict cannot be recomputed from the history: a
+    re-analysis keeps it (marked) rather than turning an invalid run valid."""
+    run_dir = stored_run(tmp_path, register_history)
+    results = results_document(
+        {"linearizable": {"valid": True}, "election-safety": {"valid": False}}
+    )
+    results["replay"] = "raftlab sim --seed 5"
+    write_json(run_dir / "results.json", results)
+    assert analyze(str(run_dir)) == 1
+    rewritten = json.loads((run_dir / "results.json").read_text())
+    assert rewritten["checkers"]["election-safety"] == {"valid": False, "carried_over": True}
+    assert rewritten["checkers"]["linearizable"]["valid"] is True
+    assert rewritten["replay"] == "raftlab sim --seed 5"
