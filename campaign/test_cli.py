@@ -85,7 +85,7 @@ def parse_workload_options(workload: str, items: tuple[str, ...]) -> dict[str, A
     default=DEFAULT_NEMESIS,
     show_default=True,
     help="Faults, comma-separated: partition, kill, pause, delay, loss, clock, disk; or all / none. "
-    "Partition shapes and targets as in `nemesis/` (e.g. partition-leader).",
+    "A suffix narrows a fault to one shape or target: partition-leader, kill-minority, clock-strobe.",
 )
 @click.option(
     "--nemesis-interval",
@@ -94,7 +94,13 @@ def parse_workload_options(workload: str, items: tuple[str, ...]) -> dict[str, A
     show_default=True,
     help="Seconds between nemesis actions.",
 )
-@click.option("--nodes", type=click.IntRange(1, 15), default=5, show_default=True)
+@click.option(
+    "--nodes",
+    type=click.IntRange(1, 15),
+    default=5,
+    show_default=True,
+    help="Voters in the cluster (each a separate process).",
+)
 @click.option(
     "--time-limit",
     type=click.FloatRange(min=0.5),
@@ -169,9 +175,19 @@ def parse_workload_options(workload: str, items: tuple[str, ...]) -> dict[str, A
     show_default=True,
     help="First port of the nodes (then the n(n-1) proxies); 0 finds a free block.",
 )
-@click.option("--heartbeat-ms", type=click.FloatRange(min=1.0), default=100.0, show_default=True)
 @click.option(
-    "--election-timeout-ms", type=click.FloatRange(min=10.0), default=1000.0, show_default=True
+    "--heartbeat-ms",
+    type=click.FloatRange(min=1.0),
+    default=100.0,
+    show_default=True,
+    help="Passed to every node (raftlab node --heartbeat-ms).",
+)
+@click.option(
+    "--election-timeout-ms",
+    type=click.FloatRange(min=10.0),
+    default=1000.0,
+    show_default=True,
+    help="Passed to every node; shorter makes short runs more eventful (e.g. 300).",
 )
 def test_command(
     workload: str,
