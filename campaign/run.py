@@ -220,9 +220,8 @@ class _Run:
             config.to_dict(), kind="test", argv=argv, started=self.started
         )
         self.campaign["ports"] = {"base": base_port, "count": ports_needed(config.nodes)}
-        write_json(
-            self.run_dir / CAMPAIGN_FILE, self.campaign
-        )  # first: a crash still says what ran
+        # Written first, so that even a crash says what ran.
+        write_json(self.run_dir / CAMPAIGN_FILE, self.campaign)
         self.data_root = Path(tempfile.mkdtemp(prefix=f"raftlab-{config.name}-"))
         self.state = ProgressState(name=config.name, time_limit=config.time_limit)
         self.display = ProgressDisplay(
