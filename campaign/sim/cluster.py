@@ -95,6 +95,11 @@ class SimNode:
     # Raft invariant watched from outside: within one incarnation the commit index never
     # decreases (it is volatile, so a restart may start lower).
     commit_regressions: list[str] = field(default_factory=list)
+    # State Machine Safety (Raft Figure 3), watched from outside: the term of the entry
+    # each node committed at each index, shared by the whole cluster (index -> (term,
+    # first node)); a node committing another term at a known index is a violation.
+    committed_terms: dict[int, tuple[int, str]] = field(default_factory=dict)
+    safety_violations: list[str] = field(default_factory=list)
     _highest_commit: int = 0
     _scope: trio.CancelScope | None = None
     _nursery: trio.Nursery | None = None
@@ -114,7 +119,23 @@ class SimNode:
                 f"{trio.current_time():.6f} {self.node_id} commit index {self._highest_commit} "
                 f"-> {commit}"
             )
+        if commit > self._highest_commit:
+            self._record_committed(self._highest_commit + 1, commit)
         self._highest_commit = max(self._highest_commit, commit)
+
+    def _record_committed(self, first: int, last: int) -> None:
+        assert self.driver is not None
+        core = self.driver.core
+        for index in range(first, last + 1):
+            term = core.term_at(index)
+            if term is None:
+                continue  # compacted into a snapshot: checked when it was committed
+            known = self.committed_terms.setdefault(index, (term, self.node_id))
+            if known[0] != term and len(self.safety_violations) < 20:
+                self.safety_violations.append(
+                    f"{trio.current_time():.6f} {self.node_id} committed index {index} of "
+                    f"term {term}, {known[1]} committed term {known[0]} there"
+                )
 
     def set_clock_rate(self, rate: float) -> None:
         """Clock skew: the node's timers run ``rate`` times as fast as real time."""
@@ -322,6 +343,7 @@ class SimCluster:
     read_mode: str = "read_index"
     nodes: dict[str, SimNode] = field(default_factory=dict)
     log_lines: dict[str, list[str]] = field(default_factory=dict)
+    committed_terms: dict[int, tuple[int, str]] = field(default_factory=dict)
     _nursery: trio.Nursery | None = None
     on_event: Callable[[str, dict[str, Any]], None] | None = None
 
@@ -338,6 +360,7 @@ class SimCluster:
                 bugs=self.bugs,
                 log_lines=lines,
                 read_mode=self.read_mode,
+                committed_terms=self.committed_terms,
             )
 
     async def start(self, nursery: trio.Nursery) -> None:

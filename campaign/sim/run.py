@@ -212,6 +212,7 @@ def run_simulation(config: SimConfig) -> SimOutcome:
     checkers["node-crashes"] = _crash_result(cluster)
     checkers["commit-monotonic"] = _commit_result(cluster)
     checkers["election-safety"] = election_safety(cluster.log_lines)
+    checkers["state-machine-safety"] = _state_machine_safety_result(cluster)
     checkers["availability"] = availability(
         ops,
         node_ids,
@@ -272,6 +273,19 @@ def _commit_result(cluster: SimCluster) -> dict[str, Any]:
             "regressions": regressions,
         }
     return {"valid": True}
+
+
+def _state_machine_safety_result(cluster: SimCluster) -> dict[str, Any]:
+    """State Machine Safety (Raft Figure 3, §5.4.3): no two nodes commit (and so apply)
+    different entries at one index. Entries are named by (index, term): Log Matching."""
+    violations = [line for node in cluster.nodes.values() for line in node.safety_violations]
+    if violations:
+        return {
+            "valid": False,
+            "error": "two nodes committed different entries at one index",
+            "violations": violations,
+        }
+    return {"valid": True, "indices": len(cluster.committed_terms)}
 
 
 def _liveness_result(recovered_after: float | None, config: SimConfig) -> dict[str, Any]:

@@ -1,0 +1,217 @@
+"""Bug scenarios: for each teaching bug switch, a simulated run that exercises it.
+
+A bug switch is worth having only if the harness can catch it. Each ``BugScenario`` is
+a recipe (workload, nemesis, timing and network conditions: ``SimConfig`` fields) chosen
+so that the bug's damage becomes a real violation — of linearizability, set or bank
+invariants, an explicit Raft invariant (election safety, state machine safety, a
+monotonic commit index) or an explicit liveness bound — plus a fixed list of seeds.
+``bench/bug_matrix.py`` runs every recipe over its seeds; ``tests/sim/test_bugs.py``
+runs the cheapest detecting seed of each.
+
+The correct build runs every recipe too, with no switch on, over ``CORRECT_SEEDS``:
+whatever a recipe catches must be the bug's doing, not the recipe's.
+
+Recipes were found by exploration (the run's ``--seed`` replays it exactly); a change to
+the core, the driver or the simulation's random streams can move which seeds detect, so
+each recipe lists several.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from campaign.sim.run import SimConfig
+
+CORRECT_BUILD = "correct"
+
+
+@dataclass(frozen=True, slots=True)
+class BugScenario:
+    bug: str
+    why: str  # how the recipe exposes the bug, and what should catch it
+    options: dict[str, Any]  # SimConfig fields other than seed and bugs
+    seeds: tuple[int, ...]  # the matrix's fixed seeds
+    test_seed: int | None  # the cheapest seed that detects it (tests); None: none known
+    test_time: float | None = None  # a shorter time that still detects with test_seed
+    expected_checkers: tuple[str, ...] = field(default=())  # what caught it in exploration
+
+    def config(self, seed: int, *, with_bug: bool = True, time: float | None = None) -> SimConfig:
+        options = dict(self.options)
+        if time is not None:
+            options["time"] = time
+        workload_options = dict(options.pop("workload_options", {}))
+        return SimConfig(
+            seed=seed,
+            name=f"bug-{self.bug}" if with_bug else f"correct-{self.bug}",
+            bugs=[self.bug] if with_bug else [],
+            workload_options=workload_options,
+            **options,
+        )
+
+
+SCENARIOS: dict[str, BugScenario] = {
+    scenario.bug: scenario
+    for scenario in (
+        BugScenario(
+            bug="stale-local-reads",
+            why=(
+                "the leader is cut off from the rest; clients still reach it (client "
+                "traffic is not partitioned) and it answers reads from its own state while "
+                "a new leader accepts writes: a stale read (linearizability)"
+            ),
+            options=dict(
+                time=20.0,
+                nodes=3,
+                workload="register",
+                workload_options=dict(active_keys=2, value_range=1000, ops_per_key=60),
+                concurrency="10n",
+                rate=300.0,
+                nemesis="partition:leader",
+                nemesis_interval=1.0,
+                heartbeat_ms=50.0,
+                election_timeout_ms=300.0,
+            ),
+            seeds=(1, 2, 3, 4, 5),
+            test_seed=1,
+            expected_checkers=("linearizable",),
+        ),
+        BugScenario(
+            bug="readindex-before-noop",
+            why=(
+                "the leader is cut off just as it acknowledges writes, so the commit index "
+                "it last sent is lost with the cut; slow, jittery links let a follower's "
+                "heartbeat answer confirm the new leader's read round before its no-op "
+                "commits (a lagging follower rejects the no-op first), so reads are "
+                "answered from an applied state missing acknowledged writes "
+                "(linearizability)"
+            ),
+            options=dict(
+                time=20.0,
+                nodes=3,
+                workload="register",
+                workload_options=dict(active_keys=2, value_range=1000, ops_per_key=60),
+                concurrency="10n",
+                rate=300.0,
+                nemesis="partition:leader",
+                nemesis_interval=1.0,
+                heartbeat_ms=50.0,
+                election_timeout_ms=300.0,
+                base_delay=0.01,
+                jitter=0.08,
+            ),
+            seeds=(1, 2, 3, 4, 5, 6),
+            test_seed=1,
+            expected_checkers=("linearizable",),
+        ),
+        BugScenario(
+            bug="no-dedup",
+            why=(
+                "the leader is killed while appends are in flight; clients retry with the "
+                "same session sequence number, and without deduplication a retried "
+                "append lands twice in a list (linearizability of the append workload)"
+            ),
+            options=dict(time=20.0, workload="append", nemesis="kill:leader", nemesis_interval=2.0),
+            seeds=(1, 2, 3, 4, 5),
+            test_seed=2,
+            expected_checkers=("linearizable",),
+        ),
+        BugScenario(
+            bug="no-fsync",
+            why=(
+                "every node loses power together: what was acknowledged but never made "
+                "durable is gone (set loss), and a forgotten vote elects two leaders in "
+                "one term"
+            ),
+            options=dict(time=20.0, workload="set", nemesis="crash:all", nemesis_interval=3.0),
+            seeds=(1, 2, 3, 4, 5),
+            test_seed=1,
+            expected_checkers=("set", "election-safety"),
+        ),
+        BugScenario(
+            bug="forget-vote",
+            why=(
+                "a majority restarts: term and vote come back as 0 while the log holds "
+                "later terms, which the core refuses to start from (a node crash), and "
+                "the cluster cannot commit within the liveness bound"
+            ),
+            options=dict(
+                time=20.0, workload="register", nemesis="kill:majority", nemesis_interval=2.0
+            ),
+            seeds=(1, 2, 3, 4, 5),
+            test_seed=1,
+            expected_checkers=("node-crashes", "liveness"),
+        ),
+        BugScenario(
+            bug="truncate-always",
+            why=(
+                "severe delays reorder appends and duplicates replay old ones: a stale "
+                "append truncates entries the follower already acknowledged"
+            ),
+            options=dict(
+                time=20.0,
+                workload="append",
+                nemesis="delay:severe,partition",
+                nemesis_interval=3.0,
+                duplicate=0.05,
+            ),
+            seeds=(1, 2, 3, 4, 5),
+            test_seed=1,
+            expected_checkers=("linearizable", "liveness"),
+        ),
+        BugScenario(
+            bug="commit-regress",
+            why=(
+                "fast elections, jittery links and frequent partitions deliver stale "
+                "appends whose leader_commit is below the follower's commit index; "
+                "without the max the commit index moves backwards (Figure 2)"
+            ),
+            options=dict(
+                time=20.0,
+                nodes=3,
+                workload="append",
+                nemesis="partition",
+                nemesis_interval=1.0,
+                rate=150.0,
+                heartbeat_ms=50.0,
+                election_timeout_ms=300.0,
+                base_delay=0.005,
+                jitter=0.1,
+            ),
+            seeds=(1, 2, 3, 4, 5),
+            test_seed=1,
+            expected_checkers=("commit-monotonic",),
+        ),
+        BugScenario(
+            bug="no-prevote-checkquorum",
+            why=(
+                "long one-way cuts (a node hears nobody but is heard): without check-quorum "
+                "a leader cut off that way never steps down and its followers keep "
+                "hearing it, and without pre-vote a cut-off follower keeps raising terms; "
+                "no write commits within 5 election timeouts although a majority is "
+                "connected (the availability bound)"
+            ),
+            options=dict(
+                time=30.0,
+                nodes=3,
+                workload="register",
+                nemesis="partition:one-way",
+                nemesis_interval=10.0,
+                liveness_timeouts=5,
+            ),
+            seeds=(1, 2, 3, 4, 5, 6, 7, 8, 9),
+            test_seed=3,
+            expected_checkers=("availability",),
+        ),
+    )
+}
+
+# The correct build runs every recipe over these seeds and must be valid on all of them.
+CORRECT_SEEDS: tuple[int, ...] = (1, 2, 3)
+
+
+def correct_configs(seeds: tuple[int, ...] = CORRECT_SEEDS) -> list[SimConfig]:
+    """Every recipe with no bug switch on, over ``seeds``."""
+    return [
+        scenario.config(seed, with_bug=False) for scenario in SCENARIOS.values() for seed in seeds
+    ]
