@@ -80,6 +80,17 @@ class LocalCluster:
         )
         log.close()
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the node processes so far (Linux /proc)."""
+        total = 0
+        for process in self.processes.values():
+            try:
+                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        return total / os.sysconf("SC_CLK_TCK")
+
     def kill(self, node: str) -> None:
         process = self.processes.pop(node)
         process.kill()
@@ -154,11 +165,16 @@ async def put_bench(
                 latencies.append(time.perf_counter() - start)
 
         started = time.perf_counter()
+        nodes_cpu_before = cluster.cpu_seconds()
+        client_cpu_before = time.process_time()
         async with trio.open_nursery() as nursery:
             for _ in range(in_flight):
                 nursery.start_soon(worker)
         elapsed = time.perf_counter() - started
+        nodes_cpu = cluster.cpu_seconds() - nodes_cpu_before
+        client_cpu = time.process_time() - client_cpu_before
     latencies.sort()
+    ops = max(len(latencies), 1)
     return {
         "bench": "put",
         "in_flight": in_flight,
@@ -168,6 +184,9 @@ async def put_bench(
         "ops_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(percentile(latencies, 0.50) * 1000, 3),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 3),
+        # CPU per op (all three nodes; the client): independent of the machine's load.
+        "nodes_cpu_ms_per_op": round(nodes_cpu * 1000 / ops, 3),
+        "client_cpu_ms_per_op": round(client_cpu * 1000 / ops, 3),
         "errors": errors,
     }
 
