@@ -258,6 +258,9 @@ def _search(
     must = [op.must for op in operations]
     is_info = [not flag for flag in must]
     read_only = [model.read_only(view) for view in views]
+    blind = [model.blind(view) for view in views]
+    # after an info op, a blind op would erase it: such a step is not tried
+    info_erased = [is_info[i] and any(blind) for i in range(n)]
     bits = [1 << i for i in range(n)]
 
     # Porcupine's entry list: call and return events in history order, doubly linked,
@@ -360,6 +363,8 @@ def _search(
                 mask = skip_mask[i]
                 if mask and mask & ~lin:
                     continue  # an identical op returning no later stands for this one
+                if blind[i] and stack and info_erased[stack[-1][5]]:
+                    continue  # it would erase the info op just linearized: skip that one instead
             steps += 1
             new_state = step(state, views[i])
             if new_state is None:
@@ -616,11 +621,12 @@ def check(
     # Small components first: an invalid one is found sooner.
     for key, members in sorted(components, key=lambda item: len(item[1])):
         start_state = initial
-        if the_model.key_aware and decompose:
-            start_state = the_model.restrict(initial, key if isinstance(key, tuple) else (key,))
-        whole_state_reads = not the_model.key_aware or (
-            len({k for op in members for k in the_model.keys(op.view)}) == 1
-        )
+        whole_state_reads = True
+        if the_model.key_aware:
+            component_keys = {k for op in members for k in the_model.keys(op.view)}
+            if decompose:
+                start_state = the_model.restrict(initial, component_keys)
+            whole_state_reads = decompose and len(component_keys) == 1
         search = _search(
             the_model,
             members,

@@ -194,6 +194,14 @@ class Model:
         """
         return False
 
+    def blind(self, op: Op) -> bool:
+        """True when the state after ``op`` does not depend on the state before (a write).
+
+        An info op followed at once by a blind op had no visible effect, so the search
+        never tries a blind op right after an info op: leaving the info op out is as good.
+        """
+        return False
+
     def accepting_states(self, op: Op) -> tuple[Any, ...] | None:
         """For a read-only op that holds in a few known states only: those states.
 

@@ -49,3 +49,6 @@ class CasRegisterModel(Model):
 
     def accepting_states(self, op: Op) -> tuple[Any, ...] | None:
         return None if op.value is None else (op.value,)
+
+    def blind(self, op: Op) -> bool:
+        return op.f == "write"

@@ -100,3 +100,6 @@ class KVModel(Model):
         if value in _ABSENT_READS:
             return ((), ((key, value),))
         return (((key, value),),)
+
+    def blind(self, op: Op) -> bool:
+        return op.f == "put"

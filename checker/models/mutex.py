@@ -22,3 +22,6 @@ class MutexModel(Model):
 
     def describe(self, state: bool) -> str:
         return "held" if state else "free"
+
+    def blind(self, op: Op) -> bool:
+        return False  # acquire and release both depend on the state (they can fail)

@@ -40,3 +40,6 @@ class RegisterModel(Model):
 
     def accepting_states(self, op: Op) -> tuple[Any, ...] | None:
         return None if op.value is None else (op.value,)
+
+    def blind(self, op: Op) -> bool:
+        return op.f == "write"
