@@ -326,3 +326,34 @@ def test_results_merge_takes_the_worst() -> None:
     assert merge([{"valid": None}])["valid"] == "unknown"
     assert worst([True, True]) is True
     assert normalize("yes") == "unknown"
+
+
+def test_kv_keys_may_be_tuples_and_start_from_their_initial_values() -> None:
+    h = History()
+    h.call(0, "get", [[1, 2], None], [[1, 2], "v"])
+    h.call(0, "append", [[1, 2], "w"])
+    h.call(0, "get", [[1, 2], None], [[1, 2], "vw"])
+    assert check(h.ops, "kv", init={(1, 2): "v"})["valid"] is True
+    assert check(h.ops, "kv")["valid"] is False
+    assert check(h.ops, "kv", init={(1, 2): "v"}, decompose=False)["valid"] is True
+
+
+def test_an_invalid_key_stops_the_search_of_the_others() -> None:
+    h = History()
+    h.call(0, "write", ["bad", 1])
+    h.call(0, "read", ["bad", None], ["bad", 2])
+    # A valid key with a large search space: write 1 must come last of twelve.
+    for process in range(1, 13):
+        h.invoke(process, "write", ["wide", process])
+    for process in range(1, 13):
+        h.ok(process, "write", ["wide", process])
+    h.call(0, "read", ["wide", None], ["wide", 1])
+    result = check(h.ops, "cas-register")
+    assert result["valid"] is False
+    assert [failure["key"] for failure in result["failures"]] == ["bad"]
+    assert result["skipped_keys"] == ["wide"]
+    assert "unknown_keys" not in result
+    every = check(h.ops, "cas-register", all_components=True)
+    assert every["valid"] is False
+    assert "skipped_keys" not in every
+    assert every["configs"] > result["configs"]
