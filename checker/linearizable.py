@@ -290,6 +290,8 @@ def _search(
     # return) need never happen, so they come after every op that must.
     order_key = [return_entry[i] if must[i] else m + call_entry[i] for i in range(n)]
     skip_mask = _symmetry_masks(operations, call_entry, return_entry, m)
+    any_info = any(is_info)
+    guarded = [bool(skip_mask[i]) or (any_info and blind[i]) for i in range(n)]
 
     def advance_frontier(entry: int, cands: list[int], rcands: list[int]) -> int:
         """From ``entry`` on, add the calls met to the candidates; return the next return.
@@ -342,6 +344,7 @@ def _search(
     # frames: (mutator candidates, read candidates, ops to try, index of the next one,
     # the forced read or -1, op linearized, state before, frontier before)
     stack: list[tuple[list[int], list[int], list[int], int, int, int, Any, int]] = []
+    stack_append, stack_pop, cache_add = stack.append, stack.pop, cache.add
     used_infos: list[int] = []
     cands: list[int] = []
     rcands: list[int] = []
@@ -359,7 +362,7 @@ def _search(
         while idx < ntrying:
             i = trying[idx]
             idx += 1
-            if forced < 0:
+            if forced < 0 and guarded[i]:
                 mask = skip_mask[i]
                 if mask and mask & ~lin:
                     continue  # an identical op returning no later stands for this one
@@ -375,10 +378,10 @@ def _search(
             visited = (new_lin, new_state)
             if visited in cache:
                 continue  # Lowe's memoisation
-            cache.add(visited)
+            cache_add(visited)
             if used_infos and _dominated(used_infos, new_lin, new_state, i, state, bits, cache):
                 continue
-            stack.append((cands, rcands, trying, idx, forced, i, state, frontier))
+            stack_append((cands, rcands, trying, idx, forced, i, state, frontier))
             state = new_state
             lin = new_lin
             # lift op i: its call and its return leave the entry list
@@ -388,7 +391,8 @@ def _search(
             prv[b] = a
             own_cands = own_rcands = False
             if forced < 0:
-                cands = cands[: idx - 1] + cands[idx:]
+                cands = cands.copy()
+                del cands[idx - 1]
                 own_cands = True
             elif stepped_reads[i]:
                 rcands = [j for j in rcands if j != i]
@@ -418,7 +422,7 @@ def _search(
                     best_states[state] = [frame[5] for frame in stack]
             if not stack:
                 break
-            cands, rcands, trying, idx, forced, i, state, frontier = stack.pop()
+            cands, rcands, trying, idx, forced, i, state, frontier = stack_pop()
             ntrying = len(trying)
             lin ^= bits[i]
             # unlift op i, in the reverse order of lifting (dancing links)
