@@ -120,7 +120,7 @@ def report(rows: list[Row]) -> int:
             f"checking vs Porcupine ({source}): all {total_check / figures['all']:.2f}x of {figures['all']} s, "
             f"etcd {etcd_check / figures['etcd']:.2f}x of {figures['etcd']} s"
             + (
-                f", {slow_name} {ours_slow / slow_seconds:.2f}x of {slow_seconds} s"
+                f", {slow_name} {ours_slow:.3f} s = {ours_slow / slow_seconds:.3f}x of {slow_seconds} s"
                 if ours_slow is not None
                 else ""
             )
