@@ -58,7 +58,9 @@ SCENARIOS: dict[str, BugScenario] = {
             why=(
                 "the leader is cut off from the rest; clients still reach it (client "
                 "traffic is not partitioned) and it answers reads from its own state while "
-                "a new leader accepts writes: a stale read (linearizability)"
+                "a new leader accepts writes; slow, jittery links keep followers' applied "
+                "state behind the leader's too, and they answer reads as well: stale reads "
+                "(linearizability)"
             ),
             options=dict(
                 time=20.0,
@@ -71,9 +73,12 @@ SCENARIOS: dict[str, BugScenario] = {
                 nemesis_interval=1.0,
                 heartbeat_ms=50.0,
                 election_timeout_ms=300.0,
+                base_delay=0.01,
+                jitter=0.08,
             ),
-            seeds=(1, 2, 3, 4, 5),
-            test_seed=1,
+            seeds=(1, 2, 3, 4, 5, 6),
+            test_seed=4,
+            test_time=6.0,
             expected_checkers=("linearizable",),
         ),
         BugScenario(
@@ -101,7 +106,8 @@ SCENARIOS: dict[str, BugScenario] = {
                 jitter=0.08,
             ),
             seeds=(1, 2, 3, 4, 5, 6),
-            test_seed=1,
+            test_seed=3,
+            test_time=6.0,
             expected_checkers=("linearizable",),
         ),
         BugScenario(
@@ -113,7 +119,8 @@ SCENARIOS: dict[str, BugScenario] = {
             ),
             options=dict(time=20.0, workload="append", nemesis="kill:leader", nemesis_interval=2.0),
             seeds=(1, 2, 3, 4, 5),
-            test_seed=2,
+            test_seed=4,
+            test_time=10.0,
             expected_checkers=("linearizable",),
         ),
         BugScenario(
@@ -126,6 +133,7 @@ SCENARIOS: dict[str, BugScenario] = {
             options=dict(time=20.0, workload="set", nemesis="crash:all", nemesis_interval=3.0),
             seeds=(1, 2, 3, 4, 5),
             test_seed=1,
+            test_time=6.0,
             expected_checkers=("set", "election-safety"),
         ),
         BugScenario(
@@ -140,6 +148,7 @@ SCENARIOS: dict[str, BugScenario] = {
             ),
             seeds=(1, 2, 3, 4, 5),
             test_seed=1,
+            test_time=6.0,
             expected_checkers=("node-crashes", "liveness"),
         ),
         BugScenario(
@@ -156,7 +165,8 @@ SCENARIOS: dict[str, BugScenario] = {
                 duplicate=0.05,
             ),
             seeds=(1, 2, 3, 4, 5),
-            test_seed=1,
+            test_seed=3,
+            test_time=6.0,
             expected_checkers=("linearizable", "liveness"),
         ),
         BugScenario(
@@ -179,7 +189,8 @@ SCENARIOS: dict[str, BugScenario] = {
                 jitter=0.1,
             ),
             seeds=(1, 2, 3, 4, 5),
-            test_seed=1,
+            test_seed=2,
+            test_time=6.0,
             expected_checkers=("commit-monotonic",),
         ),
         BugScenario(
@@ -201,13 +212,78 @@ SCENARIOS: dict[str, BugScenario] = {
             ),
             seeds=(1, 2, 3, 4, 5, 6, 7, 8, 9),
             test_seed=3,
+            test_time=20.0,
             expected_checkers=("availability",),
+        ),
+        BugScenario(
+            bug="vote-twice",
+            why=(
+                "exercised, never detected: fast elections under partitions, kills, pauses "
+                "and clock skew clear votes on same-term step-downs (about ten per run), "
+                "yet no node ever grants a second vote in a term. The reset is harmless "
+                "everywhere but one place: a new leader's log already holds its no-op, "
+                "which no rival candidate of that term can match; a losing candidate "
+                "only loses its vote for itself; a leader or follower in its lease drops "
+                "vote requests unanswered. The one harmful path — a follower whose pre-vote "
+                "is rejected by a quorum forgets its vote for the term's winner and then "
+                "grants a late candidate of the same term — needs that winner cut off "
+                "within a millisecond of its election while two other nodes still sit a "
+                "term behind with longer logs than the voter: beyond a random schedule"
+            ),
+            options=dict(
+                time=20.0,
+                nodes=5,
+                workload="append",
+                nemesis="partition,kill,pause,clock",
+                nemesis_interval=1.0,
+                rate=200.0,
+                heartbeat_ms=50.0,
+                election_timeout_ms=300.0,
+                base_delay=0.005,
+                jitter=0.05,
+            ),
+            seeds=(1, 2, 3),
+            test_seed=None,
+            expected_checkers=("election-safety",),
+        ),
+        BugScenario(
+            bug="commit-old-term",
+            why=(
+                "exercised, never detected: the bug's branch never fires. A new leader "
+                "appends its no-op at once (§5.4.2, §6.4) and sends it in the same append "
+                "as the earlier-term entries a follower lacks, so the ack that makes an "
+                "old entry majority-replicated also covers the no-op, which commits it "
+                "legitimately. Only a backlog beyond max_entries_per_append (512) "
+                "uncommitted entries would split them, and Figure 8 then still needs a "
+                "rival with a higher-term conflicting suffix to win afterwards (which "
+                "the state-machine-safety watch would catch)"
+            ),
+            options=dict(
+                time=20.0,
+                nodes=5,
+                workload="append",
+                nemesis="partition,kill,pause",
+                nemesis_interval=1.0,
+                rate=500.0,
+                heartbeat_ms=50.0,
+                election_timeout_ms=300.0,
+                base_delay=0.005,
+                jitter=0.05,
+            ),
+            seeds=(1, 2, 3),
+            test_seed=None,
+            expected_checkers=("state-machine-safety", "linearizable"),
         ),
     )
 }
 
 # The correct build runs every recipe over these seeds and must be valid on all of them.
 CORRECT_SEEDS: tuple[int, ...] = (1, 2, 3)
+
+
+def detectable() -> list[BugScenario]:
+    """The scenarios with a known detecting seed (what CI must keep catching)."""
+    return [scenario for scenario in SCENARIOS.values() if scenario.test_seed is not None]
 
 
 def correct_configs(seeds: tuple[int, ...] = CORRECT_SEEDS) -> list[SimConfig]:
