@@ -258,17 +258,23 @@ class NodeDriver:
             self._wakeup = trio.Event()
             while self.core.has_ready():
                 await self._handle_ready(self.core.ready())
-                # Let receivers and clients run between Readies: fair to the network
-                # tasks, and what they bring lands in one bigger next Ready.
-                await trio.lowlevel.checkpoint()
+                if self.core.has_ready():
+                    # Let receivers and clients run between Readies: fair to the network
+                    # tasks, and what they bring lands in one bigger next Ready.
+                    await trio.lowlevel.checkpoint()
 
     def _do(self, action: Callable[[], None]) -> None:
-        """Run an action on the core now, or right after the Ready in progress."""
+        """Run an action on the core now, or right after the Ready in progress.
+
+        The loop is woken only when the action left work: most ticks and many messages
+        leave none, and a wake-up that finds nothing costs a scheduler round (which is
+        what bounds the simulation's speed)."""
         if self._busy:
-            self._inbox.append(action)
-        else:
-            action()
-        self._wakeup.set()
+            self._inbox.append(action)  # the loop re-checks has_ready() after the inbox
+            return
+        action()
+        if self.core.has_ready():
+            self._wakeup.set()
 
     async def _blocking(self, call: Callable[[], Any]) -> Any:
         if self.offload is None:
