@@ -39,8 +39,8 @@ argument:
   that would leave the state as it is is not tried.
 - Of identical operations (same function, value and outcome) callable together only the
   one returning first is tried: any linearization that starts with another can swap them.
-- A configuration that differs from a failed one only by one more info op linearized,
-  in the same state, fails too (the info op could have been left out).
+- A configuration fails if a failed one had the same ops that must happen linearized, the
+  same state, and a subset of its info ops: having spent more optional ops cannot help.
 - Components are searched in turns (slices of steps doubling each round), so that a cheap
   invalid component ends the check before an expensive one is finished (the others are
   then reported under ``skipped_keys``; ``all_components=True`` decides every one).
@@ -345,7 +345,10 @@ def _search(
     # the forced read or -1, op linearized, state before, frontier before)
     stack: list[tuple[list[int], list[int], list[int], int, int, int, Any, int]] = []
     stack_append, stack_pop, cache_add = stack.append, stack.pop, cache.add
-    used_infos: list[int] = []
+    # Failed configurations by (linearized ops that must happen, state): the sets of info
+    # ops they had used. Having used more info ops in the same situation cannot help.
+    info_mask = sum(bits[i] for i in range(n) if is_info[i])
+    failed_with: dict[tuple[int, Any], list[int]] = {}
     cands: list[int] = []
     rcands: list[int] = []
     frontier = advance_frontier(nxt[head], cands, rcands)
@@ -379,8 +382,10 @@ def _search(
             if visited in cache:
                 continue  # Lowe's memoisation
             cache_add(visited)
-            if used_infos and _dominated(used_infos, new_lin, new_state, i, state, bits, cache):
-                continue
+            if info_mask:
+                used = new_lin & info_mask
+                if used and _dominated(failed_with.get((new_lin ^ used, new_state)), used):
+                    continue
             stack_append((cands, rcands, trying, idx, forced, i, state, frontier))
             state = new_state
             lin = new_lin
@@ -409,8 +414,6 @@ def _search(
                     if not own_rcands:
                         rcands = rcands[:]
                     frontier = advance_frontier(b, cands, rcands)
-            else:
-                used_infos.append(i)
             break
         else:
             # Every candidate failed here: remember how far this configuration got.
@@ -420,6 +423,9 @@ def _search(
                     best_states = {}
                 if len(best_states) < _MAX_STATES and state not in best_states:
                     best_states[state] = [frame[5] for frame in stack]
+            if info_mask:
+                used = lin & info_mask
+                _remember_failure(failed_with, (lin ^ used, state), used)
             if not stack:
                 break
             cands, rcands, trying, idx, forced, i, state, frontier = stack_pop()
@@ -432,8 +438,6 @@ def _search(
                 nxt[prv[r]] = r
                 prv[nxt[r]] = r
                 remaining += 1
-            else:
-                used_infos.pop()
             nxt[prv[e]] = e
             prv[nxt[e]] = e
             continue
@@ -466,27 +470,35 @@ def _search(
     )
 
 
-def _dominated(
-    used_infos: list[int],
-    lin: int,
-    state: Any,
-    just: int,
-    parent_state: Any,
-    bits: list[int],
-    cache: set[tuple[int, Any]],
-) -> bool:
-    """True when (lin without one used info op, state) was visited and is not the parent.
+_MAX_FAILED_USES = 16  # info-op sets kept per situation: the search stays linear in them
 
-    A visited configuration that is not on the search path has failed; adding an info op
-    that left the state as it was cannot make it succeed (the op could stay unapplied).
-    The parent (lin without ``just``) is on the path, so it proves nothing when the step
-    from it kept the state.
+
+def _remember_failure(
+    failed_with: dict[tuple[int, Any], list[int]], situation: tuple[int, Any], used: int
+) -> None:
+    """Keep the minimal failed info-op sets of a situation (supersets prove nothing more)."""
+    uses = failed_with.get(situation)
+    if uses is None:
+        failed_with[situation] = [used]
+        return
+    if any(not earlier & ~used for earlier in uses):
+        return
+    kept = [earlier for earlier in uses if earlier & ~used]
+    kept.append(used)
+    failed_with[situation] = kept[-_MAX_FAILED_USES:]
+
+
+def _dominated(failed_uses: list[int] | None, used: int) -> bool:
+    """True when a failed configuration in the same situation had used a subset of ``used``.
+
+    Same ops that must happen linearized, same state, fewer info ops spent: everything
+    that can follow here could follow there (info ops have no return to wait for), and
+    it failed there.
     """
-    for w in used_infos:
-        if w == just and parent_state == state:
-            continue
-        if (lin ^ bits[w], state) in cache:
-            return True
+    if failed_uses:
+        for earlier in failed_uses:
+            if not earlier & ~used:
+                return True
     return False
 
 
