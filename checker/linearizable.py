@@ -46,8 +46,8 @@ argument:
   then reported under ``skipped_keys``; ``all_components=True`` decides every one).
 
 Budgets: ``time_limit`` (seconds, wall clock, for the whole check) and ``max_configs``
-(cache entries, per component and over all live components: the memory budget; about 130
-bytes each) end in ``"unknown"``, never a guess.
+(cache entries, per component and over all live components: the memory budget; 130 to
+260 bytes each) end in ``"unknown"``, never a guess.
 
 The result dict (JSON-ready once passed through ``checker.history.to_jsonable``):
 
@@ -127,7 +127,8 @@ from checker.results import UNKNOWN, worst
 
 __all__ = ["DEFAULT_MAX_CONFIGS", "check"]
 
-# About 130 bytes per cached configuration: 5 million is well under a gigabyte.
+# About 130 bytes per cached configuration (twice that with info ops, whose failed
+# configurations are also kept by situation): 5 million stays around a gigabyte at most.
 DEFAULT_MAX_CONFIGS = 5_000_000
 # Search steps between two looks at the clock.
 _CLOCK_EVERY = 4096
