@@ -105,20 +105,42 @@ def test_shrinking_reduces_a_planted_failing_schedule() -> None:
     # Stale local reads need the leader cut off; the other faults are noise to shrink away.
     planted = [
         FaultStep("delay", "mild", 0.3, 0.5),
-        FaultStep("partition", "leader", 1.0, 4.0),
-        FaultStep("kill", "one", 5.5, 1.0),
-        FaultStep("clock", "fast", 7.0, 1.0),
+        FaultStep("partition", "leader", 1.0, 3.0),
+        FaultStep("kill", "one", 4.5, 1.0),
+        FaultStep("clock", "fast", 6.0, 1.0),
     ]
-    # Seed 4 is one whose planted run fails (stale reads from the cut-off leader).
-    config = SimConfig(
-        seed=4,
-        time=9.0,
-        nodes=3,
-        rate=100.0,
-        recovery_time=1.0,
-        bugs=["stale-local-reads"],
-        schedule=[step.to_dict() for step in planted],
+
+    # Busy clients on two keys over slow, jittery links (the stale-local-reads recipe of
+    # campaign/sim/scenarios.py). Which seeds make the planted run fail depends on every
+    # part of the system (a change in the driver moves them), so take the first failing
+    # one among a dozen.
+    def planted_config(seed: int) -> SimConfig:
+        return SimConfig(
+            seed=seed,
+            time=7.0,
+            nodes=3,
+            workload="register",
+            workload_options={"active_keys": 2, "value_range": 1000, "ops_per_key": 60},
+            concurrency="10n",
+            rate=300.0,
+            heartbeat_ms=50.0,
+            election_timeout_ms=300.0,
+            base_delay=0.01,
+            jitter=0.08,
+            recovery_time=1.0,
+            bugs=["stale-local-reads"],
+            schedule=[step.to_dict() for step in planted],
+        )
+
+    config = next(
+        (
+            planted_config(seed)
+            for seed in range(1, 13)
+            if run_simulation(planted_config(seed)).valid is False
+        ),
+        None,
     )
+    assert config is not None, "no seed in 1..12 makes the planted schedule fail"
     result = shrink(config, max_examples=15)
     assert result.minimal is not None, "the planted schedule should fail"
     assert len(result.minimal) < len(planted)
