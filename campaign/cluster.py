@@ -138,6 +138,15 @@ def node_ids_for(count: int) -> tuple[str, ...]:
     return tuple(f"n{number}" for number in range(1, count + 1))
 
 
+def direct_peer_args(node_id: str, addresses: dict[str, Address]) -> list[str]:
+    """``--peer`` arguments pointing straight at the other nodes (no proxies)."""
+    args: list[str] = []
+    for peer, (host, port) in addresses.items():
+        if peer != node_id:
+            args += ["--peer", f"{peer}={host}:{port}"]
+    return args
+
+
 def node_argv(
     node_id: str,
     *,
@@ -194,6 +203,7 @@ class LocalCluster:
         election_timeout_ms: float = 1000.0,
         unsafe_local_reads: bool = False,
         status_interval: float = 0.25,
+        proxies: bool = True,
     ) -> None:
         from nemesis.process import NodeProcess, ProcessGroup
         from nemesis.proxy import ProxyMesh
@@ -213,6 +223,9 @@ class LocalCluster:
             host=HOST,
             seed=proxy_seed,
         )
+        # Without proxies (bench/campaign_overhead.py's baseline) nodes dial each other
+        # directly and link faults are impossible.
+        self.proxies = proxies
         self.group = ProcessGroup()
         seeder = random.Random(node_seed)
         self.data_dirs: dict[str, Path] = {}
@@ -224,7 +237,9 @@ class LocalCluster:
                 port=self.node_addresses[node_id][1],
                 data_dir=data_dir,
                 cluster_id=cluster_id,
-                peer_args=self.mesh.peer_args(node_id),
+                peer_args=self.mesh.peer_args(node_id)
+                if proxies
+                else direct_peer_args(node_id, self.node_addresses),
                 seed=seeder.getrandbits(63),
                 heartbeat_ms=heartbeat_ms,
                 election_timeout_ms=election_timeout_ms,
@@ -267,7 +282,8 @@ class LocalCluster:
         """Proxies up, nodes started, status polled; until cancelled, then every node killed."""
         async with self.group, self._status_client:
             async with trio.open_nursery() as nursery:
-                await nursery.start(self.mesh.run)
+                if self.proxies:
+                    await nursery.start(self.mesh.run)
                 nursery.start_soon(self.group.watch_signals)
                 await self.group.start_all()
                 nursery.start_soon(self._poll_forever)

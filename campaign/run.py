@@ -83,6 +83,7 @@ class CampaignConfig:
     heartbeat_ms: float = 100.0
     election_timeout_ms: float = 1000.0
     leader_timeout: float = 30.0
+    proxies: bool = True  # False only for bench/campaign_overhead.py's baseline (no link faults)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -238,6 +239,7 @@ class _Run:
             heartbeat_ms=config.heartbeat_ms,
             election_timeout_ms=config.election_timeout_ms,
             unsafe_local_reads=config.unsafe_local_reads,
+            proxies=config.proxies,
         )
         self.client_factory = make_client_factory(self.cluster)
         self.recorder: Any = None
