@@ -283,6 +283,10 @@ def print_table(summaries: list[dict[str, Any]], real: list[dict[str, Any]]) -> 
             f"{_cell(summary['median_sim_s']):>9} {_cell(summary['median_wall_s']):>10} "
             f"{to_first:>19}  {', '.join(summary['checkers']) or '-'}{unknown}"
         )
+    undetected = [s["row"] for s in summaries if s["row"] != CORRECT_BUILD and not s["detected"]]
+    for row in undetected:
+        print()
+        print(f"{row}: {SCENARIOS[row].why}")
     if real:
         print()
         print("Real campaigns (raftlab test: processes, TCP, proxies)")
