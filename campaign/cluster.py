@@ -16,8 +16,7 @@ from __future__ import annotations
 import errno
 import random
 import socket
-import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,52 +137,37 @@ def node_ids_for(count: int) -> tuple[str, ...]:
     return tuple(f"n{number}" for number in range(1, count + 1))
 
 
-def direct_peer_args(node_id: str, addresses: dict[str, Address]) -> list[str]:
-    """``--peer`` arguments pointing straight at the other nodes (no proxies)."""
-    args: list[str] = []
-    for peer, (host, port) in addresses.items():
-        if peer != node_id:
-            args += ["--peer", f"{peer}={host}:{port}"]
-    return args
-
-
 def node_argv(
     node_id: str,
     *,
     port: int,
     data_dir: Path,
     cluster_id: str,
-    peer_args: list[str],
+    peers: Mapping[str, Address],
     seed: int,
     heartbeat_ms: float,
     election_timeout_ms: float,
     unsafe_local_reads: bool,
 ) -> list[str]:
-    """The command line of one node (`raftlab node`, run by this interpreter)."""
-    argv = [
-        sys.executable,
-        "-m",
-        "campaign",
-        "node",
-        "--id",
-        node_id,
-        "--listen",
-        f"{HOST}:{port}",
-        "--data-dir",
-        str(data_dir),
-        "--cluster-id",
-        cluster_id,
+    """The command line of one node (`raftlab node`, run by this interpreter).
+
+    ``peers`` maps each other node to where this node must dial it: a proxy, or (without
+    proxies) the node itself."""
+    from raftnode.cli import node_argv as raftnode_argv
+
+    extra = [
         "--seed",
         str(seed),
         "--heartbeat-ms",
         f"{heartbeat_ms:g}",
         "--election-timeout-ms",
         f"{election_timeout_ms:g}",
-        *peer_args,
     ]
     if unsafe_local_reads:
-        argv.append("--unsafe-local-reads")
-    return argv
+        extra.append("--unsafe-local-reads")
+    return raftnode_argv(
+        node_id, port, dict(peers), data_dir, host=HOST, cluster_id=cluster_id, extra=extra
+    )
 
 
 class LocalCluster:
@@ -237,9 +221,7 @@ class LocalCluster:
                 port=self.node_addresses[node_id][1],
                 data_dir=data_dir,
                 cluster_id=cluster_id,
-                peer_args=self.mesh.peer_args(node_id)
-                if proxies
-                else direct_peer_args(node_id, self.node_addresses),
+                peers=self.mesh.peer_map(node_id) if proxies else self.node_addresses,
                 seed=seeder.getrandbits(63),
                 heartbeat_ms=heartbeat_ms,
                 election_timeout_ms=election_timeout_ms,

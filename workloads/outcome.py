@@ -25,28 +25,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# conventions §3 / ARCHITECTURE.md "Wire": which codes say the operation did not happen
+# (``unavailable``: no node could be reached, nothing was sent) and which say it may have
+# (``outcome_unknown``: a write that may have reached a leader before its retries ran out).
+# One table for the client and the workloads, so the two can never disagree.
+from raftnode.client import DEFINITE_CODES, INDEFINITE_CODES
 from workloads.client import ClientErrorLike
 
-# conventions §3 / ARCHITECTURE.md "Wire": the operation did not happen. ``unavailable``
-# (raftnode.client: no node could be reached, nothing was sent) is definite as well.
-DEFINITE_CODES: frozenset[str] = frozenset(
-    {
-        "not_leader",
-        "no_leader",
-        "cas_mismatch",
-        "not_found",
-        "malformed",
-        "too_large",
-        "insufficient_funds",
-        "stale_seq",
-        "unavailable",
-    }
-)
-# The operation may have happened. ``outcome_unknown``: raftnode.client's name for a write
-# that may have reached a leader before its retries ran out.
-INDEFINITE_CODES: frozenset[str] = frozenset(
-    {"timeout", "connection_lost", "node_crashed", "outcome_unknown"}
-)
+__all__ = ["DEFINITE_CODES", "INDEFINITE_CODES", "ALWAYS_INDEFINITE_CODES"]
+
 # Codes that mean "the outcome is unknown" whatever flag comes with them.
 ALWAYS_INDEFINITE_CODES: frozenset[str] = INDEFINITE_CODES - {"connection_lost"}
 
