@@ -43,6 +43,10 @@ class SimTiming:
     election_timeout_ms: float = 1000.0
     snapshot_threshold: int = 512
     request_timeout: float = 5.0
+    # RaftConfig.max_entries_per_append: a small value splits a catch-up into several
+    # appends, as a large backlog does in a long run (Figure 8 needs a follower to
+    # acknowledge earlier-term entries apart from the new leader's no-op).
+    max_entries_per_append: int = 512
 
 
 @dataclass(slots=True)
@@ -168,6 +172,7 @@ class SimNode:
                 election_ticks=timing.election_ticks,
                 heartbeat_ticks=timing.heartbeat_ticks,
                 snapshot_threshold=self.timing.snapshot_threshold,
+                max_entries_per_append=self.timing.max_entries_per_append,
                 read_mode=self.read_mode,
                 bugs=self.bugs,
             ),

@@ -14,6 +14,7 @@ from the seed or given explicitly (the shrinker does that).
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,46 @@ PARTITION_SHAPES = (
     "one-way",
 )
 TARGETS = ("one", "minority", "majority", "leader", "all")
+
+# Explicit options, for hand-built schedules (a replayed Figure 8 needs exact nodes):
+# a target may name nodes (``n2``, ``n1+n3``); a partition may list groups
+# (``n1|n2+n3``: each group hears only itself, unlisted nodes form one more group) or
+# directed cuts (``n1>n2|n3>n2``: what n1 and n3 send n2 is dropped).
+_NODES = r"n\d+(?:\+n\d+)*"
+EXPLICIT_TARGET = re.compile(rf"^{_NODES}$")
+EXPLICIT_GROUPS = re.compile(rf"^{_NODES}(?:\|{_NODES})+$")
+EXPLICIT_CUTS = re.compile(rf"^{_NODES}>{_NODES}(?:\|{_NODES}>{_NODES})*$")
+
+
+def is_explicit_option(fault: str, option: str) -> bool:
+    if fault == "partition":
+        return bool(EXPLICIT_GROUPS.match(option) or EXPLICIT_CUTS.match(option))
+    if fault in ("kill", "pause", "crash", "disk"):
+        return bool(EXPLICIT_TARGET.match(option))
+    return False
+
+
+def _named(spec: str, nodes: list[str]) -> list[str]:
+    named = spec.split("+")
+    unknown = [node for node in named if node not in nodes]
+    if unknown:
+        raise NemesisSpecError(f"unknown node(s) {', '.join(unknown)} (nodes: {', '.join(nodes)})")
+    return named
+
+
+def explicit_grudges(option: str, nodes: list[str]) -> dict[str, set[str]]:
+    """``n1|n2+n3`` (groups) or ``n1>n2|n3>n2`` (directed cuts) as grudges."""
+    if ">" in option:
+        grudges: dict[str, set[str]] = {}
+        for cut in option.split("|"):
+            sources, _, destinations = cut.partition(">")
+            for dst in _named(destinations, nodes):
+                grudges.setdefault(dst, set()).update(_named(sources, nodes))
+        return grudges
+    groups = [_named(group, nodes) for group in option.split("|")]
+    listed = {node for group in groups for node in group}
+    rest = [node for node in nodes if node not in listed]
+    return _cut_between(groups + ([rest] if rest else []))
 
 
 class NemesisSpecError(ValueError):
@@ -56,7 +97,7 @@ def parse_faults(spec: str) -> tuple[str, ...]:
         fault, _, option = name.partition(":")
         if fault not in SIM_FAULTS:
             problems.append(f"unknown fault {fault!r}")
-        elif option and option not in options_for(fault):
+        elif option and option not in options_for(fault) and not is_explicit_option(fault, option):
             problems.append(
                 f"{fault} has no option {option!r} (options: {', '.join(options_for(fault))})"
             )
@@ -84,6 +125,8 @@ def partition_grudges(
     shape: str, nodes: list[str], rng: random.Random, leader: str | None
 ) -> dict[str, set[str]]:
     """Jepsen's partition shapes as directed grudges."""
+    if is_explicit_option("partition", shape):
+        return explicit_grudges(shape, nodes)
     shuffled = list(nodes)
     rng.shuffle(shuffled)
     n = len(nodes)
@@ -128,6 +171,8 @@ def partition_grudges(
 def pick_targets(
     target: str, nodes: list[str], rng: random.Random, leader: str | None
 ) -> list[str]:
+    if EXPLICIT_TARGET.match(target):
+        return _named(target, nodes)
     shuffled = list(nodes)
     rng.shuffle(shuffled)
     n = len(nodes)
@@ -193,6 +238,17 @@ def draw_schedule(
     return steps
 
 
+def _overlapping(schedule: list[FaultStep]) -> bool:
+    ordered = sorted(schedule, key=lambda step: step.start)
+    return (
+        any(
+            later.start < earlier.start + earlier.duration
+            for earlier, later in zip(ordered, ordered[1:], strict=False)
+        )
+        or ordered != schedule
+    )
+
+
 @dataclass(slots=True)
 class SimNemesis:
     cluster: SimCluster
@@ -200,17 +256,29 @@ class SimNemesis:
     record: Callable[[str, Any], None]  # (f, value) -> a nemesis op in the history
     records: list[dict[str, Any]] = field(default_factory=list)  # nemesis.jsonl
     _undo: list[Callable[[], Any]] = field(default_factory=list)
+    _partition_in_force: dict[str, set[str]] | None = None
 
     def _log(self, f: str, value: Any) -> None:
         self.record(f, value)
         self.records.append({"time": trio.current_time(), "f": f, "value": value})
 
     async def run(self, schedule: list[FaultStep], started_at: float) -> None:
-        for step in schedule:
-            await trio.sleep_until(started_at + step.start)
-            await self.start(step)
-            await trio.sleep_until(started_at + step.start + step.duration)
-            await self.stop(step)
+        if not _overlapping(schedule):
+            for step in schedule:
+                await self._run_step(step, started_at)
+            return
+        # A hand-built schedule may overlap faults (a node paused while a partition
+        # holds): each step runs on its own timeline. Overlapping partitions replace one
+        # another; a partition's stop heals only if its own cut is still the one in force.
+        async with trio.open_nursery() as nursery:
+            for step in schedule:
+                nursery.start_soon(self._run_step, step, started_at)
+
+    async def _run_step(self, step: FaultStep, started_at: float) -> None:
+        await trio.sleep_until(started_at + step.start)
+        await self.start(step)
+        await trio.sleep_until(started_at + step.start + step.duration)
+        await self.stop(step)
 
     async def start(self, step: FaultStep) -> None:
         cluster, rng = self.cluster, self.rng
@@ -220,6 +288,7 @@ class SimNemesis:
         if fault == "partition":
             grudges = partition_grudges(step.option, nodes, rng, leader)
             cluster.network.grudges = grudges
+            self._partition_in_force = grudges
             self._log(
                 "start-partition",
                 {"shape": step.option, "grudges": {k: sorted(v) for k, v in grudges.items()}},
@@ -275,10 +344,17 @@ class SimNemesis:
         cluster = self.cluster
         fault = step.fault
         if fault == "partition":
-            cluster.network.grudges = {}
+            if cluster.network.grudges is self._partition_in_force:
+                cluster.network.grudges = {}
             self._log("stop-partition", None)
         elif fault in ("kill", "crash", "disk"):
-            restarted = await self._restart_down()
+            # Named targets restart alone (another fault may hold other nodes down).
+            named = (
+                _named(step.option, list(cluster.node_ids))
+                if EXPLICIT_TARGET.match(step.option)
+                else None
+            )
+            restarted = await self._restart_down(only=named)
             self._log("start" if fault == "kill" else f"stop-{fault}", {"nodes": restarted})
         elif fault == "pause":
             resumed = await self._restart_down(paused_only=True)
@@ -292,9 +368,13 @@ class SimNemesis:
                 await self._set_rate(node_id, 1.0)
             self._log("stop-clock", None)
 
-    async def _restart_down(self, *, paused_only: bool = False) -> list[str]:
+    async def _restart_down(
+        self, *, paused_only: bool = False, only: list[str] | None = None
+    ) -> list[str]:
         restarted = []
         for node_id, node in self.cluster.nodes.items():
+            if only is not None and node_id not in only:
+                continue
             if not node.running and (node.paused or not paused_only):
                 await self.cluster.restart(node_id)
                 restarted.append(node_id)

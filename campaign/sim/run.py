@@ -55,6 +55,7 @@ class SimConfig:
     heartbeat_ms: float = 100.0
     election_timeout_ms: float = 1000.0
     snapshot_threshold: int = 512
+    max_entries_per_append: int = 512  # RaftConfig's: entries per AppendEntries message
     client_timeout: float = 2.0
     base_delay: float = 0.0005
     jitter: float = 0.001
@@ -144,6 +145,7 @@ def run_simulation(config: SimConfig) -> SimOutcome:
             heartbeat_ms=config.heartbeat_ms,
             election_timeout_ms=config.election_timeout_ms,
             snapshot_threshold=config.snapshot_threshold,
+            max_entries_per_append=config.max_entries_per_append,
         ),
         bugs=frozenset(config.bugs),
         read_mode=config.read_mode,
