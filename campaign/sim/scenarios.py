@@ -242,33 +242,47 @@ SCENARIOS: dict[str, BugScenario] = {
         BugScenario(
             bug="vote-twice",
             why=(
-                "exercised, never detected: this recipe clears votes on same-term "
-                "step-downs (6-10 per run, counted by instrumenting RaftCore._reset), yet "
-                "no node ever granted a second vote in a term. A cleared vote is harmless "
-                "almost everywhere: a new leader's log already holds its no-op, which no "
-                "rival candidate of that term can match; a losing candidate only loses its "
-                "vote for itself; leaders and followers in their lease drop vote requests "
-                "unanswered. The harmful path is a follower whose pre-vote is rejected by "
-                "a quorum: it forgets its vote for the term's winner and may grant a late "
-                "candidate of the same term. That needs a quorum of rejections from nodes "
-                "already in that term (answers from an older term are dropped as stale) "
-                "while a node still a term behind, with a log at least as long, campaigns "
-                "into it; no random schedule reached that, and we found none by hand"
+                "a follower's vote cleared on a same-term step-down, replayed with exact "
+                "faults on seed 1's timing (fixed 10 ms links): n1 stops hearing the "
+                "leader n3 (term 1) and falls behind; n2 is killed; n3 campaigns in term 2 "
+                "and is paused right after asking, so n1 grants its vote and its timer "
+                "makes it a pre-candidate before n3 hears the grant; n3 resumes and wins "
+                "term 2, and its first append (which n1 cannot match) turns the "
+                "pre-candidate n1 back into a follower of term 2: the bug clears its vote; "
+                "n3 is then cut off. n2 restarts still in term 1 with a log longer than "
+                "n1's, pre-votes and campaigns for term 2 and n1 votes again: two leaders "
+                "in term 2 (election safety). With the vote kept, n1 refuses and n2 wins "
+                "term 3."
             ),
             options=dict(
-                time=20.0,
-                nodes=5,
+                time=6.0,
+                nodes=3,
                 workload="append",
-                nemesis="partition,kill,pause,clock",
-                nemesis_interval=1.0,
-                rate=200.0,
+                rate=50.0,
                 heartbeat_ms=50.0,
                 election_timeout_ms=300.0,
-                base_delay=0.005,
-                jitter=0.05,
+                base_delay=0.01,
+                jitter=0.0,
+                recovery_time=1.0,
+                nemesis="partition,kill,pause",
+                schedule=[
+                    # n1 stops hearing the leader n3 (term 1): n3 and n2 commit without it.
+                    dict(fault="partition", option="n3>n1", start=1.0, duration=1.0),
+                    # n2 is down (still in term 1) until n3 is cut off in term 2.
+                    dict(fault="kill", option="n2", start=1.5, duration=2.7),
+                    # n3 has just asked n1 for its vote in term 2 (2.420): n1 grants it and
+                    # becomes a pre-candidate (2.850) before n3, paused, hears the grant.
+                    dict(fault="pause", option="n3", start=2.4205, duration=0.7),
+                    # n3's first append as leader reached n1 (3.131): cut n3 off before
+                    # the entries n1 lacks follow. n1 and n2 still hear each other.
+                    dict(fault="partition", option="n3>n1+n2|n2>n3", start=3.1325, duration=2.5),
+                ],
             ),
-            seeds=(1, 2, 3),
-            test_seeds=(),
+            # The schedule is timed to seed 1's elections; other seeds elect other nodes
+            # at other times.
+            seeds=(1,),
+            test_seeds=(1,),
+            test_time=6.0,
             expected_checkers=("election-safety",),
         ),
         BugScenario(
