@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from campaign.results import campaign_document, new_run_dir, write_run_folder
-from campaign.sim.nemesis import NemesisSpecError, parse_faults
+from campaign.sim.nemesis import NemesisSpecError, parse_faults, validate_schedule
 from campaign.sim.run import SimConfig, SimOutcome, run_simulation
 from campaign.verdict import exit_code, merge_valid
 from raftnode.core import KNOWN_BUGS
@@ -218,6 +218,10 @@ def sim_command(
             raise click.BadParameter(
                 f"not a JSON list of steps: {error}", param_hint="--schedule"
             ) from None
+        try:
+            validate_schedule(parsed_schedule, nodes)
+        except NemesisSpecError as error:
+            raise click.BadParameter(str(error), param_hint="--schedule") from None
     seeds = parse_seeds(seeds_text) if seeds_text is not None else [1 if seed is None else seed]
 
     def make(seed_value: int) -> SimConfig:

@@ -238,6 +238,30 @@ def draw_schedule(
     return steps
 
 
+def validate_schedule(steps: list[dict[str, Any]], node_count: int) -> list[FaultStep]:
+    """An explicit schedule (``--schedule``) as FaultSteps, or a NemesisSpecError naming
+    the first bad step."""
+    nodes = [f"n{number}" for number in range(1, node_count + 1)]
+    parsed = []
+    for number, step in enumerate(steps, 1):
+        try:
+            fault_step = FaultStep(**step)
+            spec = f"{fault_step.fault}:{fault_step.option}"
+            parse_faults(spec)
+            if fault_step.fault == "partition" and is_explicit_option(
+                "partition", fault_step.option
+            ):
+                explicit_grudges(fault_step.option, nodes)
+            elif EXPLICIT_TARGET.match(fault_step.option):
+                _named(fault_step.option, nodes)
+            if not (fault_step.start >= 0 and fault_step.duration >= 0):
+                raise NemesisSpecError("start and duration must be non-negative")
+        except (TypeError, NemesisSpecError) as error:
+            raise NemesisSpecError(f"schedule step {number} ({step!r}): {error}") from None
+        parsed.append(fault_step)
+    return parsed
+
+
 def _overlapping(schedule: list[FaultStep]) -> bool:
     ordered = sorted(schedule, key=lambda step: step.start)
     return (

@@ -18,6 +18,7 @@ from campaign.sim.nemesis import (
     parse_faults,
     partition_grudges,
     pick_targets,
+    validate_schedule,
 )
 
 NODES = ["n1", "n2", "n3", "n4"]
@@ -71,3 +72,16 @@ def test_overlap_detection() -> None:
         [FaultStep("partition", "one", 1.0, 2.0), FaultStep("kill", "n1", 2.5, 1.0)]
     )
     assert _overlapping(list(reversed(apart)))  # out of order: run on separate timelines
+
+
+def test_a_bad_explicit_schedule_step_is_named_in_the_error() -> None:
+    good = [{"fault": "partition", "option": "n1|n2+n3", "start": 1.0, "duration": 0.5}]
+    assert validate_schedule(good, 3) == [FaultStep("partition", "n1|n2+n3", 1.0, 0.5)]
+    for bad in (
+        {"fault": "kill", "option": "n4", "start": 1.0, "duration": 1.0},
+        {"fault": "kill", "opt": "n1", "start": 1.0, "duration": 1.0},
+        {"fault": "pause", "option": "n1", "start": -1.0, "duration": 1.0},
+        {"fault": "flood", "option": "one", "start": 1.0, "duration": 1.0},
+    ):
+        with pytest.raises(NemesisSpecError, match="schedule step 2"):
+            validate_schedule([*good, bad], 3)
