@@ -14,6 +14,12 @@ whatever a recipe catches must be the bug's doing, not the recipe's.
 Recipes were found by exploration (the run's ``--seed`` replays it exactly); a change to
 the core, the driver or the simulation's random streams can move which seeds detect, so
 each recipe lists several.
+
+Two bugs need an interleaving no random schedule reached: ``vote-twice`` and
+``commit-old-term`` are hand-built schedules (``SimConfig.schedule``) naming nodes and
+exact times, read off seed 1's elections with fixed link delays. They replay on seed 1
+only; a change that moves seed 1's election timing needs the times re-read (each step's
+comment says which event it follows).
 """
 
 from __future__ import annotations
