@@ -573,30 +573,10 @@ class NodeServer:
 
     async def _response_to(self, frame: dict[str, Any], request_id: int) -> dict[str, Any]:
         assert self.driver is not None
-        response: dict[str, Any] = {"type": "response", "id": request_id}
-        try:
-            request = validate_request(frame)
-            if len(pack(request)) > self.config.max_request_bytes:
-                response.update(ok=False, error="too_large")
-                return response
-        except RequestError as error:
-            response.update(ok=False, error="malformed", reason=str(error))
-            return response
-        try:
-            reply = await self.driver.submit(request)
-        except NotLeaderError as error:
-            response.update(ok=False, error=error.code, leader=error.leader)
-        except OutcomeUnknownError:
-            response.update(ok=False, error="outcome_unknown")
-        except TimeoutError:
-            response.update(ok=False, error="timeout")
-        else:
-            response["ok"] = bool(reply.get("ok"))
-            if response["ok"]:
-                response["value"] = reply.get("value")
-            else:
-                response["error"] = reply.get("error", "unknown")
-        return response
+        answer = await answer_request(
+            self.driver, frame, max_request_bytes=self.config.max_request_bytes
+        )
+        return {"type": "response", "id": request_id, **answer}
 
     def _status_reply(self, request_id: int) -> dict[str, Any]:
         assert self.driver is not None
@@ -625,6 +605,30 @@ class NodeServer:
             f"clock set by {peer_name}: offset={self.clock.offset:g}s rate={self.clock.rate:g}"
         )
         return {**reply, "ok": True}
+
+
+async def answer_request(
+    driver: NodeDriver, frame: dict[str, Any], *, max_request_bytes: int
+) -> dict[str, Any]:
+    """The answer to one client request frame (without its ``type`` and ``id``): what the
+    node process sends back, and what the simulation's nodes answer too."""
+    try:
+        request = validate_request(frame)
+        if len(pack(request)) > max_request_bytes:
+            return {"ok": False, "error": "too_large"}
+    except RequestError as error:
+        return {"ok": False, "error": "malformed", "reason": str(error)}
+    try:
+        reply = await driver.submit(request)
+    except NotLeaderError as error:
+        return {"ok": False, "error": error.code, "leader": error.leader}
+    except OutcomeUnknownError:
+        return {"ok": False, "error": "outcome_unknown"}
+    except TimeoutError:
+        return {"ok": False, "error": "timeout"}
+    if reply.get("ok"):
+        return {"ok": True, "value": reply.get("value")}
+    return {"ok": False, "error": reply.get("error", "unknown")}
 
 
 def run_node(config: NodeConfig) -> int:

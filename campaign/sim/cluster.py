@@ -28,10 +28,10 @@ import trio
 
 from campaign.sim.network import SimNetwork
 from raftnode.core import RaftConfig, RaftCore
-from raftnode.driver import NodeDriver, NotLeaderError, OutcomeUnknownError
+from raftnode.driver import NodeDriver
 from raftnode.kv import KVStateMachine, encode_command
 from raftnode.messages import Message
-from raftnode.server import RequestError, Timing, validate_request
+from raftnode.server import DEFAULT_MAX_REQUEST_BYTES, Timing, answer_request
 from raftnode.storage.memory import MemoryStorage
 
 CLIENT_PREFIX = "client:"
@@ -302,7 +302,9 @@ class SimNode:
 
     async def _answer(self, key: tuple[str, int], request: ClientRequest) -> None:
         assert self.driver is not None
-        reply = await answer_request(self.driver, request.frame)
+        reply = await answer_request(
+            self.driver, request.frame, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES
+        )
         if self._pending_clients.pop(key, None) is not None:
             self.network.send(
                 self.node_id,
@@ -317,25 +319,6 @@ class _ForceTear:
 
     def randrange(self, start: int, stop: int) -> int:
         return stop - 1
-
-
-async def answer_request(driver: NodeDriver, frame: dict[str, Any]) -> dict[str, Any]:
-    """What the node process answers to one client request frame."""
-    try:
-        request = validate_request(frame)
-    except RequestError as error:
-        return {"ok": False, "error": "malformed", "reason": str(error)}
-    try:
-        reply = await driver.submit(request)
-    except NotLeaderError as error:
-        return {"ok": False, "error": error.code, "leader": error.leader}
-    except OutcomeUnknownError:
-        return {"ok": False, "error": "outcome_unknown"}
-    except TimeoutError:
-        return {"ok": False, "error": "timeout"}
-    if reply.get("ok"):
-        return {"ok": True, "value": reply.get("value")}
-    return {"ok": False, "error": reply.get("error", "unknown")}
 
 
 @dataclass(slots=True)
