@@ -8,6 +8,8 @@ are not valid (``--keep-all`` keeps every one).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shlex
 import sys
 from datetime import UTC, datetime
@@ -47,36 +49,99 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+# SimConfig fields that have a flag of their own; every other field travels as --set.
+FLAGGED_FIELDS = frozenset(
+    {
+        "seed",
+        "time",
+        "workload",
+        "nemesis",
+        "nemesis_interval",
+        "nodes",
+        "concurrency",
+        "rate",
+        "name",
+        "bugs",
+        "schedule",
+    }
+)
+
+
+def settable_fields() -> dict[str, Any]:
+    """Field name -> default, for the fields ``--set`` may change."""
+    defaults = SimConfig()
+    return {
+        field.name: getattr(defaults, field.name)
+        for field in dataclasses.fields(SimConfig)
+        if field.name not in FLAGGED_FIELDS
+    }
+
+
+def parse_settings(items: tuple[str, ...]) -> dict[str, Any]:
+    """``FIELD=JSON`` pairs for ``--set``, checked against SimConfig's fields and types."""
+    known = settable_fields()
+    settings: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or name not in known:
+            raise click.BadParameter(
+                f"{item!r}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(known))}",
+                param_hint="--set",
+            )
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        default = known[name]
+        if isinstance(default, bool) or default is None:
+            ok = True
+        elif isinstance(default, float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        else:
+            ok = isinstance(value, type(default)) and not isinstance(value, bool)
+        if not ok:
+            raise click.BadParameter(
+                f"{name} takes a {type(default).__name__}, got {text!r}", param_hint="--set"
+            )
+        settings[name] = value
+    return settings
+
+
 def replay_command(config: SimConfig) -> str:
-    """The one line that reproduces a run exactly."""
+    """The one line that reproduces a run exactly: every field that differs from its
+    default is on it, numbers in their exact (round-trip) form."""
     words = [
         "raftlab",
         "sim",
         "--seed",
         str(config.seed),
         "--time",
-        f"{config.time:g}",
+        repr(config.time),
         "--workload",
         config.workload,
         "--nemesis",
         config.nemesis or "none",
         "--nemesis-interval",
-        f"{config.nemesis_interval:g}",
+        repr(config.nemesis_interval),
         "--nodes",
         str(config.nodes),
         "--concurrency",
         str(config.concurrency),
         "--rate",
-        f"{config.rate:g}",
+        repr(config.rate),
         "--name",
         config.name,
     ]
     for bug in config.bugs:
         words += ["--bug", bug]
     if config.schedule is not None:
-        import json
-
         words += ["--schedule", json.dumps(config.schedule, separators=(",", ":"))]
+    for name, default in settable_fields().items():
+        value = getattr(config, name)
+        if value != default:
+            words += ["--set", f"{name}={json.dumps(value, separators=(',', ':'))}"]
     return shlex.join(words)
 
 
@@ -166,6 +231,17 @@ def _valid_text(valid: Any) -> str:
     "--schedule", default=None, help="An explicit fault schedule (JSON list), for replays."
 )
 @click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help=(
+        "Any other simulation setting (repeatable; VALUE is JSON): heartbeat_ms, "
+        "election_timeout_ms, base_delay, jitter, loss, duplicate, workload_options, ... "
+        "Replay commands use it."
+    ),
+)
+@click.option(
     "--results-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("results"),
@@ -185,12 +261,11 @@ def sim_command(
     name: str,
     bugs: tuple[str, ...],
     schedule: str | None,
+    settings: tuple[str, ...],
     results_dir: Path,
     keep_all: bool,
 ) -> None:
     """Run raftnode in a deterministic simulation: a seed replays a run exactly."""
-    import json
-
     from campaign.results import check_run_name
     from workloads.runner import WorkloadConfigError, parse_concurrency
 
@@ -224,6 +299,8 @@ def sim_command(
             raise click.BadParameter(str(error), param_hint="--schedule") from None
     seeds = parse_seeds(seeds_text) if seeds_text is not None else [1 if seed is None else seed]
 
+    overrides = parse_settings(settings)
+
     def make(seed_value: int) -> SimConfig:
         return SimConfig(
             seed=seed_value,
@@ -237,6 +314,7 @@ def sim_command(
             rate=rate,
             bugs=list(bugs),
             schedule=parsed_schedule,
+            **overrides,
         )
 
     if seeds_text is None:

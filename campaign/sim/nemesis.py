@@ -81,13 +81,23 @@ class NemesisSpecError(ValueError):
     """An unknown fault name in ``--nemesis``."""
 
 
+def _colon_form(name: str) -> str:
+    """``partition-leader`` (the real campaigns' spelling) → ``partition:leader``."""
+    if ":" not in name:
+        for fault in SIM_FAULTS:
+            if name.startswith(f"{fault}-"):
+                return f"{fault}:{name[len(fault) + 1 :]}"
+    return name
+
+
 def parse_faults(spec: str) -> tuple[str, ...]:
     """``partition,kill`` | ``all`` | ``none`` → fault names (validated).
 
     A fault may be narrowed to one shape or target with a colon: ``partition:leader``,
-    ``kill:leader``, ``pause:minority``, ``loss:severe``.
+    ``kill:leader``, ``pause:minority``, ``loss:severe``; ``raftlab test``'s spelling with a
+    hyphen (``partition-leader``, ``partition-one-way``) means the same.
     """
-    names = [part.strip() for part in spec.split(",") if part.strip()]
+    names = [_colon_form(part.strip()) for part in spec.split(",") if part.strip()]
     if names == ["none"] or not names:
         return ()
     if names == ["all"]:

@@ -147,3 +147,35 @@ def test_shrinking_reduces_a_planted_failing_schedule() -> None:
     assert any(step.fault == "partition" for step in result.minimal)
     assert result.config is not None
     assert run_simulation(result.config).valid is False  # the minimal schedule replays
+
+
+def test_the_replay_command_reproduces_a_run_with_non_default_settings(tmp_path: Path) -> None:
+    """A run configured in code (as the bug scenarios are) replays from its one line."""
+    import shlex
+
+    from campaign.cli import main
+    from campaign.sim.cli import replay_command
+
+    config = SimConfig(
+        seed=9,
+        time=3.0,
+        nodes=3,
+        rate=80.0,
+        nemesis="partition:leader,kill",
+        nemesis_interval=1.0,
+        heartbeat_ms=50.0,
+        election_timeout_ms=300.0,
+        jitter=0.004,
+        workload_options={"active_keys": 2},
+    )
+    expected = [op.to_dict() for op in run_simulation(config).ops]
+    words = shlex.split(replay_command(config))
+    assert words[:2] == ["raftlab", "sim"] and "--set" in words
+    with pytest.raises(SystemExit) as exit_info:
+        main([*words[1:], "--results-dir", str(tmp_path)])
+    assert exit_info.value.code == 0
+    replayed = [
+        json.loads(line)
+        for line in (tmp_path / "sim" / "latest" / "history.jsonl").read_text().splitlines()
+    ]
+    assert replayed == expected
