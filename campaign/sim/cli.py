@@ -49,6 +49,12 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def _scenario_names() -> list[str]:
+    from campaign.sim.scenarios import SCENARIOS
+
+    return list(SCENARIOS)
+
+
 # SimConfig fields that have a flag of their own; every other field travels as --set.
 FLAGGED_FIELDS = frozenset(
     {
@@ -242,6 +248,20 @@ def _valid_text(valid: Any) -> str:
     ),
 )
 @click.option(
+    "--scenario",
+    type=click.Choice(sorted(_scenario_names())),
+    default=None,
+    help=(
+        "Start from a teaching bug's recipe (bench/bug_matrix.py's): its workload, faults, "
+        "timings and bug; flags given explicitly override it."
+    ),
+)
+@click.option(
+    "--without-bug",
+    is_flag=True,
+    help="With --scenario: the same recipe on the correct build.",
+)
+@click.option(
     "--results-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("results"),
@@ -262,6 +282,8 @@ def sim_command(
     bugs: tuple[str, ...],
     schedule: str | None,
     settings: tuple[str, ...],
+    scenario: str | None,
+    without_bug: bool,
     results_dir: Path,
     keep_all: bool,
 ) -> None:
@@ -301,21 +323,40 @@ def sim_command(
 
     overrides = parse_settings(settings)
 
+    given = {
+        "time": sim_time,
+        "name": name,
+        "workload": workload,
+        "nemesis": nemesis,
+        "nemesis_interval": nemesis_interval,
+        "nodes": nodes,
+        "concurrency": concurrency,
+        "rate": rate,
+        "bugs": list(bugs),
+        "schedule": parsed_schedule,
+    }
+    recipe = None
+    if scenario is not None:
+        from campaign.sim.scenarios import SCENARIOS
+
+        recipe = SCENARIOS[scenario]
+        # The recipe's settings, under whatever the command line says explicitly.
+        ctx = click.get_current_context()
+        param_of = {"time": "sim_time"}
+        given = {
+            key: value
+            for key, value in given.items()
+            if ctx.get_parameter_source(param_of.get(key, key))
+            is click.core.ParameterSource.COMMANDLINE
+        }
+
     def make(seed_value: int) -> SimConfig:
-        return SimConfig(
-            seed=seed_value,
-            time=sim_time,
-            name=name,
-            workload=workload,
-            nemesis=nemesis,
-            nemesis_interval=nemesis_interval,
-            nodes=nodes,
-            concurrency=concurrency,
-            rate=rate,
-            bugs=list(bugs),
-            schedule=parsed_schedule,
-            **overrides,
-        )
+        if recipe is None:
+            return SimConfig(seed=seed_value, **given, **overrides)
+        base = recipe.config(seed_value, with_bug=not without_bug)
+        if "bugs" in given:
+            given["bugs"] = sorted(set(base.bugs) | set(given["bugs"]))
+        return dataclasses.replace(base, **given, **overrides)
 
     if seeds_text is None:
         outcome = run_simulation(make(seeds[0]))

@@ -179,3 +179,29 @@ def test_the_replay_command_reproduces_a_run_with_non_default_settings(tmp_path:
         for line in (tmp_path / "sim" / "latest" / "history.jsonl").read_text().splitlines()
     ]
     assert replayed == expected
+
+
+def test_a_bug_scenario_from_the_command_line(tmp_path: Path) -> None:
+    """`raftlab sim --scenario BUG` runs the matrix's recipe: invalid with the bug, valid
+    on the correct build with the same faults."""
+    from campaign.cli import main
+
+    codes = []
+    for extra in ([], ["--without-bug"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(
+                [
+                    "sim",
+                    "--scenario",
+                    "vote-twice",
+                    "--seed",
+                    "1",
+                    *extra,
+                    "--results-dir",
+                    str(tmp_path),
+                ]
+            )
+        codes.append(exit_info.value.code)
+    assert codes == [1, 0]
+    results = json.loads((tmp_path / "bug-vote-twice" / "latest" / "results.json").read_text())
+    assert results["checkers"]["election-safety"]["valid"] is False
