@@ -212,6 +212,18 @@ class Model:
         """
         return None
 
+    def reachable(self, state: Any, op: Op) -> bool:
+        """False when the read-only ``op`` can never hold after non-blind steps from ``state``.
+
+        Contract, for models that override it: every op that is neither read-only nor
+        blind, stepped from a state where ``reachable(state, op)`` is False, gives a state
+        where it is still False (or no state). The search then drops a configuration as
+        soon as a read that must still come, and that no blind op can precede (none is
+        invoked before the read returns), can no longer hold: the mistake would otherwise
+        only show at that read, much later. The default (True) prunes nothing.
+        """
+        return True
+
     def observes_failure(self, op: Op) -> bool:
         """True when a ``fail`` op still tells something about the state.
 

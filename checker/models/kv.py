@@ -103,3 +103,21 @@ class KVModel(Model):
 
     def blind(self, op: Op) -> bool:
         return op.f == "put"
+
+    def reachable(self, state: Items, op: Op) -> bool:
+        """Can ``get [k v]`` still hold after appends alone? Only if the value so far starts ``v``.
+
+        Appends only extend a key's value (a string by concatenation, a list by one more
+        element; appending a non-string to a string cannot happen), so once the value is
+        not a prefix of ``v`` no append can make it ``v``: only a put could.
+        """
+        key, value = op.value
+        if len(state) == 1 and state[0][0] == key:
+            current = state[0][1]
+        else:
+            current = items_get(state, key)
+        if isinstance(current, str):
+            return isinstance(value, str) and value.startswith(current)
+        if isinstance(current, tuple):
+            return isinstance(value, tuple) and value[: len(current)] == current
+        return True  # absent (anything may follow) or a put's scalar: not pruned
