@@ -55,6 +55,12 @@ _OTHER_LOGGER = re.compile(
 _OP_LINE = re.compile(
     r"^(?P<process>:?[\w.-]+)\s+:(?P<type>[a-z]+)\s+:?(?P<f>[^\s]+)(?:\s+(?P<value>.*?))?\s*$"
 )
+# The lines of Porcupine's etcd logs, read in one match: "INFO  jepsen.util - 3<tab>:ok<tab>
+# :cas<tab>[1 2]" with a value of nil, an integer, a pair of integers or a keyword.
+_COMMON_LOG_LINE = re.compile(
+    r"INFO\s+jepsen\.util\s+-\s+(\d+)\s+:(invoke|ok|fail|info)\s+:([\w-]+)\s+"
+    r"(?:(nil)|(-?\d+)|\[(-?\d+) (-?\d+)\]|:([\w-]+))\s*$"
+)
 _INT = re.compile(r"^-?\d+$")
 _INT_PAIR = re.compile(r"^\[\s*(-?\d+)[\s,]+(-?\d+)\s*\]$")
 
@@ -116,7 +122,44 @@ def read_jepsen_log(source: PathOrLines) -> list[Op]:
     lines, path = _lines(source)
     ops: list[Op] = []
     invoked_value: dict[int | str, Any] = {}  # process -> its outstanding invoke's value
+    common_line = _COMMON_LOG_LINE.match
     for line_number, raw in enumerate(lines, start=1):
+        common = common_line(raw)
+        if common is not None:
+            # The corpus' own lines (all but a handful): one match, no further parsing.
+            number, op_type, f, nil, integer, first, second, keyword = common.groups()
+            process: int | str = int(number)
+            error: str | None = None
+            if nil is not None:
+                value: Any = None
+            elif integer is not None:
+                value = int(integer)
+            elif first is not None:
+                value = [int(first), int(second)]
+            else:
+                value = keyword
+            if op_type == "invoke":
+                invoked_value[process] = value
+            else:
+                invoke_value = invoked_value.pop(process, None)
+                if keyword is not None and op_type in ("fail", "info"):
+                    error = value
+                    value = invoke_value
+                elif op_type == "fail" and f == "cas":
+                    error = CAS_MISMATCH
+            index = len(ops)
+            ops.append(
+                Op(
+                    index=index,
+                    time=index,
+                    type=op_type,
+                    process=process,
+                    f=f,
+                    value=value,
+                    error=error,
+                )
+            )
+            continue
         text = raw.strip()
         if not text:
             continue
@@ -247,6 +290,13 @@ def _flat_map(text: str) -> dict[str, Any] | None:
     return out
 
 
+# {:process 6, :type :invoke, :f :append, :key "0", :value "x 6 0 y"}, or :value nil
+_CORPUS_LINE = re.compile(
+    r'\{:process (\d+), :type :([a-z]+), :f :([\w-]+), :key "([^"\\]*)", '
+    r':value (?:"([^"\\]*)"|nil)\}\s*$'
+)
+
+
 def _one_edn_form(text: str, *, path: str | None, line: int) -> Any:
     try:
         parsed = list(edn_format.loads_all(text))
@@ -270,6 +320,28 @@ def read_porcupine_kv(source: PathOrLines) -> list[Op]:
     """
     lines, path = _lines(source)
     numbered = [(number, raw) for number, raw in enumerate(lines, start=1) if raw.strip()]
+    # Porcupine writes every line the same way: read such lines with one match each.
+    ops: list[Op] = []
+    corpus_line = _CORPUS_LINE.match
+    for index, (_, raw) in enumerate(numbered):
+        line = corpus_line(raw)
+        if line is None:
+            break
+        process, op_type, f, key, value = line.groups()
+        if op_type not in OP_TYPES:
+            break
+        ops.append(
+            Op(
+                index=index,
+                time=index,
+                type=op_type,
+                process=int(process),
+                f=f,
+                value=[key, value],
+            )
+        )
+    else:
+        return ops
     # The corpus' maps are flat (keywords, strings without escapes, integers, nil): read
     # those with a regular expression; anything else goes to edn_format, which builds its
     # lexer and parser on every call, so it gets all those lines at once and goes line by
