@@ -41,6 +41,11 @@ argument:
   one returning first is tried: any linearization that starts with another can swap them.
 - A configuration fails if a failed one had the same ops that must happen linearized, the
   same state, and a subset of its info ops: having spent more optional ops cannot help.
+- What of a state no read can ever see is forgotten (``model.read_horizon``, for a
+  component whose reads see the whole state): a kv value that no get of its key starts
+  with stays so whatever is appended, so all such values are one state, and the orders of
+  appends a put erases before any get sees them make one configuration, not one per order.
+  Nothing is cut short: the search fails where it would have, at the read.
 - Components are searched in turns (slices of steps doubling each round), so that a cheap
   invalid component ends the check before an expensive one is finished (the others are
   then reported under ``skipped_keys``; ``all_components=True`` decides every one).
@@ -112,7 +117,7 @@ from __future__ import annotations
 
 import gc
 import time
-from bisect import bisect_left, insort
+from bisect import insort
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -340,31 +345,12 @@ def _search(
                 return j
         return -1
 
-    # Reads that rule out a wrong mutation at once (``model.reachable``), by return: a
-    # read that must still happen can be preceded by non-blind ops, which keep it
-    # unreachable once it is, and by the blind ops invoked before it returns. Those that
-    # could make it hold again are its rescuers: with none left unlinearized, the
-    # configuration is dead. In a whole-state component a blind op's state is known (it
-    # does not depend on the state before), so only those whose state can still grow
-    # into what the read sees rescue it; elsewhere every such blind op does.
-    reachable = model.reachable if type(model).reachable is not Model.reachable else None
-    guide_rets: list[int] = []
-    guide_ops: list[int] = []
-    rescuers = [0] * n
-    if reachable is not None:
-        writes = [j for j in range(n) if blind[j] and not read_only[j]]
-        for r, j in sorted((return_entry[j], j) for j in range(n) if read_only[j] and must[j]):
-            guide_rets.append(r)
-            guide_ops.append(j)
-            for w in writes:
-                if call_entry[w] < r and not (
-                    whole_state_reads
-                    and not _may_rescue(model, reachable, initial_state, views[w], views[j])
-                ):
-                    rescuers[j] |= bits[w]
-    guide_count = len(guide_ops)
-    if not guide_ops:
-        reachable = None
+    # What no read can see is forgotten (model.read_horizon): states that differ only
+    # there become one, and so do their configurations in the cache. Nothing is cut
+    # short (the search still fails at the read that cannot hold, as without it), so a
+    # violation is explained the same way.
+    must_reads = [views[j] for j in range(n) if read_only[j] and must[j]]
+    settle = model.read_horizon(must_reads) if whole_state_reads and must_reads else None
 
     state = initial_state
     lin = 0
@@ -404,23 +390,11 @@ def _search(
             new_state = step(state, views[i])
             if new_state is None:
                 continue
+            if settle is not None and not read_only[i]:
+                new_state = settle(new_state)
             if is_info[i] and new_state == state:
                 continue  # an info op that changes nothing here need not happen here
             new_lin = lin | bits[i]
-            if reachable is not None and not read_only[i]:
-                k = bisect_left(guide_rets, frontier)
-                looked = 0
-                dead = False
-                while k < guide_count and looked < _GUIDE_READS:
-                    j = guide_ops[k]
-                    k += 1
-                    if not new_lin & bits[j]:
-                        looked += 1
-                        if not rescuers[j] & ~new_lin and not reachable(new_state, views[j]):
-                            dead = True
-                            break
-                if dead:
-                    continue  # a read that must still come can no longer hold
             visited = (new_lin, new_state)
             if visited in cache:
                 continue  # Lowe's memoisation
@@ -511,15 +485,6 @@ def _search(
         partials=partials[:_MAX_PARTIALS],
         states=[state for state, _ in partials],
     )
-
-
-def _may_rescue(model: Model, reachable: Any, start: Any, write: Op, read: Op) -> bool:
-    """Could ``read`` hold after the blind ``write`` and non-blind ops? (True when unsure.)"""
-    try:
-        after = model.step(start, write)
-    except Exception:  # noqa: BLE001 - a model that cannot say: assume it may
-        return True
-    return after is not None and reachable(after, read)
 
 
 _MAX_FAILED_USES = 16  # info-op sets kept per situation: the search stays linear in them

@@ -15,7 +15,7 @@ by :func:`freeze` (lists become tuples, maps :class:`FrozenMap`).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from checker.op import Op
@@ -212,17 +212,17 @@ class Model:
         """
         return None
 
-    def reachable(self, state: Any, op: Op) -> bool:
-        """False when the read-only ``op`` can never hold after non-blind steps from ``state``.
+    def read_horizon(self, reads: list[Op]) -> Callable[[Any], Any] | None:
+        """A map that forgets what of a state none of ``reads`` can ever see (or None).
 
-        Contract, for models that override it: every op that is neither read-only nor
-        blind, stepped from a state where ``reachable(state, op)`` is False, gives a state
-        where it is still False (or no state). The search then drops a configuration as
-        soon as a read that must still come, and that no blind op can precede (none is
-        invoked before the read returns), can no longer hold: the mistake would otherwise
-        only show at that read, much later. The default (True) prunes nothing.
+        Given the read-only ops of a whole-state component (a register, one kv key), the
+        model may return ``settle(state)``: a state that every sequence of steps takes to
+        the same verdicts on those reads as ``state`` (and to states settling alike).
+        Many states then become one, and the search's cache (keyed by state) merges the
+        configurations that differ only in them: orders of appends no read will ever
+        see, for instance. None (the default): nothing is forgotten.
         """
-        return True
+        return None
 
     def observes_failure(self, op: Op) -> bool:
         """True when a ``fail`` op still tells something about the state.

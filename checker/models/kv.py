@@ -5,11 +5,15 @@ Ops carry ``value`` ``[key, v]`` (Jepsen's independent tuple): ``put [k v]`` bin
 to a list), ``get [k v]`` must see ``v``. An absent key reads as ``""`` (or an empty list);
 a get whose value is nil constrains nothing. Keys are independent: the search checks each
 key apart (P-compositionality), and checking the whole map gives the same verdict.
+
+For the search, a key's string value that no get of the key starts with is
+:data:`UNSEEN` (:meth:`KVModel.read_horizon`): appends keep it so and gets never see it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from checker.models.base import (
@@ -28,6 +32,19 @@ from checker.models.base import (
 from checker.op import Op
 
 _ABSENT_READS = ("", ())
+
+
+class _Unseen:
+    """A string value no read of the key can see, now or after any appends (see read_horizon)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unseen>"
+
+
+UNSEEN = _Unseen()
+UNSEEN_DESCRIPTION = "<a string no read can see, even after appends>"
 
 
 class KVModel(Model):
@@ -51,6 +68,11 @@ class KVModel(Model):
             current = state[0][1]
         else:
             current = items_get(state, key)
+        if current is UNSEEN:  # a string no get of the key can ever see again
+            if f == "get":
+                return state if value is None else None
+            if f == "append":
+                return state if isinstance(value, str) else None
         if f == "get":
             if value is None:
                 return state
@@ -88,7 +110,7 @@ class KVModel(Model):
         return items_restrict(state, keys)
 
     def describe(self, state: Items) -> Any:
-        return thaw(FrozenMap(state))
+        return thaw(FrozenMap((k, UNSEEN_DESCRIPTION if v is UNSEEN else v) for k, v in state))
 
     def read_only(self, op: Op) -> bool:
         return op.f == "get"
@@ -104,20 +126,29 @@ class KVModel(Model):
     def blind(self, op: Op) -> bool:
         return op.f == "put"
 
-    def reachable(self, state: Items, op: Op) -> bool:
-        """Can ``get [k v]`` still hold after appends alone? Only if the value so far starts ``v``.
+    def read_horizon(self, reads: list[Op]) -> Callable[[Items], Items] | None:
+        """One key's string value that no get of it starts with becomes :data:`UNSEEN`.
 
-        Appends only extend a key's value (a string by concatenation, a list by one more
-        element; appending a non-string to a string cannot happen), so once the value is
-        not a prefix of ``v`` no append can make it ``v``: only a put could.
+        No append can make such a value one a get sees (appends only extend it), so all
+        of them behave alike until a put replaces them: the orders of appends that a put
+        will erase before any get sees them then make one configuration, not many.
         """
-        key, value = op.value
-        if len(state) == 1 and state[0][0] == key:
-            current = state[0][1]
-        else:
-            current = items_get(state, key)
-        if isinstance(current, str):
-            return isinstance(value, str) and value.startswith(current)
-        if isinstance(current, tuple):
-            return isinstance(value, tuple) and value[: len(current)] == current
-        return True  # absent (anything may follow) or a put's scalar: not pruned
+        keys = {op.value[0] for op in reads}
+        values = sorted({op.value[1] for op in reads if isinstance(op.value[1], str)})
+        if len(keys) != 1:
+            return None
+        (key,) = keys
+        count = len(values)
+
+        def settle(state: Items) -> Items:
+            if len(state) != 1:
+                return state
+            item_key, current = state[0]
+            if item_key != key or type(current) is not str:
+                return state
+            at = bisect_left(values, current)
+            if at < count and values[at].startswith(current):
+                return state
+            return ((key, UNSEEN),)
+
+        return settle

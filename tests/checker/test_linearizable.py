@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from checker.history import HistoryError, to_jsonable
+from checker.history import HistoryError, read_history, to_jsonable
 from checker.importers import read_jepsen_log
 from checker.linearizable import check
 from checker.models import MODELS
@@ -357,3 +358,65 @@ def test_an_invalid_key_stops_the_search_of_the_others() -> None:
     assert every["valid"] is False
     assert "skipped_keys" not in every
     assert every["configs"] > result["configs"]
+
+
+def test_a_value_no_get_sees_is_forgotten_until_a_put_replaces_it() -> None:
+    # After "a" no get can hold by appends alone (the search forgets the value), but the
+    # put can come between.
+    h = History()
+    h.call(0, "append", ["k", "a"])
+    h.invoke(1, "put", ["k", "b"])
+    h.invoke(2, "get", ["k", None])
+    h.ok(1, "put", ["k", "b"])
+    h.ok(2, "get", ["k", "b"])
+    assert check(h.ops, "kv")["valid"] is True
+    # The same get once the put is over and an append came after it: "ba" only.
+    h.call(0, "append", ["k", "a"])
+    h.call(2, "get", ["k", None], ["k", "b"])
+    assert check(h.ops, "kv")["valid"] is False
+    assert check(h.ops, "kv", decompose=False)["valid"] is False
+
+
+def _erased_appends(count: int, last_read: str) -> History:
+    """``count`` concurrent appends that a put erases before any get sees them, then gets."""
+    h = History()
+    for process in range(count):
+        h.invoke(process, "append", ["k", f"<{process}>"])
+    h.invoke(count, "put", ["k", "P"])
+    for process in range(count):
+        h.ok(process, "append", ["k", f"<{process}>"])
+    h.ok(count, "put", ["k", "P"])
+    h.call(count, "get", ["k", None], ["k", "P"])
+    h.call(count, "get", ["k", None], ["k", last_read])
+    return h
+
+
+def test_orders_of_appends_no_get_sees_make_one_configuration() -> None:
+    # Each order of the eight appends is a different string, but none is the start of
+    # what a get sees: the search keeps one configuration per set of appends, not per
+    # order (8! orders), and still finds the impossible last read.
+    valid = check(_erased_appends(8, "P").ops, "kv")
+    assert valid["valid"] is True
+    invalid = check(_erased_appends(8, "Q").ops, "kv", all_components=True)
+    assert invalid["valid"] is False
+    assert invalid["configs"] < 2**8 * 4
+    assert invalid["failures"][0]["op"]["value"] == ["k", "Q"]
+    assert check(_erased_appends(5, "Q").ops, "kv", decompose=False)["valid"] is False
+
+
+PORCUPINE_KV = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus" / "porcupine" / "kv"
+
+
+@pytest.mark.skipif(
+    not (PORCUPINE_KV / "c50-bad.txt").is_file(),
+    reason=f"Porcupine's kv corpus is absent (expected {PORCUPINE_KV / 'c50-bad.txt'})",
+)
+def test_every_key_of_porcupine_c50_bad_is_decided() -> None:
+    # Three of its keys alone ran out of five million configurations before the search
+    # forgot the values no get sees (appends a put erases in every order).
+    ops = read_history(PORCUPINE_KV / "c50-bad.txt", "porcupine-kv")
+    result = check(ops, "kv", all_components=True)
+    assert result["valid"] is False
+    assert "unknown_keys" not in result
+    assert len(result["failures"]) == result["component_count"] == 10
+    assert result["configs"] < 200_000

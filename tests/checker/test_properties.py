@@ -490,8 +490,8 @@ def kv_append_histories(draw: Any) -> list[Op]:
     """Random kv histories rich in appends and in reads of concatenations, on two keys.
 
     Reads see a random concatenation of the appended tokens (often a prefix of a real
-    order, often not), so that the search's pruning by reads that can no longer hold
-    (``model.reachable``) meets both its cases; puts make some reads reachable again.
+    order, often not), so that the values the search forgets because no get starts
+    with them (``model.read_horizon``) and those it keeps both occur; puts replace both.
     """
     tokens = ["a", "b"]
     ops: list[RandomOp] = []
