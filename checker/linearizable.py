@@ -774,12 +774,17 @@ def _components(
         return list(by_key.items())
     if not (model.key_aware and decompose):
         return [(None, operations)]
+    op_keys = [model.keys(op.view) for op in operations]
+    if all(len(keys) == 1 for keys in op_keys):
+        # One key per op (kv): the components are the keys, in order of first appearance
+        # (as networkx would find them), without building the graph.
+        single: dict[Any, list[_Operation]] = {}
+        for op, (key,) in zip(operations, op_keys, strict=True):
+            single.setdefault(key, []).append(op)
+        return list(single.items())
     graph = networkx.Graph()
     keyless: list[_Operation] = []
-    op_keys: list[tuple[Any, ...]] = []
-    for op in operations:
-        keys = model.keys(op.view)
-        op_keys.append(keys)
+    for op, keys in zip(operations, op_keys, strict=True):
         if not keys:
             keyless.append(op)
             continue

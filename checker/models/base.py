@@ -105,8 +105,16 @@ class FrozenMap(Mapping[Any, Any]):
         return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in self._items.items()) + "}"
 
 
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
 def freeze(value: Any) -> Any:
     """A hashable copy of a history value: lists → tuples, maps → FrozenMap, sets → frozenset."""
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return value
+    if (kind is list or kind is tuple) and all(type(v) in _PLAIN_TYPES for v in value):
+        return tuple(value)  # the common [key, value] pair: nothing inside to freeze
     if value is None or isinstance(value, str | int | float | bool | tuple | FrozenMap | frozenset):
         if isinstance(value, tuple):
             return tuple(freeze(v) for v in value)
