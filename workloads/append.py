@@ -19,7 +19,7 @@ from typing import Any
 
 from checker.models.base import Model, freeze
 from checker.op import Op
-from workloads.base import OpRequest, checker_failed, client_ops, combine
+from workloads.base import KeyRotation, OpRequest, checker_failed, client_ops, combine
 from workloads.client import KVClient
 from workloads.outcome import OK, Outcome
 
@@ -56,9 +56,7 @@ class AppendWorkload:
     read_fraction: float = 0.5
     key_prefix: str = "l"
     name: str = field(default="append", init=False)
-    _slots: list[int] = field(default_factory=list, init=False, repr=False)
-    _counts: dict[int, int] = field(default_factory=dict, init=False, repr=False)
-    _next_key: int = field(default=0, init=False, repr=False)
+    _keys: KeyRotation = field(init=False, repr=False)
     _next_value: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -66,8 +64,7 @@ class AppendWorkload:
             raise ValueError("append workload: active_keys and ops_per_key must be at least 1")
         if not 0.0 <= self.read_fraction <= 1.0:
             raise ValueError("append workload: read_fraction must be within [0, 1]")
-        self._slots = list(range(self.active_keys))
-        self._next_key = self.active_keys
+        self._keys = KeyRotation(self.active_keys, self.ops_per_key)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -84,13 +81,7 @@ class AppendWorkload:
         return f == "read"
 
     def next_op(self, rng: random.Random) -> OpRequest:
-        slot = rng.randrange(len(self._slots))
-        key = self._slots[slot]
-        used = self._counts.get(key, 0) + 1
-        self._counts[key] = used
-        if used >= self.ops_per_key:
-            self._slots[slot] = self._next_key
-            self._next_key += 1
+        key = self._keys.pick(rng)
         if rng.random() < self.read_fraction:
             return OpRequest("read", [key, None])
         value = self._next_value
@@ -113,7 +104,7 @@ class AppendWorkload:
         return None
 
     def final_ops(self) -> list[OpRequest]:
-        return [OpRequest("read", [key, None]) for key in sorted(self._counts)]
+        return [OpRequest("read", [key, None]) for key in sorted(self._keys.counts)]
 
     def check(self, history: list[Op], *, time_limit: float | None = None) -> dict[str, Any]:
         try:

@@ -38,6 +38,31 @@ class OpRequest:
     value: Any = None
 
 
+class KeyRotation:
+    """Jepsen's independent keys: ``active`` keys are worked on at once; a key retires
+    after ``per_key`` ops and a fresh one takes its slot, so each key's history stays
+    small enough for the linearizability search."""
+
+    __slots__ = ("slots", "counts", "next_key", "per_key")
+
+    def __init__(self, active: int, per_key: int) -> None:
+        self.slots = list(range(active))
+        self.counts: dict[int, int] = {}  # key -> ops drawn on it
+        self.next_key = active
+        self.per_key = per_key
+
+    def pick(self, rng: random.Random) -> int:
+        """The key of the next op (one draw from ``rng``)."""
+        slot = rng.randrange(len(self.slots))
+        key = self.slots[slot]
+        used = self.counts.get(key, 0) + 1
+        self.counts[key] = used
+        if used >= self.per_key:
+            self.slots[slot] = self.next_key
+            self.next_key += 1
+        return key
+
+
 class Workload(Protocol):
     name: str
 

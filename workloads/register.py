@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checker.op import Op
-from workloads.base import OpRequest, checker_failed, client_ops, combine
+from workloads.base import KeyRotation, OpRequest, checker_failed, client_ops, combine
 from workloads.client import KVClient
 from workloads.outcome import OK, Outcome
 
@@ -35,16 +35,13 @@ class RegisterWorkload:
     value_range: int = 5  # values 0 .. value_range-1
     key_prefix: str = "r"  # KV key of register k is f"{key_prefix}{k}"
     name: str = field(default="register", init=False)
-    _slots: list[int] = field(default_factory=list, init=False, repr=False)
-    _counts: dict[int, int] = field(default_factory=dict, init=False, repr=False)
-    _next_key: int = field(default=0, init=False, repr=False)
+    _keys: KeyRotation = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         for option in ("active_keys", "ops_per_key", "value_range"):
             if getattr(self, option) < 1:
                 raise ValueError(f"register workload: {option} must be at least 1")
-        self._slots = list(range(self.active_keys))
-        self._next_key = self.active_keys
+        self._keys = KeyRotation(self.active_keys, self.ops_per_key)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -61,13 +58,7 @@ class RegisterWorkload:
         return f in READ_FUNCTIONS
 
     def next_op(self, rng: random.Random) -> OpRequest:
-        slot = rng.randrange(len(self._slots))
-        key = self._slots[slot]
-        used = self._counts.get(key, 0) + 1
-        self._counts[key] = used
-        if used >= self.ops_per_key:
-            self._slots[slot] = self._next_key
-            self._next_key += 1
+        key = self._keys.pick(rng)
         kind = rng.randrange(3)
         if kind == 0:
             return OpRequest("read", [key, None])

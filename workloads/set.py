@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checker.op import Op
-from workloads.base import OpRequest, checker_failed, client_ops, combine
+from workloads.base import KeyRotation, OpRequest, checker_failed, client_ops, combine
 from workloads.client import KVClient
 from workloads.outcome import OK, Outcome
 
@@ -38,16 +38,13 @@ class SetWorkload:
     elements_per_key: int = 500  # then the key is replaced by a fresh one
     key_prefix: str = "s"
     name: str = field(default="set", init=False)
-    _slots: list[int] = field(default_factory=list, init=False, repr=False)
-    _counts: dict[int, int] = field(default_factory=dict, init=False, repr=False)
-    _next_key: int = field(default=0, init=False, repr=False)
+    _keys: KeyRotation = field(init=False, repr=False)
     _next_element: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.keys < 1 or self.elements_per_key < 1:
             raise ValueError("set workload: keys and elements_per_key must be at least 1")
-        self._slots = list(range(self.keys))
-        self._next_key = self.keys
+        self._keys = KeyRotation(self.keys, self.elements_per_key)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -63,13 +60,7 @@ class SetWorkload:
         return f == "read"
 
     def next_op(self, rng: random.Random) -> OpRequest:
-        slot = rng.randrange(len(self._slots))
-        key = self._slots[slot]
-        used = self._counts.get(key, 0) + 1
-        self._counts[key] = used
-        if used >= self.elements_per_key:
-            self._slots[slot] = self._next_key
-            self._next_key += 1
+        key = self._keys.pick(rng)
         element = self._next_element
         self._next_element += 1
         return OpRequest("add", [key, element])
@@ -89,7 +80,7 @@ class SetWorkload:
 
     def final_ops(self) -> list[OpRequest]:
         """A read of every key that any add was generated for."""
-        return [OpRequest("read", [key, None]) for key in sorted(self._counts)]
+        return [OpRequest("read", [key, None]) for key in sorted(self._keys.counts)]
 
     def check(self, history: list[Op], *, time_limit: float | None = None) -> dict[str, Any]:
         try:
