@@ -608,6 +608,11 @@ def render_report(data: RunData, *, run_dir: Path | None = None) -> str:
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>raftlab run <code>{_e(name)}</code></h1>",
         f'<p class="muted">started {_e(campaign.get("started", "?"))}, seed {_e(campaign.get("seed", config.get("seed", "?")))}</p>',
+        *(
+            [f"<p>Replay this run exactly: <code>{_e(campaign['replay'])}</code></p>"]
+            if campaign.get("replay")
+            else []
+        ),
         f'<div class="verdict" style="background:{_verdict_colour(valid)}">{_verdict_text(valid)}</div>',
         '<nav><a href="#checkers">checkers</a><a href="#counts">counts</a><a href="#timeline">timeline</a>'
         '<a href="#latency">latency</a><a href="#rate">rate</a><a href="#nodes">nodes</a>'

@@ -115,6 +115,12 @@ def parse_settings(items: tuple[str, ...]) -> dict[str, Any]:
     return settings
 
 
+def _default_workload_options(workload: str) -> dict[str, Any]:
+    from campaign.checking import build_workload
+
+    return dict(build_workload({"workload": workload}).config())
+
+
 def replay_command(config: SimConfig) -> str:
     """The one line that reproduces a run exactly: every field that differs from its
     default is on it, numbers in their exact (round-trip) form."""
@@ -144,9 +150,12 @@ def replay_command(config: SimConfig) -> str:
         words += ["--bug", bug]
     if config.schedule is not None:
         words += ["--schedule", json.dumps(config.schedule, separators=(",", ":"))]
-    for name, default in settable_fields().items():
+    defaults = settable_fields()
+    # The workload fills in its own defaults; only options that differ need saying.
+    defaults["workload_options"] = _default_workload_options(config.workload)
+    for name, default in defaults.items():
         value = getattr(config, name)
-        if value != default:
+        if value != default and not (name == "workload_options" and not value):
             words += ["--set", f"{name}={json.dumps(value, separators=(',', ':'))}"]
     return shlex.join(words)
 

@@ -83,6 +83,7 @@ def test_a_replay_in_a_fresh_process_is_byte_identical(tmp_path: Path) -> None:
         run_dir = results / "sim" / "latest"
         campaign = json.loads((run_dir / "campaign.json").read_text())
         assert campaign["seed"] == 5 and campaign["replay"].startswith("raftlab sim --seed 5")
+        assert "Replay this run exactly" in (run_dir / "report.html").read_text()
         for name in ("history.jsonl", "history.edn", "results.json", "report.html", "junit.xml"):
             assert (run_dir / name).is_file(), name
         histories.append((run_dir / "history.jsonl").read_bytes())
