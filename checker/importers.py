@@ -113,6 +113,33 @@ def _process(token: str) -> int | str:
     return token[1:] if token.startswith(":") else token
 
 
+def _append_log_op(
+    ops: list[Op],
+    invoked_value: dict[int | str, Any],
+    process: int | str,
+    op_type: str,
+    f: str,
+    value: Any,
+    is_keyword: bool,
+) -> None:
+    """One op of an etcd log, with the corpus' meaning carried in (see the module doc)."""
+    error: Any = None
+    if op_type == "invoke":
+        invoked_value[process] = value
+    else:
+        invoke_value = invoked_value.pop(process, None)
+        if op_type in ("fail", "info") and is_keyword:
+            # ":timed-out" and the like: the reason, not a result.
+            error = value
+            value = invoke_value
+        elif op_type == "fail" and f == "cas":
+            error = CAS_MISMATCH  # Jepsen's etcd test: the compare did not hold
+    index = len(ops)
+    ops.append(
+        Op(index=index, time=index, type=op_type, process=process, f=f, value=value, error=error)
+    )
+
+
 def read_jepsen_log(source: PathOrLines) -> list[Op]:
     """Ops from a Jepsen etcd text log (a path, or an iterable of its lines).
 
@@ -129,7 +156,6 @@ def read_jepsen_log(source: PathOrLines) -> list[Op]:
             # The corpus' own lines (all but a handful): one match, no further parsing.
             number, op_type, f, nil, integer, first, second, keyword = common.groups()
             process: int | str = int(number)
-            error: str | None = None
             if nil is not None:
                 value: Any = None
             elif integer is not None:
@@ -138,27 +164,7 @@ def read_jepsen_log(source: PathOrLines) -> list[Op]:
                 value = [int(first), int(second)]
             else:
                 value = keyword
-            if op_type == "invoke":
-                invoked_value[process] = value
-            else:
-                invoke_value = invoked_value.pop(process, None)
-                if keyword is not None and op_type in ("fail", "info"):
-                    error = value
-                    value = invoke_value
-                elif op_type == "fail" and f == "cas":
-                    error = CAS_MISMATCH
-            index = len(ops)
-            ops.append(
-                Op(
-                    index=index,
-                    time=index,
-                    type=op_type,
-                    process=process,
-                    f=f,
-                    value=value,
-                    error=error,
-                )
-            )
+            _append_log_op(ops, invoked_value, process, op_type, f, value, keyword is not None)
             continue
         text = raw.strip()
         if not text:
@@ -186,30 +192,8 @@ def read_jepsen_log(source: PathOrLines) -> list[Op]:
         f = match.group("f")
         value_text = match.group("value")
         value = _log_value(value_text, path=path, line=line_number)
-        error: str | None = None
         is_keyword = value_text is not None and value_text.startswith(":")
-        if op_type == "invoke":
-            invoked_value[process] = value
-        else:
-            invoke_value = invoked_value.pop(process, None)
-            if op_type in ("fail", "info") and is_keyword:
-                # ":timed-out" and the like: the reason, not a result.
-                error = value
-                value = invoke_value
-            elif op_type == "fail" and f == "cas":
-                error = CAS_MISMATCH  # Jepsen's etcd test: the compare did not hold
-        index = len(ops)
-        ops.append(
-            Op(
-                index=index,
-                time=index,
-                type=op_type,
-                process=process,
-                f=f,
-                value=value,
-                error=error,
-            )
-        )
+        _append_log_op(ops, invoked_value, process, op_type, f, value, is_keyword)
     return ops
 
 
