@@ -25,22 +25,31 @@ was proposed in, ``not_leader`` (definite) if another leader's entry replaced it
 whose leader loses leadership is *not* failed at once: it may still commit under the next
 leader, so a definite error would be a lie. It stays pending until this node applies that
 index (usually one heartbeat after the new leader commits) or the request timeout passes
-(``TimeoutError``, indefinite). Reads are never in doubt, so pending ReadIndex reads fail
-with ``not_leader`` as soon as leadership is lost or the core drops them.
+(``TimeoutError``, indefinite; the ticker checks deadlines). Reads are never in doubt, so
+pending ReadIndex reads fail with ``not_leader`` as soon as leadership is lost or the core
+drops them. Requests are callbacks (``start``), not tasks: ``submit`` is the coroutine
+form for callers that want one.
 
 Group commit: with ``offload`` (the node process passes ``trio.to_thread.run_sync``)
 the fsync runs off the Trio thread; everything that arrives meanwhile (messages, ticks,
 proposals) queues in an inbox and is fed to the core right after ``advance``, so it all
 lands in the next Ready and the next single fsync. The core is never touched between
 ``ready()`` and ``advance()``.
+
+Synchronous Readies: with ``defer`` (the simulation, whose storage is memory) there is no
+ready-loop task. An action that leaves work asks ``defer`` to call ``flush`` once, and
+``flush`` handles the Readies on the spot, in the same order. The simulation defers to the
+end of its network's delivery batch, so what arrives together still shares one Ready,
+and a message costs no extra scheduler round.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
@@ -75,6 +84,9 @@ class Transport(Protocol):
 
 Log = Callable[[str], None]
 Offload = Callable[[Callable[[], Any]], Awaitable[Any]]
+# Run a callable soon, outside the current call (the simulation's network: after the
+# messages due now are all delivered).
+Defer = Callable[[Callable[[], None]], None]
 
 
 class NotLeaderError(Exception):
@@ -94,35 +106,44 @@ class OutcomeUnknownError(Exception):
     code = "outcome_unknown"
 
 
-@dataclass(slots=True)
-class _Waiter:
-    """One client request waiting for the driver loop."""
+Result = dict[str, Any] | Exception
+OnDone = Callable[[Result], None]
 
-    event: trio.Event = field(default_factory=trio.Event)
-    reply: dict[str, Any] | None = None
-    error: Exception | None = None
+
+@dataclass(slots=True, eq=False)
+class _Request:
+    """One client request the driver owes exactly one answer: ``on_done`` is called once,
+    with the reply map or the exception (NotLeaderError, OutcomeUnknownError,
+    TimeoutError). Callbacks instead of a task per request: at thousands of requests per
+    second a task, an event and a cancel scope each cost more than the request's Raft
+    work, and in the simulation every task wake-up is a scheduler round."""
+
+    on_done: OnDone
+    deadline: float
+    read_id: int = 0  # a ReadIndex read's id (its entry in _pending_reads), 0 for writes
+    done: bool = False
 
     def resolve(self, reply: dict[str, Any]) -> None:
-        if not self.event.is_set():
-            self.reply = reply
-            self.event.set()
+        if not self.done:
+            self.done = True
+            self.on_done(reply)
 
     def fail(self, error: Exception) -> None:
-        if not self.event.is_set():
-            self.error = error
-            self.event.set()
+        if not self.done:
+            self.done = True
+            self.on_done(error)
 
 
 @dataclass(slots=True)
 class _PendingProposal:
     term: int
-    waiter: _Waiter
+    request: _Request
 
 
 @dataclass(slots=True)
 class _PendingRead:
-    request: dict[str, Any]
-    waiter: _Waiter
+    query: dict[str, Any]
+    request: _Request
     index: int | None = None  # set once the core answers with a ReadState
 
 
@@ -148,6 +169,8 @@ class NodeDriver:
         bugs: frozenset[str] = frozenset(),
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         offload: Offload | None = None,
+        defer: Defer | None = None,
+        external_ticks: bool = False,
         commit_log_interval: float = 1.0,
         applied_index: int = 0,
         applied_term: int = 0,
@@ -156,6 +179,10 @@ class NodeDriver:
             raise ValueError(f"read_mode must be one of {READ_MODES}, got {read_mode!r}")
         if tick_seconds <= 0:
             raise ValueError("tick_seconds must be positive")
+        if defer is not None and offload is not None:
+            raise ValueError(
+                "defer (synchronous Readies) and offload (a persist off the loop) exclude each other"
+            )
         self.core = core
         self.storage = storage
         self.state_machine = state_machine
@@ -171,6 +198,10 @@ class NodeDriver:
         self.bugs = bugs
         self.request_timeout = request_timeout
         self.offload = offload
+        self.defer = defer
+        # The caller calls tick() every tick_seconds instead of a ticker task (the
+        # simulation's event heap: ticks then share scheduler rounds with deliveries).
+        self.external_ticks = external_ticks
         self.commit_log_interval = commit_log_interval
         # What the state machine holds: the snapshot it was restored from, plus entries
         # applied since (the caller restores the state machine from the stored snapshot
@@ -184,10 +215,14 @@ class NodeDriver:
         self._durable_term_vote: tuple[int, str | None] | None = None
         self._inbox: deque[Callable[[], None]] = deque()
         self._wakeup = trio.Event()
+        self._flush_deferred = False  # with ``defer``: a flush is already asked for
         self._pending_proposals: dict[int, _PendingProposal] = {}
         self._pending_reads: dict[int, _PendingRead] = {}
+        # Every unanswered request by deadline: the ticker fails the overdue ones.
+        self._deadlines: list[tuple[float, int, _Request]] = []
+        self._request_numbers = itertools.count(1)
         self._read_ids = itertools.count(1)
-        self._last_seen: tuple[str, int, str | None] | None = None
+        self._last_seen: tuple[Any, int, str | None] | None = None
         self._last_commit_logged = -1
         self._next_commit_log_time = float("-inf")
         self.stopped = False
@@ -198,25 +233,57 @@ class NodeDriver:
         """A Raft message from a peer (already validated by the transport)."""
         self._do(partial(self.core.step, msg))
 
-    async def submit(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Run one client request; returns the KV reply map.
+    def start(self, request: dict[str, Any], on_done: OnDone) -> None:
+        """Start one client request; ``on_done`` is called exactly once, now or later,
+        with the KV reply map or the exception: NotLeaderError (definite),
+        OutcomeUnknownError or TimeoutError (indefinite).
 
-        Raises NotLeaderError (definite), OutcomeUnknownError or TimeoutError (indefinite).
         ``request`` is a validated map: ``op`` plus the op's fields, and for writes
-        ``client`` and ``seq``.
+        ``client`` and ``seq``. Never blocks; the answer comes from the driver loop (on
+        apply, on a confirmed read index, on losing leadership, at the request timeout
+        or when the driver stops).
         """
+        if self.stopped:
+            on_done(OutcomeUnknownError("node stopping"))
+            return
         op = request.get("op")
         if op in WRITE_OPS:
-            return await self._propose(request)
-        if op in READ_OPS:
+            self._propose(request, self._new_request(on_done))
+        elif op in READ_OPS:
             if "stale-local-reads" in self.bugs:
                 # Teaching bug (etcd #741): answer from whatever this replica has applied,
                 # without confirming leadership or waiting for the commit index.
-                return normalize_reply(self.state_machine.query(request))
-            if self.read_mode == "log":
-                return await self._propose(request)  # a read is a log command (§6.4 alt.)
-            return await self._read_index(request)
-        return {"ok": False, "error": "malformed"}
+                on_done(normalize_reply(self.state_machine.query(request)))
+            elif self.read_mode == "log":
+                self._propose(
+                    request, self._new_request(on_done)
+                )  # a read is a log command (§6.4 alt.)
+            else:
+                self._read_index(request, self._new_request(on_done))
+        else:
+            on_done({"ok": False, "error": "malformed"})
+
+    async def submit(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``start`` as a coroutine: returns the KV reply map or raises its exception."""
+        answered = trio.Event()
+        results: list[Result] = []
+
+        def on_done(result: Result) -> None:
+            results.append(result)
+            answered.set()
+
+        self.start(request, on_done)
+        if not answered.is_set():
+            # The ticker fails overdue requests; this bound also holds for a driver whose
+            # loop is not running (yet).
+            with trio.move_on_after(self.request_timeout):
+                await answered.wait()
+        if not results:
+            on_done(TimeoutError(f"no outcome within {self.request_timeout} s"))
+        result = results[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def status(self) -> dict[str, Any]:
         status = self.core.status()
@@ -236,21 +303,38 @@ class NodeDriver:
         """Tick and process Readies until cancelled."""
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._ticker)
-                nursery.start_soon(self._ready_loop)
-                self._wakeup.set()  # the restored core may have work (e.g. re-apply)
+                if not self.external_ticks:
+                    nursery.start_soon(self._ticker)
+                if self.defer is None:
+                    nursery.start_soon(self._ready_loop)
+                    self._wakeup.set()  # the restored core may have work (e.g. re-apply)
+                else:
+                    # A flush asked for before a pause was dropped: ask afresh.
+                    self._flush_deferred = False
+                    if self.core.has_ready():
+                        self._ask_flush()
                 task_status.started()
+                await trio.sleep_forever()  # the loop may have no task of its own (defer)
         finally:
             self.stopped = True
             for pending in list(self._pending_proposals.values()):
-                pending.waiter.fail(OutcomeUnknownError("node stopping"))
+                pending.request.fail(OutcomeUnknownError("node stopping"))
             for read in list(self._pending_reads.values()):
-                read.waiter.fail(NotLeaderError(None))
+                read.request.fail(NotLeaderError(None))
+            self._pending_proposals.clear()
+            self._pending_reads.clear()
+            self._deadlines.clear()
+
+    def tick(self) -> None:
+        """One tick of this node's clock: the core's tick, then overdue requests."""
+        self._do(self.core.tick)
+        if self._deadlines:
+            self._expire_requests(trio.current_time())
 
     async def _ticker(self) -> None:
         while True:
             await trio.sleep(self.tick_seconds)
-            self._do(self.core.tick)
+            self.tick()
 
     async def _ready_loop(self) -> None:
         while True:
@@ -263,6 +347,14 @@ class NodeDriver:
                     # tasks, and what they bring lands in one bigger next Ready.
                     await trio.lowlevel.checkpoint()
 
+    def flush(self) -> None:
+        """With ``defer``: handle every Ready now, synchronously (the simulation calls
+        it once its network has delivered everything due at this instant, so that what
+        arrived together lands in one Ready, as the node's inbox makes it do)."""
+        self._flush_deferred = False
+        while self.core.has_ready():
+            self._handle_ready_now(self.core.ready())
+
     def _do(self, action: Callable[[], None]) -> None:
         """Run an action on the core now, or right after the Ready in progress.
 
@@ -274,7 +366,15 @@ class NodeDriver:
             return
         action()
         if self.core.has_ready():
-            self._wakeup.set()
+            if self.defer is None:
+                self._wakeup.set()
+            elif not self._flush_deferred:
+                self._ask_flush()
+
+    def _ask_flush(self) -> None:
+        assert self.defer is not None
+        self._flush_deferred = True
+        self.defer(self.flush)
 
     async def _blocking(self, call: Callable[[], Any]) -> Any:
         if self.offload is None:
@@ -284,55 +384,85 @@ class NodeDriver:
     async def _handle_ready(self, ready: Ready) -> None:
         self._busy = True
         try:
-            hard_state = ready.hard_state
-            if (
-                hard_state is not None
-                and not ready.entries
-                and ready.snapshot is None
-                and (hard_state.term, hard_state.vote) == self._durable_term_vote
-            ):
-                # Only the commit index moved. It is volatile state in Raft (Figure 2): a
-                # restarted node relearns it from the leader, and a stale one on disk is
-                # harmless. So no fsync for it alone (etcd's MustSync makes the same
-                # call); it rides along with the next entries or vote for free.
-                hard_state = None
-            must_persist = hard_state is not None or bool(ready.entries) or ready.snapshot
-            sent_early = False
-            if must_persist and ready.messages and self._leader_appends_only(ready, hard_state):
-                # Dissertation §10.2.1: the leader may replicate while it writes its own
-                # disk, so the followers' fsyncs overlap the leader's. Safe here because
-                # the core is not touched until this persist returns (the inbox): no
-                # append response is counted, so nothing commits, before the leader's own
-                # copy is durable. Votes and append responses never leave early (§3.8).
-                self.transport.send(ready.messages)
-                sent_early = True
+            hard_state, must_persist, sent_early = self._before_persist(ready)
             if must_persist:
                 await self._blocking(
                     partial(self.storage.persist, hard_state, ready.entries, ready.snapshot)
                 )
-                if hard_state is not None:
-                    self._durable_term_vote = (hard_state.term, hard_state.vote)
-            if ready.messages and not sent_early:
-                self.transport.send(ready.messages)
-            if ready.snapshot is not None:
-                self._restore(ready.snapshot)
-            for entry in ready.committed_entries:
-                self._apply(entry)
-            for read_state in ready.read_states:
-                pending = self._pending_reads.get(read_state.request_id)
-                if pending is not None:
-                    pending.index = read_state.index
-            for request_id in ready.dropped_reads:
-                self._fail_read(request_id)
-            self._answer_reads()
-            self._observe(ready)
-            self.core.advance(ready)
+            self._after_persist(ready, hard_state, sent_early)
             if ready.should_snapshot:
-                await self._take_snapshot()
+                snapshot = self._snapshot_of_state_machine()
+                await self._blocking(partial(self.storage.compact, snapshot))
+                self._snapshot_stored(snapshot)
         finally:
             self._busy = False
+        self._run_inbox()
+
+    def _handle_ready_now(self, ready: Ready) -> None:
+        """``_handle_ready`` without a Trio checkpoint (``defer`` mode: storage in memory)."""
+        self._busy = True
+        try:
+            hard_state, must_persist, sent_early = self._before_persist(ready)
+            if must_persist:
+                self.storage.persist(hard_state, ready.entries, ready.snapshot)
+            self._after_persist(ready, hard_state, sent_early)
+            if ready.should_snapshot:
+                snapshot = self._snapshot_of_state_machine()
+                self.storage.compact(snapshot)
+                self._snapshot_stored(snapshot)
+        finally:
+            self._busy = False
+        self._run_inbox()
+
+    def _run_inbox(self) -> None:
         while self._inbox:
             self._inbox.popleft()()
+
+    def _before_persist(self, ready: Ready) -> tuple[HardState | None, bool, bool]:
+        """What to persist, whether to, and whether the messages already left."""
+        hard_state = ready.hard_state
+        if (
+            hard_state is not None
+            and not ready.entries
+            and ready.snapshot is None
+            and (hard_state.term, hard_state.vote) == self._durable_term_vote
+        ):
+            # Only the commit index moved. It is volatile state in Raft (Figure 2): a
+            # restarted node relearns it from the leader, and a stale one on disk is
+            # harmless. So no fsync for it alone (etcd's MustSync makes the same
+            # call); it rides along with the next entries or vote for free.
+            hard_state = None
+        must_persist = hard_state is not None or bool(ready.entries) or ready.snapshot is not None
+        sent_early = False
+        if must_persist and ready.messages and self._leader_appends_only(ready, hard_state):
+            # Dissertation §10.2.1: the leader may replicate while it writes its own
+            # disk, so the followers' fsyncs overlap the leader's. Safe here because
+            # the core is not touched until this persist returns (the inbox): no
+            # append response is counted, so nothing commits, before the leader's own
+            # copy is durable. Votes and append responses never leave early (§3.8).
+            self.transport.send(ready.messages)
+            sent_early = True
+        return hard_state, must_persist, sent_early
+
+    def _after_persist(self, ready: Ready, hard_state: HardState | None, sent_early: bool) -> None:
+        """Steps 2-6 of the Ready order (module docstring), once the persist returned."""
+        if hard_state is not None:
+            self._durable_term_vote = (hard_state.term, hard_state.vote)
+        if ready.messages and not sent_early:
+            self.transport.send(ready.messages)
+        if ready.snapshot is not None:
+            self._restore(ready.snapshot)
+        for entry in ready.committed_entries:
+            self._apply(entry)
+        for read_state in ready.read_states:
+            pending = self._pending_reads.get(read_state.request_id)
+            if pending is not None:
+                pending.index = read_state.index
+        for read_id in ready.dropped_reads:
+            self._fail_read(read_id)
+        self._answer_reads()
+        self._observe(ready)
+        self.core.advance(ready)
 
     def _leader_appends_only(self, ready: Ready, hard_state: HardState | None) -> bool:
         """True when every message is a leader's AppendEntries/InstallSnapshot and the
@@ -351,7 +481,7 @@ class NodeDriver:
         # cannot be read off the log any more. Indefinite; the client's retry is deduped.
         for index in [i for i in self._pending_proposals if i <= snapshot.meta.index]:
             pending = self._pending_proposals.pop(index)
-            pending.waiter.fail(OutcomeUnknownError("entry compacted into a snapshot"))
+            pending.request.fail(OutcomeUnknownError("entry compacted into a snapshot"))
 
     def _apply(self, entry: Entry) -> None:
         if entry.index <= self.applied_index:
@@ -368,54 +498,57 @@ class NodeDriver:
         pending = self._pending_proposals.pop(entry.index, None)
         if pending is not None:
             if pending.term == entry.term and entry.kind == EntryKind.COMMAND:
-                pending.waiter.resolve(normalize_reply(reply))
+                pending.request.resolve(normalize_reply(reply))
             else:
                 # Another leader's entry sits at our index: ours was overwritten and can
                 # never commit (Log Matching, §5.3). Definite failure.
-                pending.waiter.fail(NotLeaderError(self._leader_hint()))
+                pending.request.fail(NotLeaderError(self._leader_hint()))
 
     def _answer_reads(self) -> None:
         if not self._pending_reads:
             return
-        for request_id, pending in list(self._pending_reads.items()):
+        for read_id, pending in list(self._pending_reads.items()):
             if pending.index is not None and pending.index <= self.applied_index:
-                del self._pending_reads[request_id]
-                pending.waiter.resolve(normalize_reply(self.state_machine.query(pending.request)))
+                del self._pending_reads[read_id]
+                pending.request.resolve(normalize_reply(self.state_machine.query(pending.query)))
 
-    def _fail_read(self, request_id: int) -> None:
-        pending = self._pending_reads.pop(request_id, None)
+    def _fail_read(self, read_id: int) -> None:
+        pending = self._pending_reads.pop(read_id, None)
         if pending is not None:
-            pending.waiter.fail(NotLeaderError(self._leader_hint()))
+            pending.request.fail(NotLeaderError(self._leader_hint()))
 
     def _observe(self, ready: Ready) -> None:
         """Log role/term/leader changes and (rate-limited) commits; fail reads that a lost
         leadership can no longer confirm."""
-        status = self.core.status()
-        role = _role_name(status.role)
-        seen = (role, status.term, status.leader)
+        core = self.core  # fields, not status(): this runs on every Ready
+        seen = (core.role, core.term, core.leader)
         if seen != self._last_seen:
-            self.log(f"role={role} term={status.term} leader={status.leader}")
+            role = _role_name(core.role)
+            self.log(f"role={role} term={core.term} leader={core.leader}")
             self._last_seen = seen
             if role != "leader" and self._pending_reads:
-                for request_id in list(self._pending_reads):
-                    self._fail_read(request_id)
-        if status.commit_index != self._last_commit_logged:
+                for read_id in list(self._pending_reads):
+                    self._fail_read(read_id)
+        commit_index = core.log.committed
+        if commit_index != self._last_commit_logged:
             now = trio.current_time()
             if now >= self._next_commit_log_time:
                 self.log(
-                    f"commit_index={status.commit_index} applied_index={self.applied_index} "
-                    f"last_log_index={status.last_log_index}"
+                    f"commit_index={commit_index} applied_index={self.applied_index} "
+                    f"last_log_index={core.log.last_index}"
                 )
-                self._last_commit_logged = status.commit_index
+                self._last_commit_logged = commit_index
                 self._next_commit_log_time = now + self.commit_log_interval
 
-    async def _take_snapshot(self) -> None:
+    def _snapshot_of_state_machine(self) -> Snapshot:
         data = self.state_machine.snapshot()
-        snapshot = Snapshot(SnapshotMeta(index=self.applied_index, term=self.applied_term), data)
-        await self._blocking(partial(self.storage.compact, snapshot))
+        return Snapshot(SnapshotMeta(index=self.applied_index, term=self.applied_term), data)
+
+    def _snapshot_stored(self, snapshot: Snapshot) -> None:
         self.core.compact(snapshot)
         self.log(
-            f"snapshot taken index={snapshot.meta.index} term={snapshot.meta.term} bytes={len(data)}"
+            f"snapshot taken index={snapshot.meta.index} term={snapshot.meta.term} "
+            f"bytes={len(snapshot.data)}"
         )
 
     def _leader_hint(self) -> str | None:
@@ -424,55 +557,53 @@ class NodeDriver:
 
     # --- client requests -------------------------------------------------------------
 
-    async def _propose(self, request: dict[str, Any]) -> dict[str, Any]:
-        data = self.encode_command(request)
-        waiter = _Waiter()
+    def _new_request(self, on_done: OnDone, read_id: int = 0) -> _Request:
+        request = _Request(on_done, trio.current_time() + self.request_timeout, read_id)
+        heapq.heappush(self._deadlines, (request.deadline, next(self._request_numbers), request))
+        return request
+
+    def _expire_requests(self, now: float) -> None:
+        """Fail requests past their deadline: indefinite, the write may still commit."""
+        deadlines = self._deadlines
+        while deadlines and (deadlines[0][0] <= now or deadlines[0][2].done):
+            request = heapq.heappop(deadlines)[2]
+            if request.done:
+                continue
+            if request.read_id:
+                self._pending_reads.pop(request.read_id, None)
+            request.fail(TimeoutError(f"no outcome within {self.request_timeout} s"))
+
+    def _propose(self, command: dict[str, Any], request: _Request) -> None:
+        data = self.encode_command(command)
 
         def propose() -> None:
             try:
                 index, term = self.core.propose(data)
             except NotLeader as error:
-                waiter.fail(NotLeaderError(_hint_of(error)))
+                request.fail(NotLeaderError(_hint_of(error)))
                 return
             previous = self._pending_proposals.get(index)
             if previous is not None:
                 # Our index is being reused by a newer term: the older entry there was
                 # truncated and never committed.
-                previous.waiter.fail(NotLeaderError(None))
-            self._pending_proposals[index] = _PendingProposal(term, waiter)
+                previous.request.fail(NotLeaderError(None))
+            self._pending_proposals[index] = _PendingProposal(term, request)
 
         self._do(propose)
-        return await self._wait(waiter)
 
-    async def _read_index(self, request: dict[str, Any]) -> dict[str, Any]:
-        request_id = next(self._read_ids)
-        waiter = _Waiter()
+    def _read_index(self, query: dict[str, Any], request: _Request) -> None:
+        read_id = next(self._read_ids)
+        request.read_id = read_id
 
         def ask() -> None:
             try:
-                self.core.read_index(request_id)
+                self.core.read_index(read_id)
             except NotLeader as error:
-                waiter.fail(NotLeaderError(_hint_of(error)))
+                request.fail(NotLeaderError(_hint_of(error)))
                 return
-            self._pending_reads[request_id] = _PendingRead(request, waiter)
+            self._pending_reads[read_id] = _PendingRead(query, request)
 
         self._do(ask)
-        try:
-            return await self._wait(waiter)
-        finally:
-            self._pending_reads.pop(request_id, None)
-
-    async def _wait(self, waiter: _Waiter) -> dict[str, Any]:
-        if self.stopped:
-            raise OutcomeUnknownError("node stopping")
-        with trio.move_on_after(self.request_timeout):
-            await waiter.event.wait()
-        if not waiter.event.is_set():
-            waiter.fail(TimeoutError(f"no outcome within {self.request_timeout} s"))
-        if waiter.error is not None:
-            raise waiter.error
-        assert waiter.reply is not None
-        return waiter.reply
 
 
 def _hint_of(error: NotLeader) -> str | None:

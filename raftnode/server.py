@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -542,8 +543,11 @@ class NodeServer:
                         request_id = require_int(frame, "id")
                         if frame_type == "request":
                             in_flight[0] += 1
-                            nursery.start_soon(
-                                self._answer_request, frame, request_id, writer, in_flight
+                            start_answer(
+                                self.driver,
+                                frame,
+                                max_request_bytes=self.config.max_request_bytes,
+                                on_answer=partial(_send_answer, writer, request_id, in_flight),
                             )
                         elif frame_type == "status":
                             writer.put(self._status_reply(request_id))
@@ -562,21 +566,6 @@ class NodeServer:
         if bad_frame is not None:
             raise bad_frame
         return None
-
-    async def _answer_request(
-        self, frame: dict[str, Any], request_id: int, writer: ResponseWriter, in_flight: list[int]
-    ) -> None:
-        try:
-            writer.put(await self._response_to(frame, request_id))
-        finally:
-            in_flight[0] -= 1
-
-    async def _response_to(self, frame: dict[str, Any], request_id: int) -> dict[str, Any]:
-        assert self.driver is not None
-        answer = await answer_request(
-            self.driver, frame, max_request_bytes=self.config.max_request_bytes
-        )
-        return {"type": "response", "id": request_id, **answer}
 
     def _status_reply(self, request_id: int) -> dict[str, Any]:
         assert self.driver is not None
@@ -607,28 +596,64 @@ class NodeServer:
         return {**reply, "ok": True}
 
 
-async def answer_request(
-    driver: NodeDriver, frame: dict[str, Any], *, max_request_bytes: int
-) -> dict[str, Any]:
-    """The answer to one client request frame (without its ``type`` and ``id``): what the
-    node process sends back, and what the simulation's nodes answer too."""
+def start_answer(
+    driver: NodeDriver,
+    frame: dict[str, Any],
+    *,
+    max_request_bytes: int,
+    on_answer: Callable[[dict[str, Any]], None],
+) -> None:
+    """Start answering one client request frame: ``on_answer`` gets the answer (without
+    its ``type`` and ``id``) exactly once, now or when the driver knows it. What the node
+    process sends back, and what the simulation's nodes answer too."""
     try:
         request = validate_request(frame)
         if len(pack(request)) > max_request_bytes:
-            return {"ok": False, "error": "too_large"}
+            on_answer({"ok": False, "error": "too_large"})
+            return
     except RequestError as error:
-        return {"ok": False, "error": "malformed", "reason": str(error)}
-    try:
-        reply = await driver.submit(request)
-    except NotLeaderError as error:
-        return {"ok": False, "error": error.code, "leader": error.leader}
-    except OutcomeUnknownError:
+        on_answer({"ok": False, "error": "malformed", "reason": str(error)})
+        return
+    driver.start(request, lambda result: on_answer(answer_of(result)))
+
+
+def answer_of(result: dict[str, Any] | Exception) -> dict[str, Any]:
+    """A driver result (reply map or exception) as the answer a client receives."""
+    if isinstance(result, NotLeaderError):
+        return {"ok": False, "error": result.code, "leader": result.leader}
+    if isinstance(result, OutcomeUnknownError):
         return {"ok": False, "error": "outcome_unknown"}
-    except TimeoutError:
+    if isinstance(result, TimeoutError):
         return {"ok": False, "error": "timeout"}
-    if reply.get("ok"):
-        return {"ok": True, "value": reply.get("value")}
-    return {"ok": False, "error": reply.get("error", "unknown")}
+    if isinstance(result, Exception):
+        raise result  # not a client outcome: a bug in the driver
+    if result.get("ok"):
+        return {"ok": True, "value": result.get("value")}
+    return {"ok": False, "error": result.get("error", "unknown")}
+
+
+async def answer_request(
+    driver: NodeDriver, frame: dict[str, Any], *, max_request_bytes: int
+) -> dict[str, Any]:
+    """``start_answer`` as a coroutine: the answer to one client request frame."""
+    answered = trio.Event()
+    answers: list[dict[str, Any]] = []
+
+    def on_answer(answer: dict[str, Any]) -> None:
+        answers.append(answer)
+        answered.set()
+
+    start_answer(driver, frame, max_request_bytes=max_request_bytes, on_answer=on_answer)
+    with trio.move_on_after(driver.request_timeout):
+        await answered.wait()
+    return answers[0] if answers else {"ok": False, "error": "timeout"}
+
+
+def _send_answer(
+    writer: ResponseWriter, request_id: int, in_flight: list[int], answer: dict[str, Any]
+) -> None:
+    in_flight[0] -= 1
+    writer.put({"type": "response", "id": request_id, **answer})
 
 
 def run_node(config: NodeConfig) -> int:

@@ -19,9 +19,11 @@ Faults act as on real processes:
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import trio
@@ -31,7 +33,7 @@ from raftnode.core import RaftConfig, RaftCore
 from raftnode.driver import NodeDriver
 from raftnode.kv import KVStateMachine, encode_command
 from raftnode.messages import Message
-from raftnode.server import DEFAULT_MAX_REQUEST_BYTES, Timing, answer_request
+from raftnode.server import DEFAULT_MAX_REQUEST_BYTES, Timing, start_answer
 from raftnode.storage.memory import MemoryStorage
 
 CLIENT_PREFIX = "client:"
@@ -108,6 +110,7 @@ class SimNode:
     _scope: trio.CancelScope | None = None
     _nursery: trio.Nursery | None = None
     _paused_inbox: list[tuple[str, Any]] = field(default_factory=list)
+    _incarnation: int = 0  # bumped at every (re)start and resume: ends older tick chains
     _pending_clients: dict[tuple[str, int], ClientRequest] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -117,7 +120,7 @@ class SimNode:
         """Called on every Ready that sends messages: a cheap, exact watch on commit."""
         if self.driver is None:
             return
-        commit = self.driver.core.status().commit_index
+        commit = self.driver.core.log.committed
         if commit < self._highest_commit and len(self.commit_regressions) < 20:
             self.commit_regressions.append(
                 f"{trio.current_time():.6f} {self.node_id} commit index {self._highest_commit} "
@@ -194,6 +197,8 @@ class SimNode:
             read_mode=self.read_mode,
             bugs=self.bugs,
             request_timeout=self.timing.request_timeout,
+            defer=self._defer,
+            external_ticks=True,
             applied_index=applied_index,
             applied_term=applied_term,
         )
@@ -217,6 +222,8 @@ class SimNode:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     await nursery.start(self.driver.run)
+                    self._incarnation += 1
+                    self._schedule_tick(self.driver, self._incarnation, None)
                     task_status.started()
                     started = True
                     backlog, self._paused_inbox = self._paused_inbox, []
@@ -288,28 +295,68 @@ class SimNode:
     # --- inputs --------------------------------------------------------------------
 
     def _deliver(self, src: str, payload: Any) -> None:
-        if isinstance(payload, Message):
-            assert self.driver is not None
-            try:
+        assert self.driver is not None
+        try:
+            if isinstance(payload, Message):
                 self.driver.receive(payload)
+            elif isinstance(payload, ClientRequest):
+                key = (payload.reply_to, payload.request_id)
+                self._pending_clients[key] = payload
+                start_answer(
+                    self.driver,
+                    payload.frame,
+                    max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
+                    on_answer=partial(self._reply, key),
+                )
+        except Exception as error:  # noqa: BLE001 - the node process would die here
+            self._die(error)
+
+    def _schedule_tick(self, driver: NodeDriver, incarnation: int, previous: float | None) -> None:
+        """The node's ticker, on the network's event heap (``NodeDriver.external_ticks``).
+
+        A (re)started node's first tick falls on the next multiple of its tick period, so
+        the ticks of all nodes whose clocks run at one rate coincide, as in etcd's raft
+        tests, and share one scheduler round (election timeouts still differ by whole
+        ticks, §5.2). ``previous`` is the exact time of the last tick, so rounding to the
+        delivery grid never makes the clock drift."""
+        period = driver.tick_seconds
+        if previous is None:
+            due = (math.floor(trio.current_time() / period) + 1) * period
+        else:
+            due = previous + period
+        self.network.call_at(due, partial(self._tick, driver, incarnation, due))
+
+    def _tick(self, driver: NodeDriver, incarnation: int, due: float) -> None:
+        if self.driver is not driver or not self.running or incarnation != self._incarnation:
+            return  # crashed, paused or restarted since: this chain ends
+        try:
+            driver.tick()
+        except Exception as error:  # noqa: BLE001 - the node process would die here
+            self._die(error)
+            return
+        self._schedule_tick(driver, incarnation, due)
+
+    def _defer(self, flush: Callable[[], None]) -> None:
+        """The driver's Readies run after the network's current delivery batch."""
+        driver = self.driver
+
+        def flush_if_alive() -> None:
+            if self.driver is not driver or not self.running:
+                return  # crashed or paused since: the restarted/resumed driver re-asks
+            try:
+                flush()
             except Exception as error:  # noqa: BLE001 - the node process would die here
                 self._die(error)
-        elif isinstance(payload, ClientRequest):
-            key = (payload.reply_to, payload.request_id)
-            self._pending_clients[key] = payload
-            assert self._nursery is not None
-            self._nursery.start_soon(self._answer, key, payload)
 
-    async def _answer(self, key: tuple[str, int], request: ClientRequest) -> None:
-        assert self.driver is not None
-        reply = await answer_request(
-            self.driver, request.frame, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES
-        )
-        if self._pending_clients.pop(key, None) is not None:
+        self.network.defer(flush_if_alive)
+
+    def _reply(self, key: tuple[str, int], answer: dict[str, Any]) -> None:
+        request = self._pending_clients.pop(key, None)
+        if request is not None:
             self.network.send(
                 self.node_id,
                 request.reply_to,
-                ClientReply(request.request_id, reply),
+                ClientReply(request.request_id, answer),
                 partitionable=False,
             )
 

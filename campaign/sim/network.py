@@ -1,4 +1,5 @@
-"""The simulated network: one heap of in-flight messages on the simulated clock.
+"""The simulated network: one heap of in-flight messages (and the nodes' clock ticks) on
+the simulated clock.
 
 Every directed link has a delay (base + uniform jitter), a loss and a duplication
 probability; a grudge (``dst -> {src, ...}``) drops what ``dst`` would receive from ``src``,
@@ -55,6 +56,8 @@ class SimNetwork:
     _sequence: int = 0
     _last_delivery: dict[tuple[str, str], float] = field(default_factory=dict)
     _wait_scope: trio.CancelScope | None = None
+    _delivering: bool = False
+    _deferred: list[Callable[[], None]] = field(default_factory=list)
 
     def attach(self, address: str, handler: Callable[[str, Any], None]) -> None:
         """``handler(src, payload)`` is called for every message delivered to ``address``."""
@@ -63,6 +66,26 @@ class SimNetwork:
     def detach(self, address: str) -> None:
         """A crashed or paused endpoint: messages to it are lost on arrival."""
         self._handlers.pop(address, None)
+
+    def defer(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once every message due at this instant is delivered (at once if
+        no delivery is under way). The nodes' drivers defer their Readies here: what
+        arrives together is handled in one Ready, in the same scheduler round."""
+        if self._delivering:
+            self._deferred.append(action)
+        else:
+            action()
+
+    def call_at(self, at: float, action: Callable[[], None]) -> None:
+        """A timer on the same heap: ``action()`` runs at simulated time ``at`` (rounded up
+        to the delivery grid), in order with the messages due then. The nodes' clock ticks
+        live here, so that a tick costs no task wake-up of its own."""
+        if self.quantum > 0:
+            at = math.ceil(at / self.quantum) * self.quantum
+        self._sequence += 1
+        heapq.heappush(self._heap, (at, self._sequence, "", "", False, action))
+        if self._wait_scope is not None and at < self._wait_scope.deadline:
+            self._wait_scope.deadline = at
 
     def is_cut(self, src: str, dst: str) -> bool:
         return src in self.grudges.get(dst, ())
@@ -102,9 +125,23 @@ class SimNetwork:
     async def run(self) -> None:
         """Deliver messages as their time comes; runs until cancelled."""
         while True:
-            now = trio.current_time()
+            self._deliver_due(trio.current_time())
+            deadline = self._heap[0][0] if self._heap else math.inf
+            with trio.CancelScope(deadline=deadline) as scope:
+                self._wait_scope = scope
+                await trio.sleep_forever()
+            self._wait_scope = None
+
+    def _deliver_due(self, now: float) -> None:
+        """Deliver every message (and run every timer) due at ``now``, then the deferred
+        actions they asked for."""
+        self._delivering = True
+        try:
             while self._heap and self._heap[0][0] <= now:
                 _, _, src, dst, partitionable, payload = heapq.heappop(self._heap)
+                if not dst:  # a timer (call_at)
+                    payload()
+                    continue
                 handler = self._handlers.get(dst)
                 # A cut made while the message was in flight drops it on arrival, as
                 # iptables does in Jepsen.
@@ -113,8 +150,8 @@ class SimNetwork:
                     continue
                 self.stats.delivered += 1
                 handler(src, payload)
-            deadline = self._heap[0][0] if self._heap else math.inf
-            with trio.CancelScope(deadline=deadline) as scope:
-                self._wait_scope = scope
-                await trio.sleep_forever()
-            self._wait_scope = None
+        finally:
+            self._delivering = False
+        deferred, self._deferred = self._deferred, []
+        for action in deferred:  # in the order first asked: deterministic
+            action()

@@ -170,7 +170,7 @@ class RaftCore:
                 self.role is Role.LEADER
                 and (self._broadcast_pending or self._readonly.broadcast_needed)
             )
-            or self._current_hard_state() != self._handed_hard_state
+            or self._hard_state_changed()
             or self.log.unstable_from <= self.log.last_index
             or self.log.has_next_committed()
         )
@@ -739,6 +739,16 @@ class RaftCore:
 
     def _bug(self, name: str) -> bool:
         return name in self.config.bugs
+
+    def _hard_state_changed(self) -> bool:
+        """``_current_hard_state() != _handed_hard_state`` without building one: has_ready
+        runs after every input."""
+        handed = self._handed_hard_state
+        return (
+            self.term != handed.term
+            or self.vote != handed.vote
+            or self.log.committed != handed.commit
+        )
 
     def _current_hard_state(self) -> HardState:
         return HardState(term=self.term, vote=self.vote, commit=self.log.committed)
