@@ -395,3 +395,80 @@ async def test_only_leader_appends_leave_before_the_fsync(
     assert early_leader_sends > 0  # the optimisation is really in use
     responses = [d for _, k, d in events if k == "send" and d & {"vote_resp", "append_resp"}]
     assert responses  # and the checked kinds really occurred
+
+
+async def test_a_started_request_is_answered_once_by_the_ticker_at_its_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """``start`` takes a callback and no task: a write that cannot commit (its leader is
+    cut off) is failed by the ticker's deadline sweep, indefinite, exactly once."""
+    async with cluster_of(request_timeout=0.5) as cluster:
+        leader = await cluster.leader()
+        cluster.network.isolate(leader)
+        answers: list[Any] = []
+        started_at = trio.current_time()
+        cluster.nodes[leader].driver.start(put("k", "v", "c7", 1), answers.append)
+        assert answers == []  # proposed, waiting for a majority
+        await wait_until(lambda: bool(answers))
+        assert len(answers) == 1 and isinstance(answers[0], TimeoutError)
+        assert 0.5 <= trio.current_time() - started_at <= 0.5 + 2 * TICK
+        await trio.sleep(1.0)  # nothing answers it a second time (heal: it may commit)
+        cluster.network.heal()
+        await trio.sleep(1.0)
+        assert len(answers) == 1
+
+
+async def test_malformed_and_not_leader_requests_are_answered_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with cluster_of() as cluster:
+        leader = await cluster.leader()
+        follower = next(n for n in cluster.ids if n != leader)
+        answers: list[Any] = []
+        cluster.nodes[follower].driver.start(put("k", "v"), answers.append)
+        cluster.nodes[leader].driver.start({"op": "frobnicate"}, answers.append)
+        assert isinstance(answers[0], NotLeaderError) and answers[0].leader == leader
+        assert answers[1] == {"ok": False, "error": "malformed"}
+
+
+class _NoPeers:
+    """The transport of a one-node cluster: there is nobody to send to."""
+
+    def send(self, messages: list[Message]) -> None:
+        assert not messages, messages
+
+
+async def test_defer_mode_handles_what_arrived_together_in_one_ready() -> None:
+    """With ``defer`` there is no ready-loop task: an input that leaves work asks for one
+    flush, and the flush handles everything that arrived before it in one Ready."""
+    config = RaftConfig(node_id="n1", peers=("n1",), election_ticks=10, heartbeat_ticks=1)
+    storage = MemoryStorage()
+    flushes: list[Callable[[], None]] = []
+    driver = NodeDriver(
+        RaftCore(config, random.Random(1)),
+        storage,
+        KVStateMachine(),
+        _NoPeers(),
+        tick_seconds=TICK,
+        log=lambda line: None,
+        defer=flushes.append,
+        external_ticks=True,
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        for _ in range(30):  # a single node elects itself within 2 election timeouts
+            driver.tick()
+            while flushes:
+                flushes.pop(0)()
+            if driver.status()["role"] == "leader":
+                break
+        assert driver.status()["role"] == "leader"
+        answers: list[Any] = []
+        syncs_before = storage.syncs
+        for seq in range(1, 6):
+            driver.start(put(f"k{seq}", seq, "c1", seq), answers.append)
+        assert len(flushes) == 1 and answers == []  # one flush asked for, nothing handled
+        flushes.pop()()
+        assert storage.syncs - syncs_before == 1  # five proposals, one Ready, one fsync
+        assert answers == [{"ok": True, "value": None}] * 5
+        nursery.cancel_scope.cancel()
