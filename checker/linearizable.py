@@ -351,6 +351,11 @@ def _search(
     # violation is explained the same way.
     must_reads = [views[j] for j in range(n) if read_only[j] and must[j]]
     settle = model.read_horizon(must_reads) if whole_state_reads and must_reads else None
+    # A settled state no read can ever see (model.unseeable) is a dead end while a read
+    # that must happen is still to come: cut there rather than try every order of the
+    # ops in between (2^k configurations for k appends in flight).
+    must_read_mask = sum(bits[j] for j in range(n) if read_only[j] and must[j])
+    unseeable = model.unseeable
 
     state = initial_state
     lin = 0
@@ -392,6 +397,8 @@ def _search(
                 continue
             if settle is not None and not read_only[i]:
                 new_state = settle(new_state)
+                if must_read_mask & ~(lin | bits[i]) and unseeable(new_state):
+                    continue
             if is_info[i] and new_state == state:
                 continue  # an info op that changes nothing here need not happen here
             new_lin = lin | bits[i]

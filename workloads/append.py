@@ -14,6 +14,7 @@ register workload. Final reads (after healing) read every key used.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,9 @@ class ListAppendModel(Model):
     def init(self, value: Any = None) -> tuple[Any, ...]:
         return tuple(freeze(value)) if value else ()
 
-    def step(self, state: tuple[Any, ...], op: Op) -> tuple[Any, ...] | None:
+    def step(self, state: tuple[Any, ...] | _Unseen, op: Op) -> tuple[Any, ...] | _Unseen | None:
+        if state is UNSEEN_LIST:  # a list no read can ever see, whatever is appended
+            return state if op.f == "append" else None
         if op.f == "append":
             return (*state, op.value)
         # A list register never holds anything but a list: any other read is inconsistent.
@@ -47,6 +50,48 @@ class ListAppendModel(Model):
 
     def is_noop(self, op: Op) -> bool:
         return op.f == "read" and op.value is None
+
+    # The search's pruning hooks (checker.models.base.Model), as for the kv model: with
+    # many appends in flight at once (a leader failover), the orders that no later read
+    # shows would otherwise each be a configuration of their own.
+
+    def read_only(self, op: Op) -> bool:
+        return op.f == "read"
+
+    def accepting_states(self, op: Op) -> tuple[Any, ...] | None:
+        return None if op.value is None else (op.value,)
+
+    def read_horizon(self, reads: list[Op]) -> Callable[[Any], Any] | None:
+        """A list that is a prefix of no read's list is :data:`UNSEEN_LIST`: appends only
+        extend it, so no read can ever accept it or what follows; all such lists (every
+        order of appends the reads contradict) make one state."""
+        seen = [op.value for op in reads if isinstance(op.value, tuple)]
+        prefixes = {read[:length] for read in seen for length in range(len(read) + 1)}
+
+        def settle(state: Any) -> Any:
+            if state is UNSEEN_LIST or state in prefixes:
+                return state
+            return UNSEEN_LIST
+
+        return settle
+
+    def unseeable(self, state: Any) -> bool:
+        return state is UNSEEN_LIST
+
+    def describe(self, state: Any) -> Any:
+        if state is UNSEEN_LIST:
+            return "<a list no read can see, even after appends>"
+        return super().describe(state)
+
+
+class _Unseen:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unseen list>"
+
+
+UNSEEN_LIST = _Unseen()
 
 
 @dataclass(slots=True)

@@ -232,6 +232,16 @@ class Model:
         """
         return None
 
+    def unseeable(self, state: Any) -> bool:
+        """True when no read-only op can hold in ``state`` or in any state reached from it
+        (a state ``read_horizon``'s settle made: a list no read starts with, say).
+
+        The search then gives up a configuration in such a state while a read that must
+        happen is still to come: it could never be linearized. False (the default): not
+        known.
+        """
+        return False
+
     def observes_failure(self, op: Op) -> bool:
         """True when a ``fail`` op still tells something about the state.
 
