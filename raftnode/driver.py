@@ -30,11 +30,13 @@ pending ReadIndex reads fail with ``not_leader`` as soon as leadership is lost o
 drops them. Requests are callbacks (``start``), not tasks: ``submit`` is the coroutine
 form for callers that want one.
 
-Group commit: with ``offload`` (the node process passes ``trio.to_thread.run_sync``)
-the fsync runs off the Trio thread; everything that arrives meanwhile (messages, ticks,
-proposals) queues in an inbox and is fed to the core right after ``advance``, so it all
-lands in the next Ready and the next single fsync. The core is never touched between
-``ready()`` and ``advance()``.
+Group commit: one persist (one fsync) per Ready, and a Ready holds everything that
+arrived since the last one. The node process fsyncs in the ready loop itself: what
+arrives meanwhile waits in the socket buffers and joins the next Ready. With ``offload``
+(e.g. ``trio.to_thread.run_sync``, for storage too slow to block the loop on) the fsync
+runs off the Trio thread, and what arrives meanwhile (messages, ticks, proposals) queues
+in an inbox and is fed to the core right after ``advance``. Either way the core is never
+touched between ``ready()`` and ``advance()``.
 
 Synchronous Readies: with ``defer`` (the simulation, whose storage is memory) there is no
 ready-loop task. An action that leaves work asks ``defer`` to call ``flush`` once, and

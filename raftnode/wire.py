@@ -14,6 +14,7 @@ raising ``FrameError`` with the field name.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections import deque
 from collections.abc import Iterable
@@ -220,6 +221,30 @@ class FrameStream:
     async def send_raw(self, data: bytes) -> None:
         async with self._send_lock:
             await self.stream.send_all(data)
+
+    @property
+    def sending(self) -> bool:
+        """A ``send_raw`` is under way (nothing may be written before it completes)."""
+        return self._send_lock.locked()
+
+    def write_nowait(self, data: bytes) -> int:
+        """Write what the socket takes right now, without blocking or yielding: the bytes
+        written (0 when the socket is full, a send is in progress, or the stream is not a
+        socket). The caller hands the rest to a task that awaits ``send_raw``: a reply or
+        a Raft message then leaves without waking a task, which is most of its cost.
+        Raises OSError when the connection is broken."""
+        if self.sending:
+            return 0  # a send_all is under way: bytes must not overtake it
+        socket = getattr(self.stream, "socket", None)
+        if socket is None:
+            return 0
+        fd = socket.fileno()  # -1 once closed: never write to a recycled descriptor
+        if fd < 0:
+            return 0
+        try:
+            return os.write(fd, data)
+        except BlockingIOError:
+            return 0
 
     async def aclose(self) -> None:
         await self.stream.aclose()

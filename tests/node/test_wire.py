@@ -182,3 +182,87 @@ def test_good_frames_before_an_error_are_delivered_first() -> None:
     with pytest.raises(FrameError) as info:
         decoder.feed(b"")
     assert info.value.code == "too_large"
+
+
+async def _socket_pair() -> tuple[trio.SocketStream, trio.SocketStream]:
+    left, right = trio.socket.socketpair()
+    return trio.SocketStream(left), trio.SocketStream(right)
+
+
+async def test_write_nowait_writes_what_the_socket_takes_and_never_after_close() -> None:
+    left, right = await _socket_pair()
+    sender, receiver = FrameStream(left), FrameStream(right)
+    data = encode_frame({"type": "a", "n": 1})
+    assert sender.write_nowait(data) == len(data)  # room in the buffer: all of it, now
+    assert await receiver.receive() == {"type": "a", "n": 1}
+    # A full socket takes part or nothing; nothing blocks.
+    chunk = b"x" * 65536
+    taken = [sender.write_nowait(chunk) for _ in range(200)]
+    assert taken[-1] == 0 and sum(taken) < 200 * len(chunk)
+    await left.aclose()
+    assert sender.write_nowait(data) == 0  # closed: no write to a recycled descriptor
+    await right.aclose()
+
+
+async def test_replies_the_socket_does_not_take_follow_in_order() -> None:
+    """ResponseWriter writes at once while the socket takes it, keeps the rest in a
+    backlog for its task, and queues later replies behind it: the client sees them all
+    in order even when it stops reading for a while."""
+    from raftnode.server import ResponseWriter
+
+    left, right = await _socket_pair()
+    broken: list[bool] = []
+    writer = ResponseWriter(FrameStream(left), lambda: broken.append(True))
+    big = "v" * 4000
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.run)
+        for number in range(400):  # ~1.6 MB: far more than the socket buffers hold
+            writer.put({"type": "response", "id": number, "value": big})
+        assert writer.busy  # the socket filled up: the rest waits for the writer task
+        receiver = FrameStream(right)
+        seen = [(await receiver.receive())["id"] for _ in range(400)]
+        assert seen == list(range(400))
+        with trio.fail_after(5):
+            while writer.busy:
+                await trio.sleep(0.001)
+        nursery.cancel_scope.cancel()
+    assert not broken
+    await left.aclose()
+    await right.aclose()
+
+
+async def test_peer_messages_keep_their_order_through_a_full_socket() -> None:
+    from raftnode.messages import Message, MessageType
+    from raftnode.server import PeerLink, PeerTransport
+
+    left, right = await _socket_pair()
+    stream = FrameStream(left)
+    link = PeerLink("n2", ("127.0.0.1", 1), connected=True, stream=stream)
+    transport = PeerTransport(
+        {"n2": link},
+        lambda msg: encode_frame({"type": "raft", "n": msg.leader_commit, "pad": "p" * 4000}),
+    )
+
+    async def pump() -> None:  # the part of NodeServer._pump_link that drains the link
+        while True:
+            await link.wakeup.wait()
+            link.wakeup = trio.Event()
+            data = bytes(link.backlog) + b"".join(map(transport.encode, link.queue))
+            link.backlog.clear()
+            link.queue.clear()
+            await stream.send_raw(data)
+
+    def message(number: int) -> Message:
+        return Message(MessageType.APPEND, 1, "n1", "n2", leader_commit=number)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pump)
+        for number in range(1, 301):
+            transport.send([message(number)])
+        assert link.backlog or link.queue or stream.sending
+        receiver = FrameStream(right)
+        seen = [(await receiver.receive())["n"] for _ in range(300)]
+        assert seen == list(range(1, 301))
+        nursery.cancel_scope.cancel()
+    await left.aclose()
+    await right.aclose()
