@@ -193,9 +193,24 @@ class _Connection:
             raise _Lost(False, self.close_reason)
         data = encode_frame(frame, self.stream.max_frame_bytes)  # FrameError: too large
         slot = _Slot()
+        alone = not self.pending
         self.pending[request_id] = slot
-        self._outbox.append((data, slot))
-        self._wakeup.set()
+        written = 0
+        if alone and not self._outbox and not self.stream.sending:
+            # The only request outstanding: straight to the socket (no writer-task
+            # wake-up). With others in flight, the writer task batches many requests
+            # into one send instead. What the socket does not take goes first in the
+            # outbox.
+            try:
+                written = self.stream.write_nowait(data)
+            except OSError as error:
+                self.mark_closed(f"{type(error).__name__}: {error}")
+                raise _Lost(False, self.close_reason) from None
+            if written:
+                slot.sent = True  # from here on the node may have decoded it
+        if written < len(data):
+            self._outbox.append((data[written:], slot))
+            self._wakeup.set()
         try:
             with trio.fail_after(max(timeout, 0.0)):
                 await slot.event.wait()

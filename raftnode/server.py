@@ -250,15 +250,19 @@ class ResponseWriter:
     def busy(self) -> bool:
         return bool(self.queue) or bool(self.backlog) or self.sending
 
-    def put(self, frame: dict[str, Any]) -> None:
+    def put(self, frame: dict[str, Any], *, last: bool = True) -> None:
+        """Queue a reply; ``last`` (no other request of this connection outstanding):
+        write everything queued now, in one write, without waking the writer task.
+        Otherwise the task sends the batch on its next turn (or the last reply does)."""
         if self.broken:
             return
-        if self.queue or self.backlog or self.sending:
-            self.queue.append(frame)
+        self.queue.append(frame)
+        if not last or self.backlog or self.sending:
             self.wakeup.set()
             return
+        batch, self.queue = self.queue, []
         try:
-            data = encode_frame(frame, self.stream.max_frame_bytes)
+            data = b"".join(encode_frame(f, self.stream.max_frame_bytes) for f in batch)
             written = self.stream.write_nowait(data)
         except (OSError, FrameError):
             self.broken = True
@@ -608,9 +612,9 @@ class NodeServer:
                     on_answer=partial(_send_answer, writer, request_id, in_flight),
                 )
             elif frame_type == "status":
-                writer.put(self._status_reply(request_id))
+                writer.put(self._status_reply(request_id), last=not in_flight[0])
             elif frame_type == "admin":  # clients may skew clocks too: no auth
-                writer.put(self._admin(frame, request_id, peer_name))
+                writer.put(self._admin(frame, request_id, peer_name), last=not in_flight[0])
             else:
                 raise FrameError(f"unknown frame type {frame_type!r:.40}")
 
@@ -728,7 +732,7 @@ def _send_answer(
     writer: ResponseWriter, request_id: int, in_flight: list[int], answer: dict[str, Any]
 ) -> None:
     in_flight[0] -= 1
-    writer.put({"type": "response", "id": request_id, **answer})
+    writer.put({"type": "response", "id": request_id, **answer}, last=not in_flight[0])
 
 
 def run_node(config: NodeConfig) -> int:
