@@ -22,6 +22,8 @@ from typing import Any
 import trio
 import trio.testing
 
+from campaign.sim.determinism import next_deadline
+
 
 @dataclass(slots=True)
 class LinkConditions:
@@ -145,8 +147,7 @@ class SimNetwork:
                 if self._heap and self._heap[0][0] <= now:
                     continue
                 next_event = self._heap[0][0] if self._heap else math.inf
-                seconds = trio.lowlevel.current_statistics().seconds_to_next_deadline
-                target = min(next_event, now + seconds)
+                target = min(next_event, next_deadline())
                 if target < math.inf:
                     if target > now:
                         clock.jump(target - now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import trio
 import trio.testing
 
@@ -18,6 +19,19 @@ def test_canary_trio_scheduler_internals_exist() -> None:
     import trio._core._run as internals
 
     assert isinstance(internals._r, random.Random)
+
+
+async def test_canary_the_private_next_deadline_matches_the_public_statistics() -> None:
+    # campaign/sim/determinism.next_deadline reads trio's deadline heap directly.
+    import trio._core._run as internals
+
+    from campaign.sim.determinism import next_deadline
+
+    assert hasattr(internals.GLOBAL_RUN_CONTEXT.runner.deadlines, "next_deadline")
+    with trio.move_on_after(3.5):
+        public = trio.current_time() + trio.lowlevel.current_statistics().seconds_to_next_deadline
+        assert next_deadline() == pytest.approx(public, abs=0.01)
+        assert next_deadline() <= trio.current_time() + 3.5
 
 
 def _run_traffic(seed: int, conditions: LinkConditions, reorder: bool = True) -> list[tuple]:
