@@ -41,6 +41,9 @@ from workloads.recorder import HistoryRecorder
 
 log = logging.getLogger("raftlab.workloads")
 
+# How workers wait between ops: ``trio.sleep_until`` unless the caller has a cheaper clock.
+SleepUntil = Callable[[float], Awaitable[None]]
+
 _PER_NODE = re.compile(r"^\s*([0-9]+)\s*[nN]\s*$")
 _PLAIN = re.compile(r"^\s*([0-9]+)\s*$")
 
@@ -231,7 +234,9 @@ class _Workers:
         nodes: Sequence[str],
         reopen_delay: float,
         client_prefix: str,
+        sleep_until: SleepUntil,
     ) -> None:
+        self.sleep_until = sleep_until
         self.workload = workload
         self.client_factory = client_factory
         self.recorder = recorder
@@ -269,7 +274,7 @@ class _Workers:
             if not opened:
                 self.summary.client_open_failures += 1
                 now = trio.current_time()
-                await trio.sleep_until(min(now + self.reopen_delay, self.deadline))
+                await self.sleep_until(min(now + self.reopen_delay, self.deadline))
             if retired:
                 self.summary.retired_processes += 1
                 process += self.concurrency
@@ -283,7 +288,7 @@ class _Workers:
             if self.mean_pause > 0:
                 pause = stagger.uniform(0.0, 2.0 * self.mean_pause)
                 next_start = max(next_start + pause, trio.current_time())
-                await trio.sleep_until(min(next_start, self.deadline))
+                await self.sleep_until(min(next_start, self.deadline))
             else:
                 await trio.lowlevel.checkpoint()
             if trio.current_time() >= self.deadline:
@@ -310,12 +315,15 @@ async def run_workload(
     setup_timeout: float = 60.0,
     client_prefix: str = "p",
     setup_done: trio.Event | None = None,
+    sleep_until: SleepUntil = trio.sleep_until,
 ) -> RunSummary:
     """Set the workload up, then run it for ``time_limit`` seconds (Trio time).
 
     ``setup_done`` (optional) is set once setup succeeded and the workers start: a
     nemesis started on it never disturbs the setup. Returns when every worker has
-    stopped: no op of this phase is left in flight.
+    stopped: no op of this phase is left in flight. ``sleep_until`` is how the workers
+    wait between ops (the simulation passes its network's timer, which is cheaper than
+    a Trio deadline).
     """
     count = parse_concurrency(concurrency, len(nodes))
     checked_rate = check_rate(rate)
@@ -343,6 +351,7 @@ async def run_workload(
         nodes=nodes,
         reopen_delay=reopen_delay,
         client_prefix=client_prefix,
+        sleep_until=sleep_until,
     )
     # Ops in flight at the deadline may finish within drain_timeout; then they are
     # cancelled and recorded as info by perform_op.

@@ -63,17 +63,32 @@ class SimClient(RaftClient):
         event = trio.Event()
         box: list[ClientReply] = []
         self._waiting[request_id] = (event, box)
+        network = self.sim.network
+        # The timeout is a timer on the network's heap, not a Trio deadline (whose expiry
+        # is a cancellation: the costliest thing in a simulated round). Same effect.
+        timed_out: list[bool] = []
+
+        def expire() -> None:
+            if not event.is_set():
+                timed_out.append(True)
+                event.set()
+
         try:
-            self.sim.network.send(
+            network.send(
                 self.address,
                 node,
                 ClientRequest(dict(frame), self.address, request_id),
                 partitionable=False,
             )
-            with trio.fail_after(max(timeout, 0.0)):
-                await event.wait()
+            network.call_at(trio.current_time() + max(timeout, 0.0), expire)
+            await event.wait()
         finally:
             self._waiting.pop(request_id, None)
+        if timed_out:
+            raise trio.TooSlowError
         if not box or box[0].reply is None:
             raise _Lost(True, f"connection to {node} lost")
         return box[0].reply
+
+    async def _sleep(self, seconds: float) -> None:
+        await self.sim.network.sleep_until(trio.current_time() + seconds)

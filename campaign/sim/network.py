@@ -90,6 +90,18 @@ class SimNetwork:
         if self._wait_scope is not None and at < self._wait_scope.deadline:
             self._wait_scope.deadline = at
 
+    async def sleep_until(self, deadline: float) -> None:
+        """``trio.sleep_until`` on this heap (rounded up to the delivery grid): a timer
+        here wakes its task with an event, where a Trio deadline wakes it with a
+        cancellation, the costliest thing in a simulated round. The simulated clients
+        and workers wait this way."""
+        if deadline <= trio.current_time():
+            await trio.lowlevel.checkpoint()
+            return
+        woken = trio.Event()
+        self.call_at(deadline, woken.set)
+        await woken.wait()
+
     def is_cut(self, src: str, dst: str) -> bool:
         return src in self.grudges.get(dst, ())
 

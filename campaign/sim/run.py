@@ -188,6 +188,7 @@ def run_simulation(config: SimConfig) -> SimOutcome:
                     nodes=node_ids,
                     setup_timeout=config.final_time_limit,
                     setup_done=setup_done,
+                    sleep_until=network.sleep_until,
                 )
                 work.cancel_scope.cancel()
             await nemesis.heal_all()

@@ -297,15 +297,15 @@ SCENARIOS: dict[str, BugScenario] = {
                 "Figure 8 of the Raft paper, replayed with exact partitions on seed 1's "
                 "timing (fixed 10 ms links; one entry per append, so a follower can "
                 "acknowledge an old-term entry apart from the new leader's no-op): the "
-                "leader n3 (term 1) is cut off while clients append entries 14-16 to it; "
+                "leader n3 (term 1) is cut off while clients append entries 13-16 to it; "
                 "n2 wins term 2 with n1's vote and every link is cut just before its no-op "
-                "(index 14, term 2) reaches n1; n3 and n1 meet again, n3 wins term 3 and "
-                "brings n1 its term-1 entry 14 alone; on that ack n3 counts a majority for "
+                "(index 13, term 2) reaches n1; n3 and n1 meet again, n3 wins term 3 and "
+                "brings n1 its term-1 entry 13 alone; on that ack n3 counts a majority for "
                 "an old-term entry and commits it (the bug), and n3 is cut off before its "
                 "no-op follows; n2 wins term 4 with n1's vote (its last term 2 beats n1's "
-                "1) and overwrites index 14. Two nodes commit different entries at index "
-                "14 (state machine safety) and an acknowledged append vanishes "
-                "(linearizability). The correct build never commits entry 14 of term 1."
+                "1) and overwrites index 13. Two nodes commit different entries at index "
+                "13 (state machine safety) and an acknowledged append vanishes "
+                "(linearizability). The correct build never commits entry 13 of term 1."
             ),
             options=dict(
                 time=6.0,
@@ -321,14 +321,14 @@ SCENARIOS: dict[str, BugScenario] = {
                 nemesis="partition",
                 schedule=[
                     # n3 (leader of term 1) alone: it keeps taking appends it cannot commit.
-                    # (It ends before the next step starts: 1.0 + 0.3315 is a hair above
-                    # 1.3315 in floating point, and would heal the next cut.)
-                    dict(fault="partition", option="n3|n1+n2", start=1.0, duration=0.331),
-                    # n2 has just won term 2 (1.331): its no-op must not reach n1.
-                    dict(fault="partition", option="n1|n2|n3", start=1.3315, duration=0.67),
-                    # n2 alone: n3 wins term 3 with n1 and sends it entry 14 (term 1).
+                    # (It ends before the next step starts: a step ending a hair after the
+                    # next one starts, as float sums can, would heal the next cut.)
+                    dict(fault="partition", option="n3|n1+n2", start=1.0, duration=0.301),
+                    # n2 has just won term 2 (1.301): its no-op must not reach n1.
+                    dict(fault="partition", option="n1|n2|n3", start=1.3015, duration=0.7),
+                    # n2 alone: n3 wins term 3 with n1 and sends it entry 13 (term 1).
                     dict(fault="partition", option="n2|n1+n3", start=2.0015, duration=0.839),
-                    # n1's ack reached n3 (2.840), which committed entry 14: cut n3 off
+                    # n1's ack reached n3 (2.840), which committed entry 13: cut n3 off
                     # before its no-op reaches n1; n2 and n1 elect n2 in term 4.
                     dict(fault="partition", option="n3|n1+n2", start=2.8405, duration=2.0),
                 ],
