@@ -257,9 +257,8 @@ class NodeDriver:
                 # without confirming leadership or waiting for the commit index.
                 on_done(normalize_reply(self.state_machine.query(request)))
             elif self.read_mode == "log":
-                self._propose(
-                    request, self._new_request(on_done)
-                )  # a read is a log command (§6.4 alt.)
+                # A read is a log command (§6.4, the alternative to ReadIndex).
+                self._propose(request, self._new_request(on_done))
             else:
                 self._read_index(request, self._new_request(on_done))
         else:
