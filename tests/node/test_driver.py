@@ -108,6 +108,7 @@ class Cluster:
             log=lambda line, n=node_id: self.logs.append(f"{n} {line}"),
             read_mode=config.read_mode,
             request_timeout=self.options.get("request_timeout", 5.0),
+            offload=self.options.get("offload"),
             applied_index=applied_index,
             applied_term=applied_term,
         )
@@ -472,3 +473,20 @@ async def test_defer_mode_handles_what_arrived_together_in_one_ready() -> None:
         assert storage.syncs - syncs_before == 1  # five proposals, one Ready, one fsync
         assert answers == [{"ok": True, "value": None}] * 5
         nursery.cancel_scope.cancel()
+
+
+async def test_persists_offloaded_to_a_thread_still_commit_in_order() -> None:
+    """The ``offload`` mode (a persist off the Trio thread, for slow storage; the node
+    process no longer uses it): inputs that arrive during a persist wait in the inbox and
+    join the next Ready. Real clock: MockClock's autojump would fire timers while a thread
+    runs."""
+    async with cluster_of(offload=trio.to_thread.run_sync) as cluster:
+        leader = await cluster.leader()
+        async with trio.open_nursery() as nursery:
+            for i in range(20):
+                nursery.start_soon(cluster.submit, leader, put(f"t{i}", i, f"client{i}", 1))
+        for i in (0, 19):
+            assert await cluster.submit(leader, {"op": "get", "key": f"t{i}"}) == {
+                "ok": True,
+                "value": i,
+            }
