@@ -225,11 +225,10 @@ class PeerTransport:
         data = b"".join(filter(None, map(self.encode, link.queue)))
         link.queue.clear()
         try:
-            written = stream.write_nowait(data)
+            kept = stream.write_or_keep(data, link.backlog)
         except OSError:
             return  # the link is broken: its task notices, reconnects; Raft resends
-        if written < len(data):
-            link.backlog += data[written:]
+        if kept:
             link.wakeup.set()
 
 
@@ -263,13 +262,12 @@ class ResponseWriter:
         batch, self.queue = self.queue, []
         try:
             data = b"".join(encode_frame(f, self.stream.max_frame_bytes) for f in batch)
-            written = self.stream.write_nowait(data)
+            kept = self.stream.write_or_keep(data, self.backlog)
         except (OSError, FrameError):
             self.broken = True
             self.on_broken()
             return
-        if written < len(data):
-            self.backlog += data[written:]
+        if kept:
             self.wakeup.set()
 
     async def run(self) -> None:

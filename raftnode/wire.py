@@ -222,6 +222,16 @@ class FrameStream:
         async with self._send_lock:
             await self.stream.send_all(data)
 
+    def write_or_keep(self, data: bytes, backlog: bytearray) -> bool:
+        """``write_nowait``, keeping what the socket did not take at the end of
+        ``backlog`` for the caller's sender task; True if anything was kept (wake it).
+        Raises OSError when the connection is broken."""
+        written = self.write_nowait(data)
+        if written < len(data):
+            backlog += data[written:]
+            return True
+        return False
+
     @property
     def sending(self) -> bool:
         """A ``send_raw`` is under way (nothing may be written before it completes)."""

@@ -149,12 +149,11 @@ class SimNetwork:
         most of the simulation's events (8-25% faster at light load, best of four).
         """
         clock = trio.lowlevel.current_clock()
-        drives_clock = isinstance(clock, trio.testing.MockClock)
+        mock_clock = clock if isinstance(clock, trio.testing.MockClock) else None
         while True:
             self._deliver_due(trio.current_time())
-            if drives_clock:
+            if mock_clock is not None:
                 await trio.testing.wait_all_tasks_blocked()
-                assert isinstance(clock, trio.testing.MockClock)
                 now = trio.current_time()
                 if self._heap and self._heap[0][0] <= now:
                     continue
@@ -162,7 +161,7 @@ class SimNetwork:
                 target = min(next_event, next_deadline())
                 if target < math.inf:
                     if target > now:
-                        clock.jump(target - now)
+                        mock_clock.jump(target - now)
                     continue
             deadline = self._heap[0][0] if self._heap else math.inf
             with trio.CancelScope(deadline=deadline) as scope:

@@ -22,12 +22,9 @@ from nemesis.clock import ClockSetting, set_clock
 from nemesis.faults.partition import PartitionFault
 from nemesis.process import NodeProcess, ProcessGroup
 from nemesis.proxy import ProxyMesh
+from raftnode.client import ClientError, RaftClient
 
 pytestmark = pytest.mark.slow
-client_module = pytest.importorskip(
-    "raftnode.client", reason="raftnode's client is not on main yet"
-)
-pytest.importorskip("raftnode.cli", reason="raftnode's node command is not on main yet")
 
 CLUSTER = "nemesis-real"
 NODE_IDS = ("n1", "n2", "n3")
@@ -62,7 +59,7 @@ class RealCluster:
             group.add(
                 NodeProcess(node, argv, self.data_dir(node), tmp_path / "nodes" / f"{node}.log")
             )
-        self.client = client_module.RaftClient(self.nodes, cluster_id=CLUSTER, timeout=1.0)
+        self.client = RaftClient(self.nodes, cluster_id=CLUSTER, timeout=1.0)
 
     @property
     def processes(self) -> dict[str, NodeProcess]:
@@ -80,7 +77,7 @@ class RealCluster:
             try:
                 status = await self.client.status(node, 0.5)
                 roles[node] = (status.get("role"), status.get("term"))
-            except client_module.ClientError:
+            except ClientError:
                 roles[node] = (None, None)
         return roles
 
