@@ -272,6 +272,9 @@ def test_command(
         click.echo(
             f"valid: {outcome.valid}" + (f" ({outcome.interrupted})" if outcome.interrupted else "")
         )
+        from campaign.anomaly import echo_anomalies  # the anomaly in words, then the paths
+
+        echo_anomalies(outcome.run_dir, click.echo)
         click.echo(f"results: {outcome.run_dir}  ({results.name})")
         click.echo(f"report: {outcome.run_dir / 'report.html'}")
         code = outcome.exit_code

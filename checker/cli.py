@@ -313,6 +313,11 @@ def check_command(
         + (f", init {json.dumps(to_jsonable(init_value))}" if has_init else "")
     )
     click.echo(f"{_verdict_word(valid)} in {wall_seconds:.3f} s ({cpu_seconds:.3f} s CPU)")
+    from checker.summary import summary_lines  # the anomaly in words, as `raftlab test` ends
+
+    page = str(out_dir / "explanation.html") if out_dir is not None else None
+    for line in summary_lines({"checkers": {"linearizable": result}}, ops, report=page):
+        click.echo(line)
     for line in summarize(result):
         click.echo(f"  {line}")
     if out_dir is not None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from campaign.anomaly import echo_anomalies
 from campaign.results import campaign_document, new_run_dir, write_run_folder
 from campaign.sim.nemesis import NemesisSpecError, parse_faults, validate_schedule
 from campaign.sim.run import SimConfig, SimOutcome, run_simulation
@@ -371,6 +372,7 @@ def sim_command(
         outcome = run_simulation(make(seeds[0]))
         run_dir = write_sim_results(outcome, results_dir)
         click.echo(_summary_line(outcome))
+        echo_anomalies(run_dir, click.echo)
         click.echo(f"replay: {replay_command(outcome.config)}")
         click.echo(f"report: {run_dir / 'report.html'}")
         sys.exit(exit_code(outcome.valid))
