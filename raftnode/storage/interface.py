@@ -23,8 +23,10 @@ class Storage(Protocol):
     def load(self) -> RestoredState:
         """Everything durable: hard state, latest snapshot, and the entries after it.
 
-        A torn last record is truncated (and logged); damage before the tail raises
-        StorageError.
+        A torn last record (the write in progress at a crash: short, or failing where it
+        reads as zeros) is truncated and logged; any other damage - a complete record that
+        fails its checksum included - raises StorageError naming the file and byte offset,
+        and changes nothing.
         """
         ...
 

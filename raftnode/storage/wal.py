@@ -36,10 +36,10 @@ recognised as damage instead of being trusted. The payload is a msgpack list:
 
 Why one record per ``persist`` (and not one per entry batch / hard state): a crash during
 a write may persist its sectors out of order, so a torn write is not always a prefix.
-With one write being one record, "damaged, and nothing valid after it" is exactly the
-write in progress (never acknowledged), and "damaged, with a valid record after it" is
-always data that was durable before (the next write starts only after this one's fsync),
-so the two can be told apart.
+With one write being one record, at most one record - the last - can be torn: a record
+with anything after it was durable before the next write began (the next write starts
+only after this one's fsync), and the torn record is wholly the write in progress (never
+acknowledged), so dropping it drops nothing that was promised.
 
 A snapshot file is ``b"RSNP" | payload length u64 | crc32(payload) u32 | payload``, the
 payload a msgpack map ``{"index", "term", "data"}``; it is written to a temp file, fsynced,
@@ -49,11 +49,39 @@ Group commit: one ``persist`` call is one record, one ``write`` and one ``fsync`
 when it opens a new segment, the header's fsync and a directory fsync; and a received
 snapshot's own file fsyncs).
 
-Recovery (``load``): every record of every segment is checked. A bad record at the tail of
-the newest segment with no valid record after it is a torn write: it is truncated and
-logged. Any other damage (in an older segment, or followed by valid data) raises
-``StorageError`` naming the file and the byte offset: committed data is never dropped
-silently.
+Recovery (``load``): every record of every segment is checked. The first bad record is
+either a torn write or corruption, told apart as etcd's WAL decoder does
+(``server/storage/wal/decoder.go``: a short record, or a damaged one with a zero-filled
+sector, in the last file only), with two refinements below (zeros at a record's end, and
+an exact check when the zeros are few):
+
+- A **torn write** is the one write in progress when the machine stopped: never fsynced,
+  so never acknowledged. It sits at the tail of the newest segment with nothing but zeros
+  after it, and it is what a crash can leave of one ``write``: a *prefix* of the record,
+  possibly followed by zeros (file space whose new size reached the disk before its
+  data), or with whole sectors that were not written and read as zeros (sectors persisted
+  out of order) - never other bytes. So the bad record is torn when it is *short* (fewer
+  bytes than a header, or fewer than its intact header announces), or when the bytes that
+  fail lie in *zero-filled space*: with a damaged header, part of the header reads as
+  zeros (a zero run to the end of the file, or a 512-byte sector aligned on the file, as
+  etcd's ``minSectorSize``); with an intact header, the record ends in zeros or has a
+  sector that reads as zeros. When those zeros are at most ``EXACT_CHECK_BYTES`` bytes
+  (a record may end in zeros of its own: a commit index of 0 ends its hard state), the
+  rule is checked exactly instead: some filling of them must give the record's checksum.
+  A torn write is truncated (and logged); the node starts from the state before it.
+- Anything else is **corruption** of data that was acknowledged (a flipped byte in a
+  complete record: a vote granted, an append acknowledged; truncating it could make the
+  node vote twice in a term): damage in a segment that is not the newest, damage followed
+  by a valid record or by non-zero bytes, a complete record failing its checksum with no
+  zero-filled part, a checksummed record that does not decode. ``load`` raises
+  ``StorageError`` naming the file and the byte offset and changes nothing; the node
+  refuses to start. The operator decides: ``raftlab wal inspect DIR`` shows the records,
+  ``raftlab wal truncate DIR --at OFFSET`` drops a record and everything after it.
+
+What the rule cannot see: a flipped byte in a complete last record that *also* holds
+zeros of its own where a torn write leaves them (more than ``EXACT_CHECK_BYTES`` zero
+bytes at its end, or an aligned sector of zero entry data) is taken for a torn write, as
+in etcd; so is a byte whose flip leaves zeros there.
 """
 
 from __future__ import annotations
@@ -81,6 +109,10 @@ RECORD_MAGIC = b"RWAL"
 RECORD_HEADER = struct.Struct(">4sIII")  # magic, payload length, payload crc, header crc
 SNAPSHOT_MAGIC = b"RSNP"
 SNAPSHOT_HEADER = struct.Struct(">4sQI")  # magic, payload length, payload crc
+
+# Torn-write detection (see the module docstring).
+SECTOR_BYTES = 512  # the smallest sector a disk writes whole (etcd's minSectorSize)
+EXACT_CHECK_BYTES = 2  # zero bytes few enough to try every filling of (65536 checksums)
 
 SEGMENT_NAME = re.compile(r"^(\d{8})\.seg$")
 SNAPSHOT_NAME = re.compile(r"^(\d{20})-(\d{20})\.snap$")
@@ -189,6 +221,175 @@ def _valid_record_after(data: bytes, start: int) -> int | None:
             return position
         position = data.find(RECORD_MAGIC, position + 1)
     return None
+
+
+@dataclass(slots=True, frozen=True)
+class Damage:
+    """The first bad record of a segment, judged: a torn write or corruption."""
+
+    file: Path
+    offset: int  # where the bad record starts (the end of the last valid one)
+    problem: str  # what is wrong with the bytes there
+    torn: bool  # True: the write in progress at a crash (truncated on load)
+    reason: str  # why it is judged so
+    following: int | None  # the offset of a valid record after it, if any
+
+    def refusal(self) -> str:
+        """The message of a node that will not start on this damage."""
+        data_dir = self.file.parent.parent
+        return (
+            f"{self.file}: corrupt record at byte offset {self.offset} ({self.problem}): "
+            f"{self.reason}. This is not a torn write but damage to data that was "
+            "acknowledged; refusing to start rather than drop it (nothing was changed). "
+            f"`raftlab wal inspect {data_dir}` lists the records; "
+            f"`raftlab wal truncate {data_dir} --at {self.offset} --segment {self.file.name}` "
+            "drops this record and everything after it, and with them what they held"
+        )
+
+
+def _header_length(data: bytes | memoryview, offset: int) -> int | None:
+    """The payload length the header at ``offset`` announces, if that header is intact."""
+    if len(data) - offset < RECORD_HEADER.size:
+        return None
+    magic, length, _, header_crc = RECORD_HEADER.unpack_from(data, offset)
+    if magic != RECORD_MAGIC or zlib.crc32(data[offset : offset + 12]) != header_crc:
+        return None
+    return length
+
+
+def _zero_sectors(data: bytes | memoryview, start: int, end: int) -> list[tuple[int, int]]:
+    """The pieces of ``[start, end)``, split on file-aligned sector boundaries, that read
+    as all zeros (etcd's ``isTornEntry`` splits a record the same way)."""
+    zero = []
+    position = start
+    while position < end:
+        stop = min(end, (position // SECTOR_BYTES + 1) * SECTOR_BYTES)
+        if not any(data[position:stop]):
+            zero.append((position, stop))
+        position = stop
+    return zero
+
+
+def _some_filling_matches(
+    data: bytes, body_start: int, body_end: int, holes: list[tuple[int, int]], crc: int
+) -> bool:
+    """Could the zero bytes in ``holes`` have been anything that gives the body ``crc``?
+
+    Only called with at most EXACT_CHECK_BYTES unknown bytes; a random filling matches a
+    CRC-32 with probability 2^-32, so 65536 tries leave a 1.5e-5 chance of a false match.
+    """
+    positions = [p for start, stop in holes for p in range(max(start, body_start), stop)]
+    if not positions:
+        return False
+    first = positions[0]
+    prefix_crc = zlib.crc32(data[body_start:first])
+    rest = bytearray(data[first:body_end])
+    relative = [p - first for p in positions]
+    for value in range(256 ** len(positions)):
+        for slot, position in enumerate(relative):
+            rest[position] = (value >> (8 * slot)) & 0xFF
+        if zlib.crc32(rest, prefix_crc) == crc:
+            return True
+    return False
+
+
+def _zero_tail(data: bytes | memoryview, start: int, end: int) -> tuple[int, int] | None:
+    """The run of zeros that ends ``[start, end)``, if there is one."""
+    stop = end
+    while stop > start and data[stop - 1] == 0:
+        stop -= 1
+    return (stop, end) if stop < end else None
+
+
+def _merged(holes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, stop in sorted(holes):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return merged
+
+
+def _torn_write(data: bytes, offset: int) -> tuple[bool, str]:
+    """Is the bad record at ``offset`` (the last thing in the newest segment) what a crash
+    in the middle of its one write can leave: a prefix of it, then zeros (file space whose
+    size reached the disk before its data), or zeros in whole sectors that were not
+    written? Never other bytes. Returns the answer and why."""
+    size = len(data) - offset
+    if size < RECORD_HEADER.size:
+        return True, f"a short record ({size} bytes, less than a record header)"
+    if not any(data[offset:]):
+        return True, f"zero-filled space ({size} bytes of zeros: nothing of the record landed)"
+    length = _header_length(data, offset)
+    if length is None:
+        # The header fails its checksum: a torn write must have left zeros in it. (A whole
+        # record never ends in zeros that reach into its header: its payload starts with a
+        # msgpack array byte.)
+        header_end = offset + RECORD_HEADER.size
+        holes = _zero_sectors(data, offset, len(data))
+        tail = _zero_tail(data, offset, len(data))
+        if tail is not None:
+            holes.append(tail)
+        holes = [hole for hole in _merged(holes) if hole[0] < header_end]
+        if holes:
+            return True, f"its header reads as zeros from byte offset {holes[0][0]} (unwritten)"
+        return False, "its header is damaged and no part of it reads as zeros (unwritten)"
+    end = offset + RECORD_HEADER.size + length
+    if end > len(data):
+        return True, f"a short record ({size} of its {end - offset} bytes are in the file)"
+    if any(data[end:]):
+        return False, (
+            f"non-zero bytes follow it at byte offset {end}, so it is not the one write "
+            "that was in progress"
+        )
+    _, _, payload_crc, _ = RECORD_HEADER.unpack_from(data, offset)
+    holes = _zero_sectors(data, offset, end)
+    tail = _zero_tail(data, offset, end)
+    if tail is not None:
+        holes.append(tail)
+    holes = _merged(holes)
+    if not holes:
+        return False, (
+            f"the record is complete ({end - offset} bytes) and no part of it reads as "
+            "zeros (unwritten)"
+        )
+    unknown = sum(stop - start for start, stop in holes)
+    if unknown <= EXACT_CHECK_BYTES:
+        body_start = offset + RECORD_HEADER.size
+        if _some_filling_matches(data, body_start, end, holes, payload_crc):
+            return True, (
+                f"{unknown} byte(s) at byte offset {holes[0][0]} read as zeros and a filling "
+                "of them gives its checksum (not written)"
+            )
+        return False, (
+            f"its only zero bytes ({unknown} at byte offset {holes[0][0]}) are its own data: "
+            "no filling of them gives the record's checksum, so the damage is elsewhere"
+        )
+    return True, f"{unknown} bytes from byte offset {holes[0][0]} read as zeros (unwritten)"
+
+
+def diagnose(path: Path, data: bytes, valid_end: int, problem: str, newest: bool) -> Damage:
+    """Judge the first bad record of a segment (``valid_end``: where the scan stopped)."""
+    length = _header_length(data, valid_end)
+    after = valid_end + 1
+    if length is not None:  # the record's own bytes are its payload, not another record
+        after = max(after, min(len(data), valid_end + RECORD_HEADER.size + length))
+    following = _valid_record_after(data, after)
+
+    def judged(torn: bool, reason: str) -> Damage:
+        return Damage(path, valid_end, problem, torn, reason, following)
+
+    if problem.startswith("undecodable"):
+        return judged(False, "its checksum matches, yet it does not decode")
+    if following is not None:
+        return judged(False, f"followed by a valid record at byte offset {following}")
+    if not newest:
+        return judged(
+            False,
+            "in a segment that is not the newest (a newer segment was opened after it was fsynced)",
+        )
+    return judged(*_torn_write(data, valid_end))
 
 
 def _is_int(value: Any) -> bool:
@@ -500,21 +701,10 @@ class FileStorage:
             scan = _scan(data)
             size = len(data)
             if scan.problem is not None:
-                where = f"{path}: damaged record at byte offset {scan.valid_end} ({scan.problem})"
-                if scan.problem.startswith("undecodable"):
-                    raise StorageError(f"{where}; refusing to start")
-                if not is_last:
-                    raise StorageError(
-                        f"{where} in a segment that is not the newest; refusing to start "
-                        "rather than drop committed data"
-                    )
-                following = _valid_record_after(data, scan.valid_end + 1)
-                if following is not None:
-                    raise StorageError(
-                        f"{where}, followed by a valid record at byte offset {following}; "
-                        "refusing to start rather than drop committed data"
-                    )
-                self._truncate_torn_tail(path, scan.valid_end, size, scan.problem)
+                damage = diagnose(path, data, scan.valid_end, scan.problem, is_last)
+                if not damage.torn:
+                    raise StorageError(damage.refusal())
+                self._truncate_torn_tail(damage, size)
                 size = scan.valid_end
             segment = _Segment(int(path.name[:8]), path, size=size, records=len(scan.records))
             for offset, _, payload in scan.records:
@@ -531,15 +721,16 @@ class FileStorage:
             self._segments.append(segment)
         self._state = replay.finish()
 
-    def _truncate_torn_tail(self, path: Path, offset: int, size: int, problem: str) -> None:
-        with open(path, "r+b") as handle:
+    def _truncate_torn_tail(self, damage: Damage, size: int) -> None:
+        offset = damage.offset
+        with open(damage.file, "r+b") as handle:
             handle.truncate(offset)
             handle.flush()
             os.fsync(handle.fileno())
         self.truncated_bytes += size - offset
         self._log(
-            f"{path}: truncated a torn record at byte offset {offset} ({problem}); "
-            f"{size - offset} bytes dropped"
+            f"{damage.file}: truncated a torn record at byte offset {offset} "
+            f"({damage.problem}; torn write: {damage.reason}); {size - offset} bytes dropped"
         )
 
     # -- writing
@@ -774,36 +965,68 @@ def _describe(payload: Any) -> tuple[str, str]:
     return kind, repr(payload)[:80]
 
 
+def segment_damage(data_dir: str | os.PathLike[str]) -> list[Damage]:
+    """The first bad record of each segment that has one, judged as ``load`` judges it."""
+    paths = segment_paths(data_dir)
+    found = []
+    for position, path in enumerate(paths):
+        data = path.read_bytes()
+        scan = _scan(data)
+        if scan.problem is not None:
+            newest = position == len(paths) - 1
+            found.append(diagnose(path, data, scan.valid_end, scan.problem, newest))
+    return found
+
+
 def wal_inspect(data_dir: str | os.PathLike[str]) -> list[RecordSummary]:
     """Summaries of every record of every segment, oldest first; never raises on damage.
 
     A damaged spot appears as a ``"damaged"`` summary at its offset whose detail says
-    whether a valid record follows (damage before the tail) or not (a torn tail).
+    whether it is a torn tail (truncated when the node starts) or corruption (the node
+    refuses to start), and why. Valid records found after it are listed too (what a
+    truncation there would drop).
     """
     summaries: list[RecordSummary] = []
-    for path in segment_paths(data_dir):
+    paths = segment_paths(data_dir)
+    for position, path in enumerate(paths):
         data = path.read_bytes()
         scan = _scan(data)
         summaries.extend(
             RecordSummary(str(path), offset, size, *_describe(payload))
             for offset, size, payload in scan.records
         )
-        if scan.problem is not None:
-            following = _valid_record_after(data, scan.valid_end + 1)
-            tail = (
-                f"valid record follows at byte offset {following}"
-                if following is not None
-                else "no valid record follows (torn tail)"
+        if scan.problem is None:
+            continue
+        newest = position == len(paths) - 1
+        damage = diagnose(path, data, scan.valid_end, scan.problem, newest)
+        verdict = (
+            f"torn tail (truncated when the node starts): {damage.reason}"
+            if damage.torn
+            else f"corrupt (the node refuses to start): {damage.reason}"
+        )
+        end = len(data) if damage.following is None else damage.following
+        summaries.append(
+            RecordSummary(
+                str(path),
+                damage.offset,
+                end - damage.offset,
+                "damaged",
+                f"{scan.problem}; {verdict}",
             )
-            summaries.append(
-                RecordSummary(
-                    str(path),
-                    scan.valid_end,
-                    len(data) - scan.valid_end,
-                    "damaged",
-                    f"{scan.problem}; {tail}",
-                )
+        )
+        while damage.following is not None:  # resynchronise on the records after it
+            rest = _scan(data[damage.following :])
+            summaries.extend(
+                RecordSummary(str(path), damage.following + offset, size, *_describe(payload))
+                for offset, size, payload in rest.records
             )
+            if rest.problem is None:
+                break
+            start = damage.following + rest.valid_end
+            following = _valid_record_after(data, start + 1)
+            end = len(data) if following is None else following
+            summaries.append(RecordSummary(str(path), start, end - start, "damaged", rest.problem))
+            damage = Damage(path, start, rest.problem, False, "", following)
     return summaries
 
 

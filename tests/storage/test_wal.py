@@ -174,9 +174,21 @@ def test_hard_state_survives_a_crash_at_every_byte_of_its_write(tmp_path: Path) 
         assert [e.index for e in restored.entries] == [1, 2, 3, 4, 5]
 
 
-def test_hard_state_survives_a_flipped_byte_anywhere_in_its_record(tmp_path: Path) -> None:
+def copy_with_segment(original: Path, work: Path, segment: Path, content: bytes) -> Path:
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(original, work)
+    target = work / "wal" / segment.name
+    target.write_bytes(content)
+    return target
+
+
+def test_a_flipped_byte_in_a_complete_last_record_is_refused(tmp_path: Path) -> None:
+    """Issue 9, defect 3: the last record (a vote) is complete and fsynced; a flipped byte
+    in it is damage to acknowledged data, not a torn write. Truncating it would bring back
+    the older term and vote and let the node vote twice: the node refuses to start, naming
+    the file and the byte offset, and changes nothing."""
     original = tmp_path / "original"
-    old, _, start = write_two_hard_states(original)
+    _, _, start = write_two_hard_states(original)
     segment = newest_segment(original)
     assert segment is not None
     full = segment.read_bytes()
@@ -184,12 +196,118 @@ def test_hard_state_survives_a_flipped_byte_anywhere_in_its_record(tmp_path: Pat
     for position in range(start, len(full)):
         damaged = bytearray(full)
         damaged[position] ^= 0x5A
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(original, work)
-        (work / "wal" / segment.name).write_bytes(bytes(damaged))
-        restored, log = reload(work)
-        assert restored.hard_state == old, f"byte {position}"
-        assert len(log.lines) == 1 and "torn record" in log.lines[0]
+        target = copy_with_segment(original, work, segment, bytes(damaged))
+        with pytest.raises(StorageError) as raised:
+            reload(work)
+        message = str(raised.value)
+        assert str(target) in message, f"byte {position}"
+        assert f"corrupt record at byte offset {start}" in message, f"byte {position}"
+        assert "refusing to start" in message
+        assert f"raftlab wal truncate {work} --at {start}" in message
+        assert target.read_bytes() == bytes(damaged)  # nothing was truncated
+        # A second start refuses the same way: the refusal is not a one-off.
+        with pytest.raises(StorageError, match=f"byte offset {start}"):
+            reload(work)
+
+
+def test_a_torn_write_followed_by_zeros_is_recovered(tmp_path: Path) -> None:
+    """A crash that persisted the file's new size but only a prefix of the data: the rest
+    of the record reads as zeros (and the file may reach further, preallocated)."""
+    original = tmp_path / "original"
+    old, _, start = write_two_hard_states(original)
+    segment = newest_segment(original)
+    assert segment is not None
+    full = segment.read_bytes()
+    work = tmp_path / "work"
+    for extra in (0, 700):
+        for written in range(start, len(full)):
+            content = full[:written] + bytes(len(full) - written + extra)
+            target = copy_with_segment(original, work, segment, content)
+            restored, log = reload(work)
+            assert restored.hard_state == old, f"written up to {written}, {extra} extra"
+            assert f"torn record at byte offset {start}" in log.lines[0]
+            assert target.stat().st_size == start
+            assert [e.index for e in restored.entries] == [1, 2, 3, 4, 5]
+
+
+def test_a_record_ending_in_zeros_of_its_own_is_told_apart(tmp_path: Path) -> None:
+    """A hard state with commit 0 ends its record in a zero byte. A flipped byte elsewhere
+    is still refused (no filling of that zero gives the checksum), while the same record
+    with its last byte unwritten (and so zero) is a torn write."""
+    original = tmp_path / "original"
+    storage, _ = open_storage(original)
+    storage.load()
+    old = HardState(1, "n1", 0)
+    storage.persist(old, entries(1, 2, 1))
+    new = HardState(2, "n2", 0)  # a vote granted in term 2: acknowledged once fsynced
+    storage.persist(new, [])
+    storage.close()
+    segment = newest_segment(original)
+    assert segment is not None
+    full = segment.read_bytes()
+    start = wal_inspect(original)[-1].offset
+    assert full[-1] == 0  # the commit index 0
+    work = tmp_path / "work"
+    for position in range(start, len(full) - 1):
+        damaged = bytearray(full)
+        damaged[position] ^= 0x01
+        copy_with_segment(original, work, segment, bytes(damaged))
+        with pytest.raises(StorageError, match=f"corrupt record at byte offset {start}"):
+            reload(work)
+    # The byte before the zero unwritten: a torn write.
+    damaged = bytearray(full)
+    damaged[-2] = 0
+    copy_with_segment(original, work, segment, bytes(damaged))
+    restored, log = reload(work)
+    assert restored.hard_state == old and "torn record" in log.lines[0]
+
+
+def test_a_sector_not_written_in_the_middle_of_a_record_is_a_torn_write(tmp_path: Path) -> None:
+    """Sectors persisted out of order: one whole 512-byte sector of a large last record
+    reads as zeros while the sectors after it landed. That is still the write in progress."""
+    original = tmp_path / "original"
+    storage, _ = open_storage(original)
+    storage.load()
+    storage.persist(HardState(1, "n1", 0), entries(1, 2, 1))
+    storage.persist(HardState(1, "n1", 2), entries(3, 40, 1, b"x" * 60))  # > 2 sectors
+    storage.close()
+    segment = newest_segment(original)
+    assert segment is not None
+    full = segment.read_bytes()
+    last = wal_inspect(original)[-1]
+    assert last.size > 3 * wal_module.SECTOR_BYTES
+    sector = (last.offset // wal_module.SECTOR_BYTES + 2) * wal_module.SECTOR_BYTES
+    damaged = bytearray(full)
+    damaged[sector : sector + wal_module.SECTOR_BYTES] = bytes(wal_module.SECTOR_BYTES)
+    work = tmp_path / "work"
+    copy_with_segment(original, work, segment, bytes(damaged))
+    restored, log = reload(work)
+    assert restored.hard_state == HardState(1, "n1", 0)
+    assert [e.index for e in restored.entries] == [1, 2]
+    assert f"torn record at byte offset {last.offset}" in log.lines[0]
+    # Non-zero bytes after the record mean more than one write was under way: refused.
+    copy_with_segment(original, work, segment, bytes(damaged) + b"\x01")
+    with pytest.raises(StorageError, match="non-zero bytes follow it"):
+        reload(work)
+
+
+def test_a_damaged_header_is_torn_only_where_it_reads_as_zeros(tmp_path: Path) -> None:
+    original = tmp_path / "original"
+    old, new, start = write_two_hard_states(original)
+    segment = newest_segment(original)
+    assert segment is not None
+    full = segment.read_bytes()
+    work = tmp_path / "work"
+    # Only the magic landed: the rest of the header and the payload read as zeros.
+    copy_with_segment(original, work, segment, full[: start + 4] + bytes(len(full) - start - 4))
+    restored, _ = reload(work)
+    assert restored.hard_state == old
+    # The header's checksum byte flipped, the payload intact: corruption.
+    damaged = bytearray(full)
+    damaged[start + 13] ^= 0xFF
+    copy_with_segment(original, work, segment, bytes(damaged))
+    with pytest.raises(StorageError, match="its header is damaged"):
+        reload(work)
 
 
 def test_after_truncating_a_torn_tail_the_log_goes_on(tmp_path: Path) -> None:
@@ -486,13 +604,33 @@ def split_into_records(op: tuple) -> list[tuple]:
     return parts
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops=operations(), where=st.integers(0, 2**16), flip=st.booleans())
+def _damage_can_look_torn(record: bytes, record_start: int) -> bool:
+    """Written independently of the WAL's rule: does the record hold zeros where a torn
+    write leaves them (its last byte, or a whole file-aligned sector)?"""
+    if record[-1] == 0:
+        return True
+    sector = 512
+    first = (record_start + sector - 1) // sector * sector
+    return any(
+        not any(record[s - record_start : s - record_start + sector])
+        for s in range(first, record_start + len(record) - sector + 1, sector)
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ops=operations(),
+    where=st.integers(0, 2**16),
+    shape=st.sampled_from(["cut", "zero-tail", "flip"]),
+)
 def test_a_crash_during_the_last_write_leaves_a_prefix_of_it(
-    ops: list, where: int, flip: bool
+    ops: list, where: int, shape: str
 ) -> None:
-    """Tear (or flip a byte in) the last persist's bytes: load gives the state after some
-    prefix of its records, never anything else, and never refuses to start."""
+    """Tear the last persist's record as a crash can (a prefix, or a prefix then zeros):
+    load gives the state after some prefix of its writes, never anything else, and never
+    refuses to start. Flip a byte in it instead (damage to a complete, fsynced record):
+    load refuses, naming the file and offset, unless the record holds zeros where a torn
+    write leaves them (then it may be taken for torn, as in etcd)."""
     persists = [i for i, op in enumerate(ops) if op[0] == "persist"]
     if not persists:
         return
@@ -516,17 +654,29 @@ def test_a_crash_during_the_last_write_leaves_a_prefix_of_it(
         segment, start = Path(summaries[-1].file), summaries[-1].offset
         data = segment.read_bytes()
         position = start + where % (len(data) - start)
-        if flip:
+        if shape == "flip":
             damaged = bytearray(data)
             damaged[position] ^= 1 + where % 255
             segment.write_bytes(bytes(damaged))
+        elif shape == "zero-tail":
+            segment.write_bytes(data[:position] + bytes(len(data) - position))
         else:
             segment.write_bytes(data[:position])
         options = [model.restored()]
         for record in split_into_records(ops[-1]):
             apply_to_model(model, record)
             options.append(model.restored())
-        restored, _ = reload(Path(directory), segment_bytes=256)
+        if shape == "flip":
+            damaged_record = segment.read_bytes()[start:]
+            try:
+                restored, _ = reload(Path(directory), segment_bytes=256)
+            except StorageError as error:
+                assert f"{segment}: corrupt record at byte offset {start}" in str(error)
+                assert segment.read_bytes()[start:] == damaged_record  # nothing changed
+                return
+            assert _damage_can_look_torn(damaged_record, start), "a flip was taken for torn"
+        else:
+            restored, _ = reload(Path(directory), segment_bytes=256)
         assert any(_same(restored, option) for option in options)
 
 
