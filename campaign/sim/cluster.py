@@ -11,8 +11,12 @@ Faults act as on real processes:
   their connection drop, and the disk loses whatever was not yet fsynced (only under the
   ``no-fsync`` teaching bug is anything unsynced), possibly with a torn last record;
 - restart: a fresh driver is built from what the disk holds, as a process restart does;
-- pause (SIGSTOP): the node's tasks are cancelled but its memory is kept; messages that
-  arrive meanwhile wait in its socket buffer and are handled on resume, in order;
+- pause (SIGSTOP): the node is frozen, not stopped: its driver keeps every pending
+  request, no tick fires and nothing is delivered to it; messages (peers' and clients')
+  that arrive meanwhile are held, as a stopped process's kernel socket buffers hold them,
+  and are handled on resume, in order, as one batch. Resume (SIGCONT) continues the same
+  driver: requests still pending are answered as if nothing happened (or time out by the
+  driver's own deadline at its first tick, as a real node's ticker would find them);
 - clock: the node's tick period is stretched or shrunk (its timers run slow or fast) —
   the simulated equivalent of the node process's skewable clock.
 """
@@ -204,18 +208,17 @@ class SimNode:
         )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run until crashed or paused (the scope is cancelled); then return."""
+        """Run until crashed (the scope is cancelled); then return. A pause freezes the
+        node without ending this task (``pause``/``resume``)."""
         scope = trio.CancelScope()
         self._scope = scope
         started = False
         try:
-            if self.driver is None:
-                # A restart: what the disk holds, as a process would find it. A node that
-                # cannot start (a broken invariant in what it restores) stays down.
-                self.driver = self._build_driver()
-                self._highest_commit = 0
-            else:
-                self.driver.stopped = False  # resumed after a pause: same memory
+            # A (re)start: what the disk holds, as a process would find it. A node that
+            # cannot start (a broken invariant in what it restores) stays down. (A pause
+            # never ends this task: resume() continues the same driver.)
+            self.driver = self._build_driver()
+            self._highest_commit = 0
             self.running = True
             self.network.attach(self.node_id, self._deliver)
             with scope:
@@ -226,9 +229,6 @@ class SimNode:
                     self._schedule_tick(self.driver, self._incarnation, None)
                     task_status.started()
                     started = True
-                    backlog, self._paused_inbox = self._paused_inbox, []
-                    for src, payload in backlog:
-                        self._deliver(src, payload)
         except Exception as error:  # noqa: BLE001 - an invariant broke: the process dies
             self._die(error)
             if not started:
@@ -269,14 +269,43 @@ class SimNode:
         self.log("crashed")
 
     def pause(self) -> None:
-        """SIGSTOP: nothing runs; incoming messages wait in the socket buffer."""
-        self.stop_tasks()
+        """SIGSTOP: the node is frozen with everything it holds. Its driver is not
+        cancelled (cancelling would fail every pending request, which a stopped process
+        never does); its tick chain ends (``_tick`` sees ``running`` false), a deferred
+        Ready waits (``_defer``), and what arrives is held in order (``_buffer``): a
+        stopped process's peers keep writing into its kernel socket buffers, so holding,
+        not dropping, is what TCP does. Clients waiting on it keep waiting: they time out
+        on their own clocks, or get their answer after the resume."""
         self.running = False
         self.paused = True
-        # Requests in flight stay unanswered: their clients time out (outcome unknown).
-        self._pending_clients.clear()
         self.network.attach(self.node_id, self._buffer)
         self.log("paused")
+
+    def resume(self) -> None:
+        """SIGCONT: the same driver continues. Its ticker starts again on the tick grid
+        (one tick, not a burst of missed ones: a real ticker's sleep ends once, late),
+        a Ready left over from before the pause is handled, then what was held is
+        delivered as one batch, in arrival order."""
+        driver = self.driver
+        assert driver is not None and self.paused
+        self.paused = False
+        self.running = True
+        self.network.attach(self.node_id, self._deliver)
+        self.log("resumed")
+        self._incarnation += 1
+        self._schedule_tick(driver, self._incarnation, None)
+        backlog, self._paused_inbox = self._paused_inbox, []
+
+        def catch_up() -> None:
+            # A flush deferred before the pause was skipped by flush_if_alive: ask
+            # afresh (flush() clears the driver's "already asked" flag).
+            self._defer(driver.flush)
+            for src, payload in backlog:
+                if self.driver is not driver or not self.running:
+                    return  # crashed by what it just handled: the rest is lost with it
+                self._deliver(src, payload)
+
+        self.network.batch(catch_up)
 
     def _buffer(self, src: str, payload: Any) -> None:
         self._paused_inbox.append((src, payload))
@@ -406,6 +435,9 @@ class SimCluster:
     async def restart(self, node_id: str) -> None:
         node = self.nodes[node_id]
         if node.running:
+            return
+        if node.paused and node.driver is not None:
+            node.resume()  # SIGCONT: the frozen process goes on, nothing restarts
             return
         assert self._nursery is not None
         node.paused = False

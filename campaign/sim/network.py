@@ -79,6 +79,21 @@ class SimNetwork:
         else:
             action()
 
+    def batch(self, action: Callable[[], None]) -> None:
+        """Run ``action`` as one delivery batch: the Readies it defers run after it, once,
+        as after the messages due at one instant (a resumed node's held messages)."""
+        if self._delivering:
+            action()
+            return
+        self._delivering = True
+        try:
+            action()
+        finally:
+            self._delivering = False
+        deferred, self._deferred = self._deferred, []
+        for deferred_action in deferred:
+            deferred_action()
+
     def call_at(self, at: float, action: Callable[[], None]) -> None:
         """A timer on the same heap: ``action()`` runs at simulated time ``at`` (rounded up
         to the delivery grid), in order with the messages due then. The nodes' clock ticks
