@@ -104,8 +104,12 @@ class HistoryRecorder:
         *,
         error: Any = None,
         node: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> Op:
-        """Record the one completion (``ok`` / ``fail`` / ``info``) of an invoked op."""
+        """Record the one completion (``ok`` / ``fail`` / ``info``) of an invoked op.
+
+        ``extra``: more keys for the op (a client's per-call metadata, e.g. etcd's
+        ``revision``), written to the history with it."""
         if type not in OP_COMPLETIONS:
             raise RecorderError(f"completion type must be one of {OP_COMPLETIONS}, got {type!r}")
         if self._open.get(invocation.process) is not invocation:
@@ -123,6 +127,7 @@ class HistoryRecorder:
             value,
             error,
             node if node is not None else invocation.node,
+            dict(extra) if extra else {},
         )
         return self._append(op)
 

@@ -115,9 +115,11 @@ async def perform_op(
     """Invoke one op, record its invoke and its one completion; return the completion.
 
     The completion's ``node`` is the node that answered (the error's, or the client's
-    ``last_node``) when the client knows it: the invoke cannot know it yet.
+    ``last_node``) when the client knows it: the invoke cannot know it yet. A client's
+    per-call metadata (`call_metadata`) becomes extra keys of the completion.
     """
     invocation = recorder.invoke(process, request.f, request.value)
+    meta_before = getattr(client, "last_meta", None)
     try:
         outcome = await workload.invoke(client, request)
     except Exception as exc:  # a client error, or a client bug: mapped, never lost
@@ -134,8 +136,32 @@ async def perform_op(
     if node is None and outcome.type == OK:  # last_node is only sure to be this op's on ok
         node = answering_node(client)
     return recorder.complete(
-        invocation, outcome.type, outcome.value, error=outcome.error, node=node
+        invocation,
+        outcome.type,
+        outcome.value,
+        error=outcome.error,
+        node=node,
+        extra=call_metadata(client, meta_before),
     )
+
+
+# The keys of an op itself (conventions §1): metadata may never overwrite them.
+_OP_KEYS = frozenset({"index", "time", "type", "process", "f", "value", "error", "node"})
+
+
+def call_metadata(client: object, before: object) -> dict[str, object]:
+    """The metadata of the client's last call, as extra keys for its op.
+
+    A client may expose ``last_meta``: a dict it replaces with a new one at the start of
+    every call and fills from the answers (the etcd client: ``revision`` and, for reads,
+    ``mod_revision``). Only a dict other than the one seen before the op counts, so a
+    client that never got to make its call (or has no metadata) adds nothing; keys that
+    name an op field are dropped.
+    """
+    meta = getattr(client, "last_meta", None)
+    if not isinstance(meta, dict) or meta is before or not meta:
+        return {}
+    return {str(k): v for k, v in meta.items() if str(k) not in _OP_KEYS}
 
 
 async def using_client(
