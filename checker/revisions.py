@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from checker.history import op_from_mapping
+from checker.models.base import freeze, thaw
 from checker.op import Op
 from checker.results import UNKNOWN, worst
-from checker.values import freeze, thaw
 
 REVISION = "revision"
 MOD_REVISION = "mod_revision"
@@ -168,7 +168,8 @@ def _sightings(op: Op) -> tuple[list[tuple[Any, _Sighting]], Any]:
         for name, mod in mods.items():
             mod_revision = _int(mod)
             if mod_revision is not None:
-                out.append((("key", freeze(name)), _Sighting(op, revision, mod_revision, _NO_VALUE)))
+                sighting = _Sighting(op, revision, mod_revision, _NO_VALUE)
+                out.append((("key", freeze(name)), sighting))
         group = freeze({str(k): v for k, v in mods.items()})
         return out, group
     return [], None
