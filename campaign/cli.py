@@ -15,6 +15,7 @@ import click
 
 EXIT_BAD_ARGUMENTS = 254
 EXIT_INTERNAL_ERROR = 255
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT) of a command that judges: partial results only
 
 # name -> "module:attribute" of a click command. A new command is one line here.
 COMMANDS: dict[str, str] = {
@@ -27,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "analyze": "campaign.analyze:analyze_command",
     "serve": "campaign.serve:serve_command",
     "sim": "campaign.sim.cli:sim_command",
+    "wal": "raftnode.wal_cli:wal_group",
 }
 
 
@@ -53,9 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: map click's errors onto raftlab's exit codes."""
     try:
         code = cli.main(args=argv, prog_name="raftlab", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort:  # Ctrl-C: 128 + SIGINT, as a shell reports it
+        click.echo("raftlab: interrupted (exit 130)", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except click.UsageError as error:  # bad arguments, unknown options, missing values
         error.show()
         sys.exit(EXIT_BAD_ARGUMENTS)
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except SystemExit:
         raise
     except BaseException:

@@ -1061,13 +1061,13 @@ def format_inspection(summaries: Iterable[RecordSummary]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m raftnode.storage DATA_DIR``: print every record and snapshot file."""
+    """``python -m raftnode.storage DATA_DIR``: as ``raftlab wal inspect DATA_DIR``."""
     import sys
+
+    from raftnode.wal_cli import inspect_dir
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or not Path(args[0]).is_dir():
         print("usage: python -m raftnode.storage DATA_DIR", file=sys.stderr)
         return 254
-    summaries = wal_inspect(args[0]) + snapshot_inspect(args[0])
-    print(format_inspection(summaries))
-    return 1 if any(s.kind == "damaged" for s in summaries) else 0
+    return inspect_dir(Path(args[0]))

@@ -617,7 +617,7 @@ def _damage_can_look_torn(record: bytes, record_start: int) -> bool:
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     ops=operations(),
     where=st.integers(0, 2**16),
