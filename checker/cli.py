@@ -256,6 +256,20 @@ def _write_outputs(out_dir: Path, document: Mapping[str, Any], ops: Sequence[Op]
     help="Give up after S seconds of search: the verdict is then unknown (exit 2).",
 )
 @click.option(
+    "--checker",
+    "checker_name",
+    type=click.Choice(["linearizable", "elle-list-append", "elle-rw-register"]),
+    default="linearizable",
+    show_default=True,
+    help="linearizable, or Elle-style txn checks (f txn): elle-list-append, elle-rw-register.",
+)
+@click.option(
+    "--consistency-model",
+    metavar="M",
+    help="For elle-*: strict-serializable (default), serializable, snapshot-isolation, "
+    "repeatable-read, read-committed, read-uncommitted.",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -268,6 +282,8 @@ def check_command(
     init_text: str | None,
     format_name: str | None,
     time_limit: float | None,
+    checker_name: str,
+    consistency_model: str | None,
     out_dir: Path | None,
 ) -> None:
     """Check that the history in FILE is linearizable.
@@ -287,6 +303,13 @@ def check_command(
         ops = read_history(history_file, fmt)
     except HistoryError as error:
         raise BadInput(str(error)) from None
+    if checker_name != "linearizable":  # Elle-style txn checks: checker/elle/cli.py
+        from checker.elle import cli as elle_cli
+
+        elle_cli.run(history_file, fmt, ops, checker_name, consistency_model, time_limit,
+                     out_dir, BadInput)
+    if consistency_model is not None:
+        raise click.UsageError("--consistency-model applies to --checker elle-* only")
     model, model_reason = _choose_model(model_name, fmt, ops)
     model_class = available_models().get(model)
     model_object: Any = model_class() if isinstance(model_class, type) else model_class or model
