@@ -32,6 +32,7 @@ class DiskDamage:
     size_after: int
     before_hex: str  # the affected bytes before (at most 64 shown for a truncation)
     after_hex: str  # the affected bytes after ("" for a truncation)
+    window: int | None = None  # a flip aimed at the file's last ``window`` bytes
 
     def describe(self) -> dict[str, object]:
         return asdict(self)
@@ -86,14 +87,19 @@ def flip_byte(
     rng: random.Random,
     wal_glob: str = DEFAULT_WAL_GLOB,
     offset: int | None = None,
+    window: int | None = None,
 ) -> DiskDamage:
-    """Invert every bit of one byte of the newest segment, at ``offset`` or at a seeded one."""
+    """Invert every bit of one byte of the newest segment, at ``offset`` or at a seeded one
+    (among the last ``window`` bytes when given: the tail, where a torn write would be, so
+    that a flip there tests that the node tells the two apart)."""
     segment = newest_segment(data_dir, wal_glob)
     size = segment.stat().st_size
     if size == 0:
         raise DiskFaultError(f"{segment} is empty: no byte to flip")
+    if window is not None and window <= 0:
+        raise DiskFaultError(f"flip needs a positive window, got {window}")
     if offset is None:
-        offset = rng.randrange(size)
+        offset = rng.randrange(0 if window is None else max(0, size - window), size)
     if not 0 <= offset < size:
         raise DiskFaultError(f"offset {offset} is outside {segment} ({size} bytes)")
     with open(segment, "rb+") as handle:
@@ -112,4 +118,5 @@ def flip_byte(
         size_after=size,
         before_hex=before.hex(),
         after_hex=after.hex(),
+        window=window,
     )

@@ -1,12 +1,24 @@
 """start-disk / stop-disk: kill a node, damage its WAL, start it again; on stop, record
 whether it recovered (serves: completes an admin hello), refused to start (exited; its
-last log lines are recorded) or is unresponsive (neither, ``settle_seconds`` after start).
+exit status and last log lines are recorded) or is unresponsive (neither,
+``settle_seconds`` after start). A refusal is an outcome of the fault, recorded like any
+other, never an error of the harness.
 
-Damage is either a truncated tail (the last K bytes of the newest segment, K from 1 to
-``max_truncate_bytes``) or one flipped byte at a seeded offset (see ``nemesis.disk``).
-Truncating fsynced bytes makes a node forget what it acknowledged: Raft does not promise
-safety then (the dissertation §3.8 assumes durable storage), which is why a node that
-detects damage should refuse rather than rejoin; the campaign records what it did.
+Damage (see ``nemesis.disk``) is one of:
+
+- ``truncate``: the last K bytes of the newest segment cut (K from 1 to
+  ``max_truncate_bytes``): what a torn write looks like. A node should *recover*: drop
+  the partial record and start.
+- ``flip``: one byte flipped at a seeded offset of the newest segment: anywhere, or (a
+  ``tail_flip_share`` of the time) among its last ``TAIL_FLIP_BYTES`` bytes, inside the
+  complete, fsynced last record, where a careless WAL mistakes damage for a torn write.
+  The start-disk value says which (``damage.window``).
+
+A flipped byte in a complete record is damage to something the node acknowledged (a
+vote, an append): a node should *refuse* to start rather than forget it (it could vote
+twice in a term). Truncating fsynced bytes also makes a node forget what it acknowledged:
+Raft does not promise safety then (the dissertation §3.8 assumes durable storage); the
+campaign records what the node did.
 
 A node that refused stays down, so this fault never damages a node when doing so could
 leave fewer than a majority of undamaged-or-recovered nodes.
@@ -25,6 +37,7 @@ from nemesis.disk import DEFAULT_WAL_GLOB, DiskFaultError, flip_byte, truncate_t
 from nemesis.faults.base import FaultEvent, check_variants, minority_size, node_address
 
 ACTIONS: tuple[str, ...] = ("truncate", "flip")
+TAIL_FLIP_BYTES = 32  # within the last record: raftnode's smallest (a vote) is 33 bytes
 LOG_TAIL_LINES = 5
 
 
@@ -55,8 +68,12 @@ class DiskFault:
         wal_glob: str = DEFAULT_WAL_GLOB,
         max_truncate_bytes: int = 256,
         settle_seconds: float = 20.0,
+        tail_flip_share: float = 0.5,
     ) -> None:
         self.actions = check_variants(self.name, tuple(actions), ACTIONS)
+        if not 0.0 <= tail_flip_share <= 1.0:
+            raise ValueError(f"tail_flip_share must be in [0, 1], got {tail_flip_share}")
+        self.tail_flip_share = tail_flip_share
         self.wal_glob = wal_glob
         self.max_truncate_bytes = max_truncate_bytes
         self.settle_seconds = settle_seconds
@@ -87,7 +104,9 @@ class DiskFault:
                     data_dir, rng.randint(1, self.max_truncate_bytes), self.wal_glob
                 )
             else:
-                damage = flip_byte(data_dir, rng, self.wal_glob)
+                aim_at_tail = rng.random() < self.tail_flip_share
+                window = TAIL_FLIP_BYTES if aim_at_tail else None
+                damage = flip_byte(data_dir, rng, self.wal_glob, window=window)
             value["damage"] = damage.describe()
         except DiskFaultError as error:
             value["damage"] = None
