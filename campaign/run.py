@@ -370,6 +370,9 @@ class _Run:
         if interrupted is None and aborted is None:
             self._enter("checking")
             checkers = check_history(self.config.to_dict(), ops)
+            from campaign.node_checks import node_log_checkers  # Raft's own invariants
+
+            checkers.update(node_log_checkers(self.run_dir / NODES_DIR, self.config.to_dict(), ops))
         else:
             reason = interrupted or f"run aborted: {aborted}"
             checkers = {

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -174,6 +175,7 @@ class NodeDriver:
         defer: Defer | None = None,
         external_ticks: bool = False,
         commit_log_interval: float = 1.0,
+        log_applied: bool = False,
         applied_index: int = 0,
         applied_term: int = 0,
     ) -> None:
@@ -205,6 +207,9 @@ class NodeDriver:
         # simulation's event heap: ticks then share scheduler rounds with deliveries).
         self.external_ticks = external_ticks
         self.commit_log_interval = commit_log_interval
+        # One "apply" line per Ready with committed entries, before any answer (the
+        # campaign's acknowledged-writes checker reads them; see applied_line).
+        self.log_applied = log_applied
         # What the state machine holds: the snapshot it was restored from, plus entries
         # applied since (the caller restores the state machine from the stored snapshot
         # before starting the driver and passes its index/term here).
@@ -227,6 +232,7 @@ class NodeDriver:
         self._last_seen: tuple[Any, int, str | None] | None = None
         self._last_commit_logged = -1
         self._next_commit_log_time = float("-inf")
+        self._highest_commit = 0  # a regression is logged at once, not sampled
         self.stopped = False
 
     # --- inputs ----------------------------------------------------------------------
@@ -453,6 +459,8 @@ class NodeDriver:
             self.transport.send(ready.messages)
         if ready.snapshot is not None:
             self._restore(ready.snapshot)
+        if self.log_applied and ready.committed_entries:
+            self.log(applied_line(ready.committed_entries))  # before any client's answer
         for entry in ready.committed_entries:
             self._apply(entry)
         for read_state in ready.read_states:
@@ -531,6 +539,9 @@ class NodeDriver:
                 for read_id in list(self._pending_reads):
                     self._fail_read(read_id)
         commit_index = core.log.committed
+        if commit_index < self._highest_commit:  # Raft never lowers it (Figure 2)
+            self.log(f"commit_index regressed from={self._highest_commit} to={commit_index}")
+        self._highest_commit = max(self._highest_commit, commit_index)
         if commit_index != self._last_commit_logged:
             now = trio.current_time()
             if now >= self._next_commit_log_time:
@@ -605,6 +616,35 @@ class NodeDriver:
             self._pending_reads[read_id] = _PendingRead(query, request)
 
         self._do(ask)
+
+
+def applied_line(entries: list[Entry]) -> str:
+    """``apply index=I entries=E,E,...``: the committed entries from index I on, each
+    ``TERM:CLIENT:SEQ`` for a write carrying a session, ``TERM:-`` for anything else
+    (no-op, read through the log). A client id outside ``[A-Za-z0-9._-]`` is
+    percent-encoded, so the line always parses."""
+    from urllib.parse import quote
+
+    from raftnode.kv import decode_command
+
+    items = []
+    for entry in entries:
+        item = "-"
+        if entry.kind == EntryKind.COMMAND:
+            try:
+                command = decode_command(entry.data)
+            except ValueError:
+                command = {}
+            client, seq = command.get("client"), command.get("seq")
+            if isinstance(client, str) and isinstance(seq, int) and not isinstance(seq, bool):
+                if not _PLAIN_CLIENT.fullmatch(client):
+                    client = quote(client, safe="")
+                item = f"{client}:{seq}"
+        items.append(f"{entry.term}:{item}")
+    return f"apply index={entries[0].index} entries={','.join(items)}"
+
+
+_PLAIN_CLIENT = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
 def _hint_of(error: NotLeader) -> str | None:

@@ -371,6 +371,7 @@ class NodeServer:
             read_mode=config.read_mode,
             bugs=config.bugs,
             request_timeout=config.request_timeout,
+            log_applied=True,  # the campaign's acknowledged-writes checker reads these
             # No fsync thread: the ready loop fsyncs in place (~0.2 ms here). Handing it
             # to a thread cost two task wake-ups and ~160 us of CPU per Ready, more than
             # the fsync; while it runs, what arrives waits in the socket buffers and joins

@@ -1,7 +1,8 @@
 """Checkers only a simulation can run exactly: Raft's own safety and liveness properties.
 
 - election safety (Raft Figure 3): at most one leader per term, read off every node's
-  role changes (the driver logs ``role=leader term=N``);
+  role changes (the driver logs ``role=leader term=N``), by the same checker real runs
+  use (``checker.raft_events`` over ``campaign.node_checks``' parser);
 - availability under a fault that leaves a connected majority: some write must commit
   within an explicit bound (``liveness_timeouts`` election timeouts) after the fault
   starts, as long as it lasts that long. This is the property pre-vote and check-quorum
@@ -13,35 +14,22 @@ Each returns a result map with a tri-state ``valid``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from itertools import combinations
 from typing import Any
 
 from checker.op import NEMESIS, Op
 
-_LEADER_LINE = re.compile(r"^(?P<time>\S+) (?P<node>\S+) role=leader term=(?P<term>\d+)\b")
-
 
 def election_safety(node_logs: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    leaders: dict[int, set[str]] = {}
-    first_seen: dict[int, float] = {}
-    for lines in node_logs.values():
-        for line in lines:
-            match = _LEADER_LINE.match(line)
-            if match is None:
-                continue
-            term = int(match["term"])
-            leaders.setdefault(term, set()).add(match["node"])
-            first_seen[term] = min(first_seen.get(term, float("inf")), float(match["time"]))
-    violations = {term: sorted(nodes) for term, nodes in sorted(leaders.items()) if len(nodes) > 1}
-    if violations:
-        return {
-            "valid": False,
-            "error": "two leaders in one term (Election Safety, Raft Figure 3)",
-            "terms": {str(term): nodes for term, nodes in violations.items()},
-        }
-    return {"valid": True, "terms": len(leaders)}
+    """One implementation for real runs and simulated ones: the nodes' log lines (here in
+    memory, complete by construction) parsed by ``campaign.node_checks`` into
+    ``checker.raft_events`` events."""
+    from campaign.node_checks import parse_node_logs
+    from checker.raft_events import election_safety as check
+
+    parsed = parse_node_logs(node_logs)
+    return check(event for log in parsed.values() for event in log.events)
 
 
 def connected_majority(grudges: Mapping[str, Sequence[str]], nodes: Sequence[str]) -> bool:

@@ -1,0 +1,255 @@
+"""Raft's own safety properties on real runs, read off raftnode's node logs.
+
+A ``raftlab test`` run keeps every node's stdout/stderr in ``nodes/<id>.log``. The node
+logs, among other things (``raftnode/driver.py``):
+
+- ``role=ROLE term=N leader=L`` on every role/term/leader change;
+- ``commit_index=N applied_index=M last_log_index=K`` when the commit index changed,
+  at most once a second; and ``commit_index regressed from=A to=B`` at once, should it
+  ever go down;
+- ``apply index=I entries=TERM:CLIENT:SEQ,TERM:-,...`` before applying each batch of
+  committed entries, so before any client hears of them;
+- ``starting ... snapshot_index=S`` when a process (re)starts: one incarnation.
+
+This module parses those lines into ``checker.raft_events`` events (the simulation feeds
+its in-memory log lines through the same parser) and runs the three checkers:
+``election-safety``, ``commit-monotonic`` and ``acknowledged-writes``.
+
+Matching the history to the log (``acknowledged-writes``). The workload runner names
+process P's client ``p<P>`` (``workloads.runner``), a process runs one operation at a
+time, and ``raftnode.client.RaftClient`` numbers a sequential client's writes 1, 2, 3...
+(every write takes the next seq, whatever its outcome; reads take none). So the k-th
+write invoked by process P carried (``p<P>``, k). The mapping is checked against the
+logs before it is used: a session seq beyond what its process invoked, or no ``p<P>``
+session in the logs at all while writes were acknowledged, makes the checker
+``unknown`` (the mapping does not hold), never ``false``.
+
+Only the raftnode target logs this format; for any other target these checkers are not
+run (absent from results.json: a checker that cannot read the logs says nothing, rather
+than "unknown" for every run of that target).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from checker.op import NEMESIS, Op
+from checker.raft_events import (
+    UNKNOWN,
+    Ack,
+    Applied,
+    CommitIndex,
+    Event,
+    Incarnation,
+    RoleChange,
+    acknowledged_writes,
+    commit_monotonic,
+    election_safety,
+)
+
+CHECKERS = ("election-safety", "commit-monotonic", "acknowledged-writes")
+CLIENT_PREFIX = "p"  # workloads.runner's default client_prefix
+
+_LINE = re.compile(r"(?P<time>\S+) (?P<node>\S+) (?P<message>.*)")
+_STARTING = re.compile(r"starting .*\bsnapshot_index=(?P<snapshot>\d+)")
+_ROLE = re.compile(r"role=(?P<role>[a-z_]+) term=(?P<term>\d+) ")
+_COMMIT = re.compile(r"commit_index=(?P<index>\d+) applied_index=\d+")
+_REGRESSED = re.compile(r"commit_index regressed from=(?P<before>\d+) to=(?P<index>\d+)")
+_APPLY = re.compile(r"apply index=(?P<index>\d+) entries=(?P<entries>\S+)")
+_ENTRY = re.compile(r"(?P<term>\d+):(?:-|(?P<client>[^:,]*):(?P<seq>\d+))")
+# Message starts that promise one of the lines above: such a line that does not parse
+# is damage, and what it would have said is unknown.
+_OURS = ("starting ", "role=", "commit_index", "apply ")
+
+
+@dataclass(slots=True)
+class ParsedLog:
+    node: str
+    events: list[Event] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)  # lines that promised an event
+    incarnations: int = 0
+
+
+def parse_node_log(node: str, lines: Iterable[str]) -> ParsedLog:
+    """Events of one node's log, in order. Lines of other nodes, the process markers
+    (``=== raftlab ...``), tracebacks and anything else are skipped."""
+    parsed = ParsedLog(node)
+    incarnation = 0
+    for raw in lines:
+        match = _LINE.fullmatch(raw.rstrip("\n"))
+        if match is None or match["node"] != node:
+            continue
+        time, message = match["time"], match["message"]
+        if not message.startswith(_OURS):
+            continue
+        event = _event(node, incarnation, time, message)
+        if event is None:
+            parsed.damaged.append(raw.rstrip("\n")[:200])
+            continue
+        if isinstance(event, Incarnation):
+            incarnation += 1
+            parsed.incarnations = incarnation
+            event = Incarnation(node, incarnation, event.snapshot_index, time)
+            parsed.events.append(event)
+        elif isinstance(event, list):
+            parsed.events.extend(event)
+        else:
+            parsed.events.append(event)
+    return parsed
+
+
+def _event(node: str, incarnation: int, time: str, message: str) -> Any:
+    """The event(s) a message of ours reports, or None when it is damaged."""
+    if message.startswith("starting "):
+        match = _STARTING.match(message)
+        return None if match is None else Incarnation(node, 0, int(match["snapshot"]), time)
+    if message.startswith("role="):
+        match = _ROLE.match(message + " ")
+        if match is None:
+            return None
+        return RoleChange(node, incarnation, match["role"], int(match["term"]), time)
+    if message.startswith("commit_index regressed"):
+        match = _REGRESSED.fullmatch(message)
+        if match is None:
+            return None
+        return CommitIndex(node, incarnation, int(match["index"]), int(match["before"]), time)
+    if message.startswith("commit_index"):
+        match = _COMMIT.match(message)
+        if match is None:
+            return None
+        return CommitIndex(node, incarnation, int(match["index"]), time=time)
+    match = _APPLY.fullmatch(message)
+    if match is None:
+        return None
+    applied = []
+    first = int(match["index"])
+    for offset, item in enumerate(match["entries"].split(",")):
+        entry = _ENTRY.fullmatch(item)
+        if entry is None:
+            return None
+        session = None
+        if entry["seq"] is not None:
+            session = (unquote(entry["client"]), int(entry["seq"]))
+        applied.append(
+            Applied(node, incarnation, first + offset, int(entry["term"]), session, time)
+        )
+    return applied
+
+
+def parse_node_logs(node_logs: Mapping[str, Iterable[str]]) -> dict[str, ParsedLog]:
+    return {node: parse_node_log(node, lines) for node, lines in node_logs.items()}
+
+
+def acknowledged_sessions(
+    ops: Sequence[Op], is_read: Any, *, prefix: str = CLIENT_PREFIX
+) -> tuple[list[Ack], dict[str, int]]:
+    """The (client, seq) of every ok write, and how many writes each client invoked
+    (the module docstring says why the k-th write of process P is (``p<P>``, k))."""
+    invoked: dict[Any, int] = {}
+    acks: list[Ack] = []
+    for op in ops:
+        if op.process == NEMESIS or not isinstance(op.process, int) or is_read(op.f):
+            continue
+        if op.type == "invoke":
+            invoked[op.process] = invoked.get(op.process, 0) + 1
+        elif op.type == "ok" and op.process in invoked:
+            acks.append(Ack(op.index, f"{prefix}{op.process}", invoked[op.process]))
+    return acks, {f"{prefix}{process}": count for process, count in invoked.items()}
+
+
+def _mapping_problem(
+    acks: Sequence[Ack], invoked: Mapping[str, int], events: Sequence[Event], prefix: str
+) -> str | None:
+    """Why the history's writes cannot be matched to the log's sessions, if they cannot."""
+    pattern = re.compile(re.escape(prefix) + r"\d+")
+    seen = False
+    for event in events:
+        if not isinstance(event, Applied) or event.session is None:
+            continue
+        client, seq = event.session
+        if not pattern.fullmatch(client):
+            continue  # e.g. a workload's setup client: not in the history
+        seen = True
+        if seq > invoked.get(client, 0):
+            return (
+                f"the log has {client} seq {seq}, but that process invoked only "
+                f"{invoked.get(client, 0)} writes: the history cannot be matched to the log"
+            )
+    if acks and not seen:
+        return (
+            f"no applied write carries a client id {prefix}<process>: the history cannot "
+            "be matched to the log"
+        )
+    return None
+
+
+def check_node_logs(
+    node_logs: Mapping[str, Sequence[str] | None],
+    ops: Sequence[Op],
+    is_read: Any,
+    *,
+    prefix: str = CLIENT_PREFIX,
+) -> dict[str, dict[str, Any]]:
+    """The three checkers over every node's log lines (None: that log is missing)."""
+    missing = sorted(node for node, lines in node_logs.items() if lines is None)
+    parsed = parse_node_logs({n: lines for n, lines in node_logs.items() if lines is not None})
+    never_started = sorted(node for node, log in parsed.items() if log.incarnations == 0)
+    damaged = {node: log.damaged[:3] for node, log in parsed.items() if log.damaged}
+    gaps = []
+    if missing:
+        gaps.append(f"no log for {', '.join(missing)}")
+    if never_started:
+        gaps.append(f"no start line in the log of {', '.join(never_started)}")
+    if damaged:
+        gaps.append(f"damaged lines in the log of {', '.join(sorted(damaged))}")
+    complete = not gaps
+    why = "; ".join(gaps)
+    events = [event for log in parsed.values() for event in log.events]
+    results = {
+        "election-safety": election_safety(events, complete=complete, missing=why),
+        "commit-monotonic": commit_monotonic(events, complete=complete, missing=why),
+    }
+    acks, invoked = acknowledged_sessions(ops, is_read, prefix=prefix)
+    problem = _mapping_problem(acks, invoked, events, prefix)
+    if problem is not None:
+        results["acknowledged-writes"] = {"valid": UNKNOWN, "error": problem}
+    else:
+        results["acknowledged-writes"] = acknowledged_writes(
+            acks, events, complete=complete, missing=why
+        )
+    for result in results.values():
+        result["source"] = "node logs"
+        if damaged:
+            result.setdefault("damaged_lines", damaged)
+    return results
+
+
+def node_log_checkers(
+    nodes_dir: Path, config: Mapping[str, Any], ops: Sequence[Op]
+) -> dict[str, dict[str, Any]]:
+    """The checkers of a finished ``raftlab test`` run (never raises: a failure is an
+    "unknown" result). Empty for targets other than raftnode (module docstring)."""
+    if config.get("target", "raftnode") != "raftnode":
+        return {}
+    try:
+        from campaign.checking import build_workload
+        from campaign.cluster import node_ids_for
+
+        workload = build_workload(config)
+        node_logs: dict[str, list[str] | None] = {}
+        for node in node_ids_for(int(config["nodes"])):
+            path = nodes_dir / f"{node}.log"
+            node_logs[node] = (
+                path.read_text(encoding="utf-8", errors="replace").splitlines()
+                if path.is_file()
+                else None
+            )
+        return check_node_logs(node_logs, ops, workload.is_read)
+    except Exception as error:  # noqa: BLE001 - a checker that raises is "unknown"
+        reason = f"{type(error).__name__}: {error}"
+        return {name: {"valid": UNKNOWN, "error": reason} for name in CHECKERS}
