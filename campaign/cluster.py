@@ -1,14 +1,17 @@
-"""A local cluster for one campaign: node processes on 127.0.0.1 behind a proxy mesh.
+"""Local clusters for one campaign: node processes on 127.0.0.1 behind a proxy mesh.
 
-`LocalCluster` is what the nemesis acts on (it implements `nemesis.control.ClusterControl`):
-node ids, the process of each node, the proxy mesh, and `current_leader()` from status
-requests. It also owns the status poller that feeds the progress display and the report's
-role / term timeline, and the clean-up that must happen however the run ends: heal every
-link, SIGKILL every node process group, release every port.
+`ProcessCluster` is the target-independent part of a running cluster (see
+`campaign.targets.base`): the node processes (`nemesis.process.ProcessGroup`), the
+proxy mesh of every directed peer link, the status poller that feeds the progress display
+and the report's role / term timeline, the wait for a first leader, and the clean-up that
+must happen however the run ends: heal every link, SIGKILL every node process group,
+release every port. It is what the nemesis acts on (`nemesis.control.ClusterControl`).
+A target's cluster subclasses it and says how to start its nodes, how to ask one node for
+its status, and how to make clients.
 
-Ports: each node listens on one port (peers, clients, admin); node i reaches node j
-through the proxy i→j. Ports come from ``--base-port`` (nodes first, then the
-n·(n−1) proxies), or, with base port 0, from a free block found by binding.
+`LocalCluster` is raftnode's: each node listens on one port (peers, clients, admin); node
+i reaches node j through the proxy i→j. Ports come from ``--base-port`` (nodes first,
+then the n·(n−1) proxies), or, with base port 0, from a free block found by binding.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import errno
 import random
 import socket
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,13 +63,16 @@ def _block_is_free(base: int, count: int) -> bool:
             sock.close()
 
 
-def choose_base_port(node_count: int, base_port: int, rng: random.Random) -> int:
-    """The first port of a block of `ports_needed` free ports.
+def choose_base_port(
+    node_count: int, base_port: int, rng: random.Random, *, count: int | None = None
+) -> int:
+    """The first port of a block of ``count`` free ports (raftnode's `ports_needed` by
+    default; a target says how many it needs).
 
     A given base port is checked and used as is (a clear error when taken); 0 picks a
     free block in [20000, 32000) starting at a seeded random offset.
     """
-    count = ports_needed(node_count)
+    count = ports_needed(node_count) if count is None else count
     if base_port:
         if base_port + count - 1 > 65535:
             raise ClusterError(f"--base-port {base_port} + {count} ports exceeds 65535")
@@ -170,69 +177,68 @@ def node_argv(
     )
 
 
-class LocalCluster:
-    """Node processes behind a proxy mesh on 127.0.0.1; the nemesis's `ClusterControl`."""
+class ProcessCluster:
+    """Node processes behind a proxy mesh; subclasses fill in the target-specific parts.
 
-    def __init__(
+    A subclass calls ``self._setup(node_ids, mesh=..., ...)``, adds one `NodeProcess` per
+    node with ``self.group.add(...)``, and implements `node_status`, `node_port`,
+    `client_factory` and `client_endpoints` (and `status_session` if its status probe
+    holds connections). Everything else (life cycle, status board, leader wait, clean-up)
+    is shared.
+    """
+
+    status_interval: float = 0.25
+
+    def _setup(
         self,
-        *,
         node_ids: Sequence[str],
-        base_port: int,
+        *,
+        cluster_id: str,
         data_root: Path,
         log_dir: Path,
-        cluster_id: str,
-        node_seed: int,
-        proxy_seed: int,
-        heartbeat_ms: float = 100.0,
-        election_timeout_ms: float = 1000.0,
-        unsafe_local_reads: bool = False,
+        mesh: Any,
+        proxies: bool,
         status_interval: float = 0.25,
-        proxies: bool = True,
     ) -> None:
-        from nemesis.process import NodeProcess, ProcessGroup
-        from nemesis.proxy import ProxyMesh
-        from raftnode.client import RaftClient
+        from nemesis.process import ProcessGroup
 
         self.node_ids: tuple[str, ...] = tuple(node_ids)
         self.cluster_id = cluster_id
         self.data_root = Path(data_root)
         self.log_dir = Path(log_dir)
         self.status_interval = status_interval
-        self.node_addresses: dict[str, Address] = {
-            node_id: (HOST, base_port + position) for position, node_id in enumerate(self.node_ids)
-        }
-        self.mesh = ProxyMesh(
-            self.node_addresses,
-            base_port=base_port + len(self.node_ids),
-            host=HOST,
-            seed=proxy_seed,
-        )
+        self.mesh = mesh
         # Without proxies (bench/campaign_overhead.py's baseline) nodes dial each other
         # directly and link faults are impossible.
         self.proxies = proxies
         self.group = ProcessGroup()
-        seeder = random.Random(node_seed)
-        self.data_dirs: dict[str, Path] = {}
-        for node_id in self.node_ids:
-            data_dir = self.data_root / node_id
-            self.data_dirs[node_id] = data_dir
-            argv = node_argv(
-                node_id,
-                port=self.node_addresses[node_id][1],
-                data_dir=data_dir,
-                cluster_id=cluster_id,
-                peers=self.mesh.peer_map(node_id) if proxies else self.node_addresses,
-                seed=seeder.getrandbits(63),
-                heartbeat_ms=heartbeat_ms,
-                election_timeout_ms=election_timeout_ms,
-                unsafe_local_reads=unsafe_local_reads,
-            )
-            self.group.add(NodeProcess(node_id, argv, data_dir, self.log_dir / f"{node_id}.log"))
+        self.data_dirs: dict[str, Path] = {
+            node_id: self.data_root / node_id for node_id in node_ids
+        }
         self.board = StatusBoard(self.node_ids)
-        self._status_client = RaftClient(
-            self.node_addresses, timeout=STATUS_TIMEOUT, cluster_id=cluster_id
-        )
         self.clock_zero: float | None = None  # trio time of the history's zero, for events
+
+    # --- what a target's cluster provides ---------------------------------------------
+
+    async def node_status(self, node_id: str) -> dict[str, Any] | None:
+        """``{"role", "term", "leader", ...}`` of one running node, None if it does not answer."""
+        raise NotImplementedError
+
+    def node_port(self, node_id: str) -> int:
+        """Where the node really listens for admin requests (clock faults), not its proxies."""
+        raise NotImplementedError
+
+    def client_factory(self) -> Any:
+        """The workloads' `ClientFactory` for this cluster."""
+        raise NotImplementedError
+
+    def client_endpoints(self) -> dict[str, str]:
+        """Node id -> where clients reach it, for people (`--leave-cluster-running`)."""
+        raise NotImplementedError
+
+    def status_session(self) -> AbstractAsyncContextManager[Any]:
+        """Entered around the cluster's life (e.g. the status client's connections)."""
+        return nullcontext()
 
     # --- what the nemesis uses (nemesis.control.ClusterControl) -------------------------
 
@@ -246,13 +252,6 @@ class LocalCluster:
     def data_dir(self, node_id: str) -> Path:
         return self.data_dirs[node_id]
 
-    def address(self, node_id: str) -> Address:
-        return self.node_addresses[node_id]
-
-    def node_port(self, node_id: str) -> int:
-        """Where the node really listens (clock requests go straight there, not via proxies)."""
-        return self.node_addresses[node_id][1]
-
     async def current_leader(self) -> str | None:
         """Ask every node now; the one claiming leadership in the highest term."""
         await self.poll_once()
@@ -262,7 +261,7 @@ class LocalCluster:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Proxies up, nodes started, status polled; until cancelled, then every node killed."""
-        async with self.group, self._status_client:
+        async with self.group, self.status_session():
             async with trio.open_nursery() as nursery:
                 if self.proxies:
                     await nursery.start(self.mesh.run)
@@ -285,10 +284,7 @@ class LocalCluster:
             if not process.running or process.paused:
                 replies[node_id] = {"role": "down" if not process.running else "paused"}
                 return
-            try:
-                replies[node_id] = await self._status_client.status(node_id, STATUS_TIMEOUT)
-            except ClientError:
-                replies[node_id] = None
+            replies[node_id] = await self.node_status(node_id)
 
         async with trio.open_nursery() as nursery:
             for node_id in self.node_ids:
@@ -334,6 +330,89 @@ class LocalCluster:
         async with trio.open_nursery() as nursery:
             for process in self.group:
                 nursery.start_soon(process.stop, grace_seconds)
+
+
+class LocalCluster(ProcessCluster):
+    """raftnode's node processes behind a proxy mesh on 127.0.0.1."""
+
+    def __init__(
+        self,
+        *,
+        node_ids: Sequence[str],
+        base_port: int,
+        data_root: Path,
+        log_dir: Path,
+        cluster_id: str,
+        node_seed: int,
+        proxy_seed: int,
+        heartbeat_ms: float = 100.0,
+        election_timeout_ms: float = 1000.0,
+        unsafe_local_reads: bool = False,
+        status_interval: float = 0.25,
+        proxies: bool = True,
+    ) -> None:
+        from nemesis.process import NodeProcess
+        from nemesis.proxy import ProxyMesh
+        from raftnode.client import RaftClient
+
+        self.node_addresses: dict[str, Address] = {
+            node_id: (HOST, base_port + position) for position, node_id in enumerate(node_ids)
+        }
+        mesh = ProxyMesh(
+            self.node_addresses,
+            base_port=base_port + len(node_ids),
+            host=HOST,
+            seed=proxy_seed,
+        )
+        self._setup(
+            node_ids,
+            cluster_id=cluster_id,
+            data_root=data_root,
+            log_dir=log_dir,
+            mesh=mesh,
+            proxies=proxies,
+            status_interval=status_interval,
+        )
+        seeder = random.Random(node_seed)
+        for node_id in self.node_ids:
+            data_dir = self.data_dirs[node_id]
+            argv = node_argv(
+                node_id,
+                port=self.node_addresses[node_id][1],
+                data_dir=data_dir,
+                cluster_id=cluster_id,
+                peers=self.mesh.peer_map(node_id) if proxies else self.node_addresses,
+                seed=seeder.getrandbits(63),
+                heartbeat_ms=heartbeat_ms,
+                election_timeout_ms=election_timeout_ms,
+                unsafe_local_reads=unsafe_local_reads,
+            )
+            self.group.add(NodeProcess(node_id, argv, data_dir, self.log_dir / f"{node_id}.log"))
+        self._status_client = RaftClient(
+            self.node_addresses, timeout=STATUS_TIMEOUT, cluster_id=cluster_id
+        )
+
+    def address(self, node_id: str) -> Address:
+        return self.node_addresses[node_id]
+
+    def node_port(self, node_id: str) -> int:
+        """Where the node really listens (clock requests go straight there, not via proxies)."""
+        return self.node_addresses[node_id][1]
+
+    def status_session(self) -> AbstractAsyncContextManager[Any]:
+        return self._status_client
+
+    async def node_status(self, node_id: str) -> dict[str, Any] | None:
+        try:
+            return await self._status_client.status(node_id, STATUS_TIMEOUT)
+        except ClientError:
+            return None
+
+    def client_factory(self) -> Any:
+        return make_client_factory(self)
+
+    def client_endpoints(self) -> dict[str, str]:
+        return {node_id: f"{host}:{port}" for node_id, (host, port) in self.node_addresses.items()}
 
 
 def make_client_factory(cluster: LocalCluster, *, timeout: float = 1.0) -> Any:

@@ -1,7 +1,8 @@
 """One campaign, start to finish: the orchestration behind `raftlab test`.
 
 1. a fresh results folder with campaign.json (config, argv, seed, versions) written first;
-2. fresh data directories, a proxy mesh, one node process per node (stdout/stderr to
+2. the target's cluster (``--target``, raftnode by default; see `campaign.targets`):
+   fresh data directories, a proxy mesh, one node process per node (stdout/stderr to
    ``nodes/<id>.log``), and a wait until a leader is elected;
 3. the workload for ``time_limit`` seconds while the nemesis breaks things, the history
    streamed to history.jsonl as it is recorded;
@@ -33,14 +34,7 @@ from typing import Any, TextIO
 import trio
 
 from campaign.checking import build_workload, check_history
-from campaign.cluster import (
-    ClusterError,
-    LocalCluster,
-    choose_base_port,
-    make_client_factory,
-    node_ids_for,
-    ports_needed,
-)
+from campaign.cluster import ClusterError, ProcessCluster, choose_base_port, node_ids_for
 from campaign.progress import ProgressDisplay, ProgressState
 from campaign.results import (
     CAMPAIGN_FILE,
@@ -53,6 +47,13 @@ from campaign.results import (
     new_run_dir,
     write_json,
     write_run_folder,
+)
+from campaign.targets import (
+    ClusterSpec,
+    TargetError,
+    check_faults,
+    get_target,
+    parse_target_options,
 )
 from campaign.verdict import UNKNOWN, exit_code, results_document
 
@@ -84,6 +85,8 @@ class CampaignConfig:
     election_timeout_ms: float = 1000.0
     leader_timeout: float = 30.0
     proxies: bool = True  # False only for bench/campaign_overhead.py's baseline (no link faults)
+    target: str = "raftnode"  # the system under test (campaign.targets)
+    target_options: dict[str, Any] = field(default_factory=dict)  # recorded with defaults
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -213,14 +216,22 @@ class _Run:
         self.workload = build_workload(config.to_dict())
         config.workload_options = dict(self.workload.config())
         self.node_ids = node_ids_for(config.nodes)
+        # The target and its options are checked before anything exists on disk.
+        self.target = resolve_target(config)
         base_port = choose_base_port(
-            config.nodes, config.base_port, random.Random(self.seeds.ports)
+            config.nodes,
+            config.base_port,
+            random.Random(self.seeds.ports),
+            count=self.target.ports_needed(config.nodes),
         )
         self.run_dir = new_run_dir(Path(config.results_dir), config.name, self.started)
         self.campaign = campaign_document(
             config.to_dict(), kind="test", argv=argv, started=self.started
         )
-        self.campaign["ports"] = {"base": base_port, "count": ports_needed(config.nodes)}
+        self.campaign["ports"] = {
+            "base": base_port,
+            "count": self.target.ports_needed(config.nodes),
+        }
         # Written first, so that even a crash says what ran.
         write_json(self.run_dir / CAMPAIGN_FILE, self.campaign)
         self.data_root = Path(tempfile.mkdtemp(prefix=f"raftlab-{config.name}-"))
@@ -228,7 +239,7 @@ class _Run:
         self.display = ProgressDisplay(
             self.state, stream=progress_stream, force_terminal=force_terminal
         )
-        self.cluster = LocalCluster(
+        spec = ClusterSpec(
             node_ids=self.node_ids,
             base_port=base_port,
             data_root=self.data_root,
@@ -240,8 +251,21 @@ class _Run:
             election_timeout_ms=config.election_timeout_ms,
             unsafe_local_reads=config.unsafe_local_reads,
             proxies=config.proxies,
+            options=dict(config.target_options),
         )
-        self.client_factory = make_client_factory(self.cluster)
+        try:
+            self.cluster: ProcessCluster = self.target.make_cluster(spec)
+            self.client_factory = self.cluster.client_factory()
+        except BaseException:
+            shutil.rmtree(self.data_root, ignore_errors=True)
+            raise
+        # What exactly ran (e.g. etcd's binary, version and member ids), beside the config.
+        self.campaign["target"] = {
+            "name": self.target.name,
+            "options": dict(config.target_options),
+            **dict(getattr(self.cluster, "target_info", {})),
+        }
+        write_json(self.run_dir / CAMPAIGN_FILE, self.campaign)
         self.recorder: Any = None
         self.nemesis: Any = None
         self.nemesis_records: list[dict[str, Any]] = []
@@ -404,19 +428,40 @@ class _Run:
         return CampaignOutcome(self.run_dir, valid, exit_code(valid), interrupted or aborted)
 
 
-def _print_cluster(cluster: LocalCluster, run_dir: Path) -> None:
+def _print_cluster(cluster: ProcessCluster, run_dir: Path) -> None:
     print(f"results written to {run_dir / REPORT_FILE}")
     print(
         f"cluster {cluster.cluster_id!r} left running (Ctrl-C stops it); client addresses, "
         "e.g. for `raftlab status --cluster-id`:"
     )
-    for node_id, (host, port) in cluster.node_addresses.items():
-        print(f"  {node_id} {host}:{port}")
+    for node_id, endpoint in cluster.client_endpoints().items():
+        print(f"  {node_id} {endpoint}")
+
+
+def resolve_target(config: CampaignConfig) -> Any:
+    """The run's target, with ``config.target_options`` validated and completed with the
+    defaults (so campaign.json records every option), and the nemesis's faults checked
+    against what the target can take. Raises `campaign.targets.TargetError` (bad
+    arguments: nothing has started)."""
+    from nemesis.schedule import parse_nemesis
+
+    target = get_target(config.target)
+    config.target_options = parse_target_options(target, config.target_options)
+    check_faults(target, [spec.name for spec in parse_nemesis(config.nemesis)])
+    defaults = CampaignConfig()
+    for setting in ("heartbeat_ms", "election_timeout_ms", "unsafe_local_reads"):
+        ignored = setting not in target.campaign_settings
+        if ignored and getattr(config, setting) != getattr(defaults, setting):
+            raise TargetError(
+                f"target {target.name!r} does not take the campaign setting {setting}; "
+                f"its options: {', '.join(sorted(target.options)) or '(none)'}"
+            )
+    return target
 
 
 def make_nemesis(
     config: CampaignConfig,
-    cluster: LocalCluster,
+    cluster: ProcessCluster,
     recorder: Any,
     seed: int,
     records: list[dict[str, Any]],

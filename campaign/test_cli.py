@@ -64,7 +64,37 @@ def parse_workload_options(workload: str, items: tuple[str, ...]) -> dict[str, A
     return options
 
 
+def parse_target(name: str, items: tuple[str, ...], nemesis: str) -> dict[str, Any]:
+    """The target's validated options (defaults filled in); its faults checked against
+    ``--nemesis``. A bad name, option or fault is a usage error (exit 254)."""
+    from campaign.targets import TargetError, check_faults, get_target, parse_target_options
+    from nemesis.schedule import parse_nemesis
+
+    try:
+        target = get_target(name)
+        options = parse_target_options(target, items)
+        check_faults(target, [spec.name for spec in parse_nemesis(nemesis)])
+    except TargetError as error:
+        raise click.UsageError(str(error)) from None
+    return options
+
+
 @click.command("test")
+@click.option(
+    "--target",
+    default="raftnode",
+    show_default=True,
+    help="The system under test: raftnode, etcd, or a target another package registers "
+    "(entry-point group raftlab.targets).",
+)
+@click.option(
+    "--target-option",
+    "target_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A target option (repeatable), e.g. binary=/usr/bin/etcd or serializable_reads=true "
+    "for etcd; unknown keys are refused with the list of known ones. Recorded in campaign.json.",
+)
 @click.option(
     "--workload",
     type=click.Choice(["register", "set", "append", "bank"]),
@@ -180,7 +210,8 @@ def parse_workload_options(workload: str, items: tuple[str, ...]) -> dict[str, A
     type=click.FloatRange(min=1.0),
     default=100.0,
     show_default=True,
-    help="Passed to every node (raftlab node --heartbeat-ms).",
+    help="Passed to every raftnode node (raftlab node --heartbeat-ms); other targets take "
+    "their own timing options (etcd: --target-option heartbeat_ms=...).",
 )
 @click.option(
     "--election-timeout-ms",
@@ -189,7 +220,11 @@ def parse_workload_options(workload: str, items: tuple[str, ...]) -> dict[str, A
     show_default=True,
     help="Passed to every node; shorter makes short runs more eventful (e.g. 300).",
 )
+@click.pass_context
 def test_command(
+    ctx: click.Context,
+    target: str,
+    target_options: tuple[str, ...],
     workload: str,
     workload_options: tuple[str, ...],
     nemesis: str,
@@ -236,6 +271,19 @@ def test_command(
             param_hint="--election-timeout-ms",
         )
     validate_nemesis(nemesis)
+    chosen_target_options = parse_target(target, target_options, nemesis)
+    if target != "raftnode":
+        from campaign.targets import get_target
+
+        honoured = get_target(target).campaign_settings
+        for setting in ("heartbeat_ms", "election_timeout_ms", "unsafe_local_reads"):
+            source = ctx.get_parameter_source(setting)
+            if setting not in honoured and source == click.core.ParameterSource.COMMANDLINE:
+                flag = "--" + setting.replace("_", "-")
+                raise click.UsageError(
+                    f"{flag} is raftnode's; target {target!r} takes its own options "
+                    "(see --target-option)"
+                )
     options = parse_workload_options(workload, workload_options)
     first_seed = seed if seed is not None else draw_seed()
     code = EXIT_VALID
@@ -259,6 +307,8 @@ def test_command(
             base_port=base_port,
             heartbeat_ms=heartbeat_ms,
             election_timeout_ms=election_timeout_ms,
+            target=target,
+            target_options=dict(chosen_target_options),
         )
         if test_count > 1:
             click.echo(f"run {number + 1}/{test_count}: seed {config.seed}")
@@ -266,7 +316,7 @@ def test_command(
             click.echo(f"seed {config.seed}")
         try:
             outcome = trio.run(lambda config=config: run_campaign(config, argv=list(sys.argv)))
-        except ClusterError as error:  # ports taken: said before anything started
+        except (ClusterError, TargetError) as error:  # said before anything started
             raise click.UsageError(str(error)) from None
         results = outcome.run_dir / "results.json"
         click.echo(

@@ -1,9 +1,11 @@
 """The one seam between the nemesis and a cluster: the campaign implements it.
 
-The nemesis knows no Raft internals. It sees node ids, process handles, the proxy mesh,
-where each node listens (for clock requests, sent straight to the node), each node's data
-directory (for disk faults), and a way to ask who leads (the campaign sends status
-requests; ``None`` when no node claims leadership or none answers).
+The nemesis knows no Raft internals and no target. It sees node ids, process handles, the
+links' fault controls (a `LinkMesh`: raftnode's frame proxies `nemesis.proxy.ProxyMesh`,
+or an HTTP target's byte-stream proxies `nemesis.http_peer.HttpPeerMesh`), where each node
+listens (for clock requests, sent straight to the node), each node's data directory (for
+disk faults), and a way to ask who leads (the campaign asks the target; ``None`` when no
+node claims leadership or none answers).
 """
 
 from __future__ import annotations
@@ -13,7 +15,45 @@ from pathlib import Path
 from typing import Protocol
 
 from nemesis.process import NodeProcess
-from nemesis.proxy import ProxyMesh
+
+Address = tuple[str, int]
+Link = tuple[str, str]  # (source, destination): the direction messages flow
+
+
+class LinkMesh(Protocol):
+    """The fault controls of every directed peer link, whatever carries them."""
+
+    @property
+    def nodes(self) -> Mapping[str, Address]:
+        """Where each node really listens (its host is used for clock requests)."""
+        ...
+
+    def apply_grudge(self, grudge: Mapping[str, set[str] | list[str] | tuple[str, ...]]) -> None:
+        """Replace the partition: ``grudge[j]`` is the set of nodes whose traffic j never gets."""
+        ...
+
+    def links_touching(self, nodes: set[str] | list[str] | tuple[str, ...]) -> list[Link]: ...
+
+    def set_loss(self, probability: float, links: list[Link] | None = None) -> None: ...
+
+    def set_delay(
+        self,
+        delay: float,
+        jitter: float = 0.0,
+        *,
+        reorder: bool = False,
+        links: list[Link] | None = None,
+    ) -> None: ...
+
+    def set_cut(self, mode: str | None, links: list[Link] | None = None) -> None: ...
+
+    def heal(self) -> None:
+        """Every link passes again."""
+        ...
+
+    def describe(self) -> dict[str, object]:
+        """The links that do not simply pass (for nemesis records)."""
+        ...
 
 
 class ClusterControl(Protocol):
@@ -28,7 +68,7 @@ class ClusterControl(Protocol):
         ...
 
     @property
-    def mesh(self) -> ProxyMesh:
+    def mesh(self) -> LinkMesh:
         """The proxies of every directed peer link."""
         ...
 
