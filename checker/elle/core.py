@@ -98,10 +98,11 @@ def check_txns(
     deadline = math.inf if time_limit is None else started + time_limit
     realtime = consistency_model == "strict-serializable" if realtime is None else realtime
     process = realtime if process is None else process
+    types = [t.type for t in txns]
     base: dict[str, Any] = {
         "checker": f"elle-{workload}",
         "consistency-model": consistency_model,
-        "txns": {kind: sum(1 for t in txns if t.type == kind) for kind in ("ok", "info", "fail")},
+        "txns": {kind: types.count(kind) for kind in ("ok", "info", "fail")},
         "edges": {"process": process, "realtime": realtime},
     }
     module = WORKLOADS[workload]
@@ -121,8 +122,8 @@ def check_txns(
         found["empty-transaction-graph"] = [{"text": "no txn completed ok: nothing to check"}]
 
     live = [t for t in txns if t.type != "fail"]
-    timed = [
-        g.TimedTxn(t.id, t.process, t.invoke_pos, t.complete_pos if t.type == "ok" else None)
+    timed: list[g.TimedTxn] = [
+        (t.id, t.process, t.invoke_pos, t.complete_pos if t.type == "ok" else None)
         for t in txns
     ]
     dep = analysis.graph

@@ -24,7 +24,6 @@ time and networkx sees an empty graph.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -69,46 +68,60 @@ class DepGraph:
         return sum(len(s) for s in self.out if s)
 
 
-@dataclass(slots=True)
-class TimedTxn:
-    """What the order graphs need of a txn."""
-
-    id: int
-    process: int | str
-    invoke_pos: int
-    complete_pos: int | None  # None: never known to complete (info) — it precedes nothing
+# What the order graphs need of a txn, as a plain tuple (100k of them are built per check):
+# (txn id, process, invoke position, completion position or None when it never completed
+# ok — an info txn may take effect at any later time, so it precedes nothing).
+TimedTxn = tuple[int, "int | str", int, "int | None"]
 
 
 def add_process_edges(graph: DepGraph, txns: Sequence[TimedTxn]) -> None:
     """Each process's txns in invoke order: a process runs one txn at a time."""
     last: dict[int | str, int] = {}
-    for txn in sorted(txns, key=lambda t: t.invoke_pos):
-        previous = last.get(txn.process)
+    out = graph.out
+    for txn_id, process, _, _ in sorted(txns, key=lambda t: t[2]):
+        previous = last.get(process)
         if previous is not None:
-            graph.add(previous, txn.id, PROCESS)
-        last[txn.process] = txn.id
+            succ = out[previous]
+            if succ is None:
+                out[previous] = {txn_id: PROCESS}
+            else:
+                succ[txn_id] = succ.get(txn_id, 0) | PROCESS
+        last[process] = txn_id
 
 
 def add_realtime_barriers(graph: DepGraph, txns: Sequence[TimedTxn]) -> None:
     """Real-time precedence through barrier vertices (see the module's docstring)."""
     events: list[tuple[int, int, int]] = []  # (position, 0 completion / 1 invoke, txn id)
-    for txn in txns:
-        events.append((txn.invoke_pos, 1, txn.id))
-        if txn.complete_pos is not None:
-            events.append((txn.complete_pos, 0, txn.id))
+    for txn_id, _, invoke_pos, complete_pos in txns:
+        events.append((invoke_pos, 1, txn_id))
+        if complete_pos is not None:
+            events.append((complete_pos, 0, txn_id))
     events.sort()
-    barrier: int | None = None
+    out = graph.out
+    barrier = -1
     fresh = False  # no invoke has linked from the newest barrier yet
     for _, kind, txn_id in events:
         if kind == 0:
-            if barrier is None or not fresh:
+            if barrier < 0 or not fresh:
                 new = graph.add_vertex()
-                if barrier is not None:
-                    graph.add(barrier, new, REALTIME)
+                if barrier >= 0:
+                    succ = out[barrier]
+                    if succ is None:
+                        out[barrier] = {new: REALTIME}
+                    else:
+                        succ[new] = REALTIME
                 barrier, fresh = new, True
-            graph.add(txn_id, barrier, REALTIME)
-        elif barrier is not None:
-            graph.add(barrier, txn_id, REALTIME)
+            succ = out[txn_id]
+            if succ is None:
+                out[txn_id] = {barrier: REALTIME}
+            else:
+                succ[barrier] = REALTIME
+        elif barrier >= 0:
+            succ = out[barrier]
+            if succ is None:
+                out[barrier] = {txn_id: REALTIME}
+            else:
+                succ[txn_id] = REALTIME
             fresh = False
 
 
@@ -120,10 +133,10 @@ def realtime_reduction(txns: Sequence[TimedTxn]) -> list[tuple[int, int]]:
     frontier the txns that preceded the completing one, then joins it.
     """
     events: list[tuple[int, int, int]] = []
-    for i, txn in enumerate(txns):
-        events.append((txn.invoke_pos, 1, i))
-        if txn.complete_pos is not None:
-            events.append((txn.complete_pos, 0, i))
+    for i, (_, _, invoke_pos, complete_pos) in enumerate(txns):
+        events.append((invoke_pos, 1, i))
+        if complete_pos is not None:
+            events.append((complete_pos, 0, i))
     events.sort()
     frontier: set[int] = set()
     preds: dict[int, list[int]] = {}
@@ -131,7 +144,7 @@ def realtime_reduction(txns: Sequence[TimedTxn]) -> list[tuple[int, int]]:
     for _, kind, i in events:
         if kind == 1:
             preds[i] = list(frontier)
-            edges.extend((txns[p].id, txns[i].id) for p in frontier)
+            edges.extend((txns[p][0], txns[i][0]) for p in frontier)
         else:
             frontier.difference_update(preds.get(i, ()))
             frontier.add(i)
@@ -139,47 +152,52 @@ def realtime_reduction(txns: Sequence[TimedTxn]) -> list[tuple[int, int]]:
 
 
 def cyclic_core(graph: DepGraph) -> list[int]:
-    """Vertices left after peeling those with no in-edge or no out-edge, repeatedly."""
+    """Vertices left after peeling those with no in-edge or no out-edge, repeatedly.
+
+    Forward first (Kahn: drop vertices with no in-edge): on an acyclic graph — a valid
+    history — that alone empties it. Only what is left is peeled backwards.
+    """
     n = graph.n
     out = graph.out
     indeg = [0] * n
-    outdeg = [0] * n
-    preds: list[list[int] | None] = [None] * n
-    for u in range(n):
-        succ = out[u]
-        if not succ:
-            continue
-        outdeg[u] = len(succ)
-        for v in succ:
-            indeg[v] += 1
-            p = preds[v]
-            if p is None:
-                preds[v] = [u]
-            else:
-                p.append(u)
-    alive = [True] * n
-    queue = deque(u for u in range(n) if indeg[u] == 0 or outdeg[u] == 0)
-    for u in queue:
-        alive[u] = False
-    while queue:
-        u = queue.popleft()
-        succ = out[u]
+    for succ in out:
         if succ:
             for v in succ:
-                if alive[v]:
-                    indeg[v] -= 1
-                    if indeg[v] == 0:
-                        alive[v] = False
-                        queue.append(v)
-        p = preds[u]
-        if p:
-            for w in p:
-                if alive[w]:
-                    outdeg[w] -= 1
-                    if outdeg[w] == 0:
-                        alive[w] = False
-                        queue.append(w)
-    return [u for u in range(n) if alive[u]]
+                indeg[v] += 1
+    queue = [u for u in range(n) if indeg[u] == 0]
+    pop, push = queue.pop, queue.append
+    while queue:
+        succ = out[pop()]
+        if succ:
+            for v in succ:
+                d = indeg[v] - 1
+                indeg[v] = d
+                if d == 0:
+                    push(v)
+    rest = [u for u in range(n) if indeg[u] > 0]
+    if not rest:
+        return []
+    alive = set(rest)
+    outdeg: dict[int, int] = {}
+    preds: dict[int, list[int]] = {u: [] for u in rest}
+    for u in rest:
+        succ = out[u]
+        count = 0
+        for v in succ or ():
+            if v in alive:
+                count += 1
+                preds[v].append(u)
+        outdeg[u] = count
+    stack = [u for u in rest if outdeg[u] == 0]
+    while stack:
+        u = stack.pop()
+        alive.discard(u)
+        for w in preds[u]:
+            if w in alive:
+                outdeg[w] -= 1
+                if outdeg[w] == 0:
+                    stack.append(w)
+    return [u for u in rest if u in alive]
 
 
 def components(graph: DepGraph, txn_count: int) -> list[list[int]]:
@@ -231,11 +249,11 @@ def local_graph(
         chosen = [timed[u] for u in member_ids]
         if process:
             last: dict[int | str, int] = {}
-            for txn in sorted(chosen, key=lambda t: t.invoke_pos):
-                previous = last.get(txn.process)
+            for txn_id, txn_process, _, _ in sorted(chosen, key=lambda t: t[2]):
+                previous = last.get(txn_process)
                 if previous is not None:
-                    local[previous][txn.id] = local[previous].get(txn.id, 0) | PROCESS
-                last[txn.process] = txn.id
+                    local[previous][txn_id] = local[previous].get(txn_id, 0) | PROCESS
+                last[txn_process] = txn_id
         if realtime:
             for u, v in realtime_reduction(chosen):
                 local[u][v] = local[u].get(v, 0) | REALTIME
@@ -275,25 +293,28 @@ def cyclic_sccs(g: nx.DiGraph) -> list[set[int]]:
 # --------------------------------------------------------------------------- cycle search
 
 
+State = tuple[int, bool, int, bool, bool, bool, bool]
+
+
 @dataclass(frozen=True, slots=True)
 class CycleSpec:
     """A cycle class as an automaton over the kinds of the edges taken.
 
-    State: (rw count capped at 2, last edge rw, first edge rw, two adjacent rw seen,
-    a wr seen, a variant edge seen). ``kinds`` are the kinds an edge may be used as.
+    State: (rw count capped at 2, last edge rw, first edge rw (2: no edge yet), two adjacent
+    rw seen, a wr seen, a variant edge seen, a ww seen). ``kinds`` are the kinds an edge may be used as.
     """
 
     name: str
     kinds: int  # bit mask of usable kinds
-    accept: Callable[[tuple[int, bool, int, bool, bool, bool]], bool]
-    prune: Callable[[tuple[int, bool, int, bool, bool, bool]], bool]
+    accept: Callable[[State], bool]
+    prune: Callable[[State], bool]
     variant: int  # PROCESS or REALTIME bit that must be used (0 for none)
 
 
 def _state_after(
-    state: tuple[int, bool, int, bool, bool, bool], kind: int, variant: int
-) -> tuple[int, bool, int, bool, bool, bool]:
-    rw, last_rw, first_rw, adjacent, wr, var = state
+    state: State, kind: int, variant: int
+) -> State:
+    rw, last_rw, first_rw, adjacent, wr, var, ww = state
     is_rw = kind == RW
     if first_rw == 2:  # no edge yet
         first_rw = 1 if is_rw else 0
@@ -304,6 +325,7 @@ def _state_after(
         adjacent or (is_rw and last_rw),
         wr or kind == WR,
         var or (variant != 0 and kind == variant),
+        ww or kind == WW,
     )
 
 
@@ -317,11 +339,13 @@ def spec_for(cycle_type: str) -> CycleSpec:
         variant, base = PROCESS, cycle_type[: -len("-process")]
     extra = {0: 0, PROCESS: PROCESS, REALTIME: PROCESS | REALTIME}[variant]
 
-    def with_variant(ok: bool, state: tuple[int, bool, int, bool, bool, bool]) -> bool:
+    def with_variant(ok: bool, state: State) -> bool:
         return ok and (variant == 0 or state[5])
 
     if base == "G0":
-        return CycleSpec(cycle_type, WW | extra, lambda s: with_variant(True, s), lambda s: False, variant)
+        return CycleSpec(
+            cycle_type, WW | extra, lambda s: with_variant(s[6], s), lambda s: False, variant
+        )
     if base == "G1c":
         return CycleSpec(
             cycle_type, WW | WR | extra, lambda s: with_variant(s[4], s), lambda s: False, variant
@@ -353,7 +377,7 @@ def spec_for(cycle_type: str) -> CycleSpec:
     raise ValueError(f"unknown cycle type {cycle_type!r}")
 
 
-START = (0, False, 2, False, False, False)
+START: State = (0, False, 2, False, False, False, False)
 
 Step = tuple[int, int, str]  # (from txn id, to txn id, kind)
 
@@ -387,7 +411,7 @@ def search_cycle(
     names = {k: n for n, k in KINDS}
     result = SearchResult()
     best = None
-    transitions: dict[tuple[tuple[int, bool, int, bool, bool, bool], int], object] = {}
+    transitions: dict[tuple[State, int], object] = {}
     starts = list(anchors) if anchors is not None else list(local)
     count = 0
     for s in starts:
