@@ -65,6 +65,8 @@ MAX_HEAD_BYTES = 64 * 1024
 HEAD_TIMEOUT_SECONDS = 5.0
 CONNECT_TIMEOUT_SECONDS = 2.0
 QUEUED_CHUNKS = 64  # per direction; beyond it the proxy stops reading (back-pressure)
+# The partition fault's modes (nemesis.faults.partition); both hold bytes here.
+PARTITION_MODES = ("drop", "blackhole")
 
 
 def parse_request_head(head: bytes) -> dict[str, str] | None:
@@ -208,8 +210,19 @@ class HttpPeerMesh:
                 self._reset(connection)
         self._notify()
 
-    def apply_grudge(self, grudge: Mapping[str, set[str] | list[str] | tuple[str, ...]]) -> None:
-        """Replace the partition: ``grudge[j]`` is the set of nodes whose bytes j never gets."""
+    def apply_grudge(
+        self, grudge: Mapping[str, set[str] | list[str] | tuple[str, ...]], *, mode: str = "drop"
+    ) -> None:
+        """Replace the partition: ``grudge[j]`` is the set of nodes whose bytes j never gets.
+
+        Both of the partition fault's modes hold the blocked directions: on a byte stream
+        "drop" cannot discard a message, and holding is what a black hole does (here the
+        held bytes flow as soon as the partition heals, as if TCP retransmitted at once).
+        """
+        if mode not in PARTITION_MODES:
+            raise ValueError(
+                f"unknown partition mode {mode!r}; valid: {', '.join(PARTITION_MODES)}"
+            )
         self._check_nodes(list(grudge))
         for sources in grudge.values():
             self._check_nodes(list(sources))

@@ -162,3 +162,15 @@ async def test_delay_holds_each_chunk_in_order_and_loss_is_refused(mesh):
         mesh.set_loss(0.1)
     mesh.set_loss(0.0)  # turning loss off is fine
     await stream.aclose()
+
+
+async def test_both_partition_modes_hold_a_byte_stream(mesh):
+    mesh.apply_grudge({"b": {"a"}}, mode="blackhole")
+    stream = await dial(mesh, "b")
+    await stream.send_all(request("a", b"x"))
+    assert await receive_within(stream, 0.3) is None
+    mesh.apply_grudge({})
+    assert await receive_within(stream, 5)
+    with pytest.raises(ValueError, match="unknown partition mode"):
+        mesh.apply_grudge({"b": {"a"}}, mode="shred")
+    await stream.aclose()
