@@ -196,9 +196,14 @@ def int64(value: Any) -> int:
         return 0
 
 
-def header_revision(body: dict[str, Any]) -> int:
+def header_revision(body: dict[str, Any]) -> int | None:
+    """The store revision in a reply's header; None when the reply has none (never a
+    made-up 0, which the revision checkers would read as going backwards)."""
     header = body.get("header")
-    return int64(header.get("revision")) if isinstance(header, dict) else 0
+    if not isinstance(header, dict) or header.get("revision") is None:
+        return None
+    revision = int64(header.get("revision"))
+    return revision if revision > 0 else None
 
 
 @dataclass(slots=True, frozen=True)
@@ -562,8 +567,10 @@ class EtcdClient:
                 await self._backoff(misses, deadline)
                 continue
             self.last_node = node
-            self.last_revision = header_revision(reply)
-            meta["revision"] = self.last_revision
+            revision = header_revision(reply)
+            if revision is not None:
+                self.last_revision = revision
+                meta["revision"] = revision
             return reply
 
     async def _post(

@@ -21,6 +21,9 @@ import trio
 from campaign.targets.etcd_client import (
     EtcdClient,
     classify_gateway_error,
+    decode_value,
+    encode_value,
+    header_revision,
     make_etcd_client_factory,
 )
 from checker.history import read_jsonl
@@ -319,6 +322,17 @@ def test_gateway_errors_are_classified_by_what_etcd_did() -> None:
     assert classify("context deadline exceeded", 4, 504) == ("timeout", False)
     assert classify("something new", 14) == ("server_error", False)
     assert classify_gateway_error(502, None)[1] is False  # not even JSON: unknown
+
+
+def test_wire_encoding_follows_the_gateway() -> None:
+    # int64 as strings, absent means zero, and no header is no revision (never a made-up 0).
+    assert header_revision({"header": {"revision": "42", "raft_term": "2"}}) == 42
+    assert header_revision({"header": {}}) is None and header_revision({}) is None
+    # Canonical JSON: equal values are equal bytes, whatever the key order.
+    assert encode_value({"b": 1, "a": [1, 2]}) == encode_value({"a": [1, 2], "b": 1})
+    assert encode_value(1) != encode_value(1.0) != encode_value(True)
+    assert decode_value(encode_value({"a": [1, None]})) == {"a": [1, None]}
+    assert decode_value("bm90IGpzb24=") == "not json"  # someone else's text comes back as is
 
 
 # --- revisions in the history ------------------------------------------------------------
