@@ -7,6 +7,7 @@ test runs under Trio (pytest-trio), so they also show httpx working on Trio thro
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -292,6 +293,33 @@ async def test_serializable_reads_answer_without_quorum_and_writes_time_out_inde
             assert await client.mget(["k"]) == {"k": "before"}
     finally:
         members.close()
+
+
+@pytest.mark.slow
+async def test_a_put_to_a_paused_member_is_indefinite(etcd: EtcdMembers) -> None:
+    process = etcd.processes["m1"]
+    async with client_of(etcd, timeout=0.5) as client:
+        await client.put("k", 1)  # the connection is open before the pause
+        process.send_signal(signal.SIGSTOP)
+        try:
+            with pytest.raises(ClientError) as paused:
+                await client.put("k", 2)
+        finally:
+            process.send_signal(signal.SIGCONT)
+        # Sent to a member that may process it when it resumes: outcome unknown.
+        assert (paused.value.code, paused.value.definite) == ("timeout", False)
+    async with client_of(etcd) as client:
+        assert await client.get("k") in (1, 2)
+
+
+async def test_losing_every_race_until_the_deadline_fails_definitely() -> None:
+    client = EtcdClient({"m1": "127.0.0.1:1"}, timeout=0.1)
+    failed_txn = {"responses": [{"response_range": {"kvs": [{"value": encode_value([1])}]}}]}
+    [state] = client._lost_race(failed_txn, 1, trio.current_time() + 1.0)
+    assert state.present and state.value == [1]  # time left: try again with the fresh list
+    with pytest.raises(ClientError) as error:
+        client._lost_race(failed_txn, 1, trio.current_time())
+    assert (error.value.code, error.value.definite) == ("txn_conflict", True)
 
 
 def test_gateway_errors_are_classified_by_what_etcd_did() -> None:
