@@ -264,7 +264,7 @@ def _zero_sectors(data: bytes | memoryview, start: int, end: int) -> list[tuple[
     position = start
     while position < end:
         stop = min(end, (position // SECTOR_BYTES + 1) * SECTOR_BYTES)
-        if not any(data[position:stop]):
+        if _all_zero(data[position:stop]):
             zero.append((position, stop))
         position = stop
     return zero
@@ -293,11 +293,13 @@ def _some_filling_matches(
     return False
 
 
+def _all_zero(piece: bytes | memoryview) -> bool:
+    return bytes(piece).count(0) == len(piece)  # at C speed: a tail may be megabytes
+
+
 def _zero_tail(data: bytes | memoryview, start: int, end: int) -> tuple[int, int] | None:
     """The run of zeros that ends ``[start, end)``, if there is one."""
-    stop = end
-    while stop > start and data[stop - 1] == 0:
-        stop -= 1
+    stop = start + len(bytes(data[start:end]).rstrip(b"\x00"))
     return (stop, end) if stop < end else None
 
 
@@ -319,7 +321,7 @@ def _torn_write(data: bytes, offset: int) -> tuple[bool, str]:
     size = len(data) - offset
     if size < RECORD_HEADER.size:
         return True, f"a short record ({size} bytes, less than a record header)"
-    if not any(data[offset:]):
+    if _all_zero(data[offset:]):
         return True, f"zero-filled space ({size} bytes of zeros: nothing of the record landed)"
     length = _header_length(data, offset)
     if length is None:
@@ -338,7 +340,7 @@ def _torn_write(data: bytes, offset: int) -> tuple[bool, str]:
     end = offset + RECORD_HEADER.size + length
     if end > len(data):
         return True, f"a short record ({size} of its {end - offset} bytes are in the file)"
-    if any(data[end:]):
+    if not _all_zero(data[end:]):
         return False, (
             f"non-zero bytes follow it at byte offset {end}, so it is not the one write "
             "that was in progress"

@@ -72,6 +72,34 @@ def test_inspect_lists_records_and_says_whether_the_node_starts(
     assert code == 1 and '"kind": "damaged"' in out.splitlines()[-1]
 
 
+def test_inspect_lists_the_records_after_damage_in_the_middle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build_wal(tmp_path)
+    records = wal_inspect(tmp_path)
+    victim = records[3]
+    segment = Path(victim.file)
+    data = bytearray(segment.read_bytes())
+    data[victim.offset + 2] ^= 0xFF  # its magic: the record cannot even be framed
+    segment.write_bytes(bytes(data))
+    code, out, err = run(["wal", "inspect", str(tmp_path)], capsys)
+    assert code == 1
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert [line[3] for line in lines] == [r.kind for r in records[:3]] + ["damaged"] + [
+        r.kind for r in records[4:]
+    ]
+    assert lines[3][1:3] == [str(victim.offset), str(victim.size)]
+    assert f"followed by a valid record at byte offset {records[4].offset}" in lines[3][4]
+    assert [line[1] for line in lines[4:]] == [str(r.offset) for r in records[4:]]
+    assert f"refuses to start: {segment}: corrupt record at byte offset {victim.offset}" in err
+    # The cut can be made at the damage: it drops it and the readable records after it.
+    code, out, _ = run(
+        ["wal", "truncate", str(tmp_path), "--at", str(victim.offset), "--yes"], capsys
+    )
+    assert code == 0 and f"drops {len(records) - 4} readable record(s) and " in out
+    assert load(tmp_path) == (HardState(2, "n1", 1), [1, 2])  # records[0] is the header
+
+
 def test_inspect_of_a_torn_tail_says_the_node_truncates_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
