@@ -7,8 +7,9 @@ logs, among other things (``raftnode/driver.py``):
 - ``commit_index=N applied_index=M last_log_index=K`` when the commit index changed,
   at most once a second; and ``commit_index regressed from=A to=B`` at once, should it
   ever go down;
-- ``apply index=I entries=TERM:CLIENT:SEQ,TERM:-,...`` before applying each batch of
-  committed entries, so before any client hears of them;
+- ``apply index=I entries=TERM:CRC,TERM:CRC:CLIENT:SEQ,...`` before applying each batch
+  of committed entries, so before any client hears of them (CRC: the CRC-32 of the
+  entry's data; CLIENT:SEQ where this node proposed the write and will answer for it);
 - ``starting ... snapshot_index=S`` when a process (re)starts: one incarnation.
 
 This module parses those lines into ``checker.raft_events`` events (the simulation feeds
@@ -61,7 +62,7 @@ _ROLE = re.compile(r"role=(?P<role>[a-z_]+) term=(?P<term>\d+) ")
 _COMMIT = re.compile(r"commit_index=(?P<index>\d+) applied_index=\d+")
 _REGRESSED = re.compile(r"commit_index regressed from=(?P<before>\d+) to=(?P<index>\d+)")
 _APPLY = re.compile(r"apply index=(?P<index>\d+) entries=(?P<entries>\S+)")
-_ENTRY = re.compile(r"(?P<term>\d+):(?:-|(?P<client>[^:,]*):(?P<seq>\d+))")
+_ENTRY = re.compile(r"(?P<term>\d+):(?P<digest>[0-9a-f]+)(?::(?P<client>[^:,]*):(?P<seq>\d+))?")
 # Message starts that promise one of the lines above: such a line that does not parse
 # is damage, and what it would have said is unknown.
 _OURS = ("starting ", "role=", "commit_index", "apply ")
@@ -136,7 +137,15 @@ def _event(node: str, incarnation: int, time: str, message: str) -> Any:
         if entry["seq"] is not None:
             session = (unquote(entry["client"]), int(entry["seq"]))
         applied.append(
-            Applied(node, incarnation, first + offset, int(entry["term"]), session, time)
+            Applied(
+                node,
+                incarnation,
+                first + offset,
+                int(entry["term"]),
+                entry["digest"],
+                session=session,
+                time=time,
+            )
         )
     return applied
 

@@ -55,14 +55,17 @@ class CommitIndex:
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """A node applies (or is about to apply) the committed entry at ``index``, of ``term``;
-    ``session`` is the (client id, seq) of a write command, None for anything else."""
+    """A node applies (or is about to apply) the committed entry at ``index``, of ``term``.
+    ``digest`` identifies the entry's content (two different entries at one index of one
+    term differ in it); ``session`` is the (client id, seq) of the write it carries,
+    where the node knows it (the node that proposed it), else None."""
 
     node: str
     incarnation: int
     index: int
     term: int
-    session: tuple[str, int] | None
+    digest: str
+    session: tuple[str, int] | None = None
     time: str = ""
 
 
@@ -179,13 +182,13 @@ def acknowledged_writes(
 
     A write acknowledged to its client was applied first (the node answers at apply
     time), so it has an ``Applied`` report. It is in the final state when, at some index
-    where it was applied, every report of that index names the same (term, session) —
+    where it was applied, every report of that index names the same (term, digest) —
     any other entry there means a committed entry was replaced (State Machine Safety) —
     and the nodes' last incarnations applied that index (their restored snapshot or
     their reports reach it). Sound given complete reports: each condition that fails
     is a fact about what the nodes did; with ``complete`` false, an absence is unknown.
     """
-    at_index: dict[int, set[tuple[int, tuple[str, int] | None]]] = {}
+    at_index: dict[int, set[tuple[int, str]]] = {}
     where: dict[tuple[str, int], set[int]] = {}
     events = list(events)
     last_incarnation: dict[str, int] = {}
@@ -196,7 +199,7 @@ def acknowledged_writes(
     reach: dict[str, int] = {}  # node -> highest index its last incarnation holds applied
     for event in events:
         if isinstance(event, Applied):
-            at_index.setdefault(event.index, set()).add((event.term, event.session))
+            at_index.setdefault(event.index, set()).add((event.term, event.digest))
             if event.session is not None:
                 where.setdefault(event.session, set()).add(event.index)
         if isinstance(event, Incarnation | Applied) and (
@@ -262,6 +265,6 @@ def acknowledged_writes(
     return _clean(summary, complete, missing)
 
 
-def _describe(entry: tuple[int, tuple[str, int] | None]) -> str:
-    term, session = entry
-    return f"term {term} " + (f"{session[0]}#{session[1]}" if session else "(no session)")
+def _describe(entry: tuple[int, str]) -> str:
+    term, digest = entry
+    return f"term {term} digest {digest}"

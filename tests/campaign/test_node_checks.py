@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from checker.raft_events import (
     commit_monotonic,
     election_safety,
 )
-from raftnode.driver import applied_line
+from raftnode.driver import _PendingProposal, applied_line
 from raftnode.kv import encode_command
 from raftnode.messages import Entry, EntryKind
 
@@ -102,8 +103,17 @@ def test_a_restart_may_start_lower_the_commit_index_is_volatile() -> None:
 
 
 def _applies(node: str, incarnation: int, first: int, items: list) -> list[Applied]:
+    """Entries (term, session): the digest stands for the content (here, the session);
+    only the proposer (n1 here) knows the session, as on real nodes."""
     return [
-        Applied(node, incarnation, first + offset, term, session)
+        Applied(
+            node,
+            incarnation,
+            first + offset,
+            term,
+            digest=str(session),
+            session=session if node == "n1" else None,
+        )
         for offset, (term, session) in enumerate(items)
     ]
 
@@ -182,13 +192,13 @@ restored_entries=0 snapshot_index=0
 2026-12-05T01:55:33.514Z n1 role=pre_candidate term=0 leader=None
 2026-12-05T01:55:33.514Z n1 commit_index=0 applied_index=0 last_log_index=0
 2026-12-05T01:55:33.575Z n1 role=leader term=1 leader=n1
-2026-12-05T01:55:33.592Z n1 apply index=1 entries=1:-
-2026-12-05T01:55:33.767Z n1 apply index=2 entries=1:p2:1,1:p0:1
+2026-12-05T01:55:33.592Z n1 apply index=1 entries=1:0
+2026-12-05T01:55:33.767Z n1 apply index=2 entries=1:81dad661:p2:1,1:a7051597:p1:1
 === raftlab n1: killed (SIGKILL), exit status -9 at 2026-12-05T01:55:34.708Z ===
 === raftlab n1: start #2: python3 -m campaign node --id n1 at 2026-12-05T01:55:37.276Z ===
 2026-12-05T01:55:39.491Z n1 starting cluster=raftlab-4 peers=n2,n3 restored_term=1 \
 restored_entries=3 snapshot_index=0
-2026-12-05T01:55:39.509Z n1 apply index=1 entries=1:-,1:p2:1,1:p0:1
+2026-12-05T01:55:39.509Z n1 apply index=1 entries=1:0,1:81dad661,1:a7051597
 2026-12-05T01:55:39.510Z n1 role=follower term=1 leader=None
 2026-12-05T01:55:39.510Z n1 commit_index=3 applied_index=3 last_log_index=3
 2026-12-05T01:55:39.611Z n1 commit_index regressed from=3 to=2
@@ -204,10 +214,21 @@ def test_real_node_log_lines_parse_into_events() -> None:
     roles = [(e.role, e.term) for e in parsed.events if isinstance(e, RoleChange)]
     assert roles == [("pre_candidate", 0), ("leader", 1), ("follower", 1)]
     applied = [
-        (e.incarnation, e.index, e.term, e.session) for e in parsed.events if isinstance(e, Applied)
+        (e.incarnation, e.index, e.term, e.digest, e.session)
+        for e in parsed.events
+        if isinstance(e, Applied)
     ]
-    assert applied[:3] == [(1, 1, 1, None), (1, 2, 1, ("p2", 1)), (1, 3, 1, ("p0", 1))]
-    assert applied[3:] == [(2, 1, 1, None), (2, 2, 1, ("p2", 1)), (2, 3, 1, ("p0", 1))]
+    assert applied[:3] == [
+        (1, 1, 1, "0", None),
+        (1, 2, 1, "81dad661", ("p2", 1)),
+        (1, 3, 1, "a7051597", ("p1", 1)),
+    ]
+    # Re-applied after the restart, as a follower: no sessions, the same digests.
+    assert applied[3:] == [
+        (2, 1, 1, "0", None),
+        (2, 2, 1, "81dad661", None),
+        (2, 3, 1, "a7051597", None),
+    ]
     commits = [
         (e.incarnation, e.index, e.regressed_from)
         for e in parsed.events
@@ -218,22 +239,30 @@ def test_real_node_log_lines_parse_into_events() -> None:
 
 
 def test_the_drivers_apply_line_round_trips_odd_client_ids() -> None:
+    put = encode_command({"op": "put", "client": "a b,c:d", "seq": 4})
     entries = [
         Entry(index=7, term=2, kind=EntryKind.NOOP, data=b""),
-        Entry(term=2, index=8, data=encode_command({"op": "put", "client": "a b,c:d", "seq": 4})),
-        Entry(term=3, index=9, data=encode_command({"op": "get", "key": "k"})),
+        Entry(term=2, index=8, data=put),
+        Entry(term=3, index=9, data=encode_command({"op": "put", "client": "p1", "seq": 2})),
         Entry(term=3, index=10, data=b"\xc1 not msgpack"),
     ]
-    line = applied_line(entries)
-    assert line.startswith("apply index=7 entries=2:-,2:")
+    # This node proposed 8 (in term 2) and 9 (in term 2: another leader's entry is there).
+    pending = {
+        8: _PendingProposal(2, None, ("a b,c:d", 4)),  # type: ignore[arg-type]
+        9: _PendingProposal(2, None, ("p1", 2)),  # type: ignore[arg-type]
+    }
+    line = applied_line(entries, pending)
+    assert line.startswith("apply index=7 entries=2:0,2:")
     parsed = parse_node_log("n1", ["1.0 n1 starting snapshot_index=0", f"2.0 n1 {line}"])
     assert parsed.damaged == []
-    assert [(e.index, e.term, e.session) for e in parsed.events if isinstance(e, Applied)] == [
+    applied = [e for e in parsed.events if isinstance(e, Applied)]
+    assert [(e.index, e.term, e.session) for e in applied] == [
         (7, 2, None),
         (8, 2, ("a b,c:d", 4)),
         (9, 3, None),
         (10, 3, None),
     ]
+    assert applied[1].digest == f"{zlib.crc32(put):x}"
 
 
 def test_a_damaged_line_makes_the_clean_results_unknown() -> None:
@@ -253,7 +282,7 @@ def test_a_damaged_line_makes_the_clean_results_unknown() -> None:
 
 
 def test_a_log_session_beyond_what_its_process_invoked_means_no_mapping() -> None:
-    lines = ["1.0 n1 starting snapshot_index=0", "2.0 n1 apply index=1 entries=1:p0:5"]
+    lines = ["1.0 n1 starting snapshot_index=0", "2.0 n1 apply index=1 entries=1:ab:p0:5"]
     ops = [_op(0, "invoke", 0, "write", [1, 1]), _op(1, "ok", 0, "write", [1, 1])]
     result = check_node_logs({"n1": lines}, ops, lambda f: f == "read")["acknowledged-writes"]
     assert result["valid"] == "unknown" and "cannot be matched" in result["error"]
