@@ -243,6 +243,25 @@ def _txn_ranges(body: dict[str, Any]) -> list[KeyState]:
     return out
 
 
+def txn_failed_branch(body: dict[str, Any], ranges: int, node: str | None) -> list[KeyState]:
+    """The failure branch's ranges of a guarded write txn whose ``succeeded`` is absent.
+
+    A reply is read as "the guard failed, nothing was written" only when it holds exactly
+    the failure branch's ``ranges`` range results and nothing else: a reply of any other
+    shape (a put result, a short list) might be a success encoded unexpectedly, so it is
+    an unknown outcome, never a definite failure."""
+    responses = body.get("responses") or []
+    states = _txn_ranges(body)
+    if len(responses) == ranges and len(states) == ranges:
+        return states
+    raise ClientError(
+        "malformed_reply",
+        definite=False,
+        node=node,
+        detail=f"a txn reply neither succeeded nor holding {ranges} ranges: {body!r:.200}",
+    )
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -395,8 +414,8 @@ class EtcdClient:
             return
         # The txn went through the log and its failure branch read the key at apply time:
         # an authoritative, definite answer.
-        states = _txn_ranges(body)
-        code = "cas_mismatch" if states and states[0].present else "not_found"
+        [state] = txn_failed_branch(body, 1, self.last_node)
+        code = "cas_mismatch" if state.present else "not_found"
         raise ClientError(code, definite=True, node=self.last_node)
 
     async def append(self, key: Any, value: Any) -> list[Any]:
@@ -495,14 +514,7 @@ class EtcdClient:
     def _lost_race(self, body: dict[str, Any], count: int, deadline: float) -> list[KeyState]:
         """A guard failed: nothing was applied; the failure branch read the keys afresh.
         Try again with them while time is left, else fail definitely."""
-        states = _txn_ranges(body)
-        if len(states) != count:
-            raise ClientError(
-                "malformed_reply",
-                definite=True,  # the guard failed, so this txn changed nothing
-                node=self.last_node,
-                detail="a failed txn without its failure branch's ranges",
-            )
+        states = txn_failed_branch(body, count, self.last_node)
         if trio.current_time() >= deadline:
             raise ClientError(
                 "txn_conflict",

@@ -320,6 +320,11 @@ async def test_losing_every_race_until_the_deadline_fails_definitely() -> None:
     with pytest.raises(ClientError) as error:
         client._lost_race(failed_txn, 1, trio.current_time())
     assert (error.value.code, error.value.definite) == ("txn_conflict", True)
+    # A reply that does not look like the failure branch may be a success: unknown.
+    odd = {"responses": [{"response_put": {"header": {"revision": "9"}}}]}
+    with pytest.raises(ClientError) as unknown:
+        client._lost_race(odd, 1, trio.current_time() + 1.0)
+    assert (unknown.value.code, unknown.value.definite) == ("malformed_reply", False)
 
 
 def test_gateway_errors_are_classified_by_what_etcd_did() -> None:
