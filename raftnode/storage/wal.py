@@ -614,6 +614,7 @@ class FileStorage:
         self._lock_fd: int | None = None
         self._loaded = False
         self._failed: str | None = None
+        self._stale: list[tuple[Path, str]] = []  # files a successful load removes
         # Counters for tests and benchmarks.
         self.fsyncs = 0
         self.truncated_bytes = 0
@@ -629,9 +630,16 @@ class FileStorage:
                 if not directory.is_dir():
                     directory.mkdir(parents=True, exist_ok=True)
                     _fsync_dir(directory.parent)
+            self._stale = []
             self._snapshot = self._load_snapshot()
             snapshot_meta = self._snapshot.meta if self._snapshot else SnapshotMeta()
             self._replay(snapshot_meta)
+            # Only a load that succeeds changes anything: a refusal leaves every file
+            # as it found it, for the operator to look at.
+            for path, what in self._stale:
+                if what:
+                    self._log(f"{path}: removing {what}")
+                path.unlink()
             if not self._segments:
                 # A fresh directory gets its first segment now, so that later a snapshot
                 # without any segment can only mean a lost WAL (refused in _replay).
@@ -664,8 +672,7 @@ class FileStorage:
         for path in self.snap_dir.iterdir():
             if path.name.endswith(".tmp"):
                 # A snapshot whose write never completed (no rename): never trusted.
-                self._log(f"{path}: removing an unfinished snapshot temp file")
-                path.unlink()
+                self._stale.append((path, "an unfinished snapshot temp file"))
             elif match := SNAPSHOT_NAME.match(path.name):
                 candidates.append((int(match.group(1)), int(match.group(2)), path))
         if not candidates:
@@ -679,7 +686,8 @@ class FileStorage:
                 f"its contents say index {snapshot.meta.index} term {snapshot.meta.term}"
             )
         for _, _, older in candidates[:-1]:
-            older.unlink()  # superseded; a crash came between writing the new one and this
+            # Superseded: a crash came between writing the newer one and deleting this.
+            self._stale.append((older, ""))
         return snapshot
 
     def _replay(self, snapshot_meta: SnapshotMeta) -> None:
@@ -697,6 +705,7 @@ class FileStorage:
                 f"{self.wal_dir}: no WAL segment but a snapshot at index {snapshot_meta.index}: "
                 "the WAL (with the term and vote) is lost; refusing to start"
             )
+        torn: tuple[Damage, int] | None = None
         for position, path in enumerate(paths):
             is_last = position == len(paths) - 1
             data = path.read_bytes()
@@ -706,7 +715,7 @@ class FileStorage:
                 damage = diagnose(path, data, scan.valid_end, scan.problem, is_last)
                 if not damage.torn:
                     raise StorageError(damage.refusal())
-                self._truncate_torn_tail(damage, size)
+                torn = (damage, size)  # truncated once everything before it replays
                 size = scan.valid_end
             segment = _Segment(int(path.name[:8]), path, size=size, records=len(scan.records))
             for offset, _, payload in scan.records:
@@ -722,6 +731,8 @@ class FileStorage:
                 segment.max_index = max(segment.max_index, written)
             self._segments.append(segment)
         self._state = replay.finish()
+        if torn is not None:
+            self._truncate_torn_tail(*torn)
 
     def _truncate_torn_tail(self, damage: Damage, size: int) -> None:
         offset = damage.offset

@@ -210,6 +210,36 @@ def test_a_flipped_byte_in_a_complete_last_record_is_refused(tmp_path: Path) -> 
             reload(work)
 
 
+def test_a_refusal_changes_no_file(tmp_path: Path) -> None:
+    """A node that refuses to start leaves the directory as it found it: the operator
+    inspects what was there (snapshot temp files and superseded snapshots included)."""
+    storage, _ = open_storage(tmp_path)
+    storage.load()
+    storage.persist(HardState(1, "n1", 3), entries(1, 5, 1))
+    storage.compact(Snapshot(SnapshotMeta(3, 1), b"three"))
+    storage.persist(HardState(2, "n2", 5), [])
+    storage.close()
+    snap_dir = tmp_path / "snap"
+    (snap_dir / (wal_module.snapshot_name(SnapshotMeta(5, 2)) + ".tmp")).write_bytes(b"RSNP")
+    older = snap_dir / wal_module.snapshot_name(SnapshotMeta(2, 1))
+    older.write_bytes(wal_module._encode_snapshot(Snapshot(SnapshotMeta(2, 1), b"two")))
+    segment, offset = flip_last_record(tmp_path)
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    with pytest.raises(StorageError, match=f"corrupt record at byte offset {offset}"):
+        reload(tmp_path)
+    after = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    assert after == before
+
+
+def flip_last_record(path: Path) -> tuple[Path, int]:
+    last = wal_inspect(path)[-1]
+    segment = Path(last.file)
+    data = bytearray(segment.read_bytes())
+    data[last.offset + last.size // 2] ^= 0x10
+    segment.write_bytes(bytes(data))
+    return segment, last.offset
+
+
 def test_a_torn_write_followed_by_zeros_is_recovered(tmp_path: Path) -> None:
     """A crash that persisted the file's new size but only a prefix of the data: the rest
     of the record reads as zeros (and the file may reach further, preallocated)."""
