@@ -177,6 +177,7 @@ def _mapping_problem(
     """Why the history's writes cannot be matched to the log's sessions, if they cannot."""
     pattern = re.compile(re.escape(prefix) + r"\d+")
     seen = False
+    digests: dict[tuple[str, int], str] = {}
     for event in events:
         if not isinstance(event, Applied) or event.session is None:
             continue
@@ -184,6 +185,13 @@ def _mapping_problem(
         if not pattern.fullmatch(client):
             continue  # e.g. a workload's setup client: not in the history
         seen = True
+        # A retry re-sends the same command; one seq on two different commands means a
+        # client started its numbering again, and the k-th write is no longer seq k.
+        if digests.setdefault(event.session, event.digest) != event.digest:
+            return (
+                f"{client} seq {seq} carried two different commands: the history cannot be "
+                "matched to the log"
+            )
         if seq > invoked.get(client, 0):
             return (
                 f"the log has {client} seq {seq}, but that process invoked only "

@@ -281,6 +281,20 @@ def test_a_damaged_line_makes_the_clean_results_unknown() -> None:
     assert results["acknowledged-writes"]["valid"] == "unknown"
 
 
+def test_one_seq_on_two_commands_means_no_mapping() -> None:
+    lines = [
+        "1.0 n1 starting snapshot_index=0",
+        "2.0 n1 apply index=1 entries=1:ab:p0:1,1:cd:p0:1",
+    ]
+    ops = [_op(0, "invoke", 0, "write", [1, 1]), _op(1, "ok", 0, "write", [1, 1])]
+    result = check_node_logs({"n1": lines}, ops, lambda f: f == "read")["acknowledged-writes"]
+    assert result["valid"] == "unknown" and "two different commands" in result["error"]
+    # The same command twice (a retry) is fine.
+    lines[1] = "2.0 n1 apply index=1 entries=1:ab:p0:1,1:ab:p0:1"
+    result = check_node_logs({"n1": lines}, ops, lambda f: f == "read")["acknowledged-writes"]
+    assert result["valid"] is True
+
+
 def test_a_log_session_beyond_what_its_process_invoked_means_no_mapping() -> None:
     lines = ["1.0 n1 starting snapshot_index=0", "2.0 n1 apply index=1 entries=1:ab:p0:5"]
     ops = [_op(0, "invoke", 0, "write", [1, 1]), _op(1, "ok", 0, "write", [1, 1])]
