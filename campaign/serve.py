@@ -1,9 +1,12 @@
 """`raftlab serve [results/]`: browse the results folder on localhost (as Jepsen's `serve`).
 
-``/`` is a listing of every run, newest first, coloured by verdict, linking to each run's
-report and files; everything else is served as static files from the folder. The stdlib
-HTTP server runs in one Trio worker thread (the loop blocks), owned by the command's
-nursery; Ctrl-C shuts it down and releases the port.
+``/`` is a listing of every run, newest first, coloured by verdict, with its workload,
+nemesis, duration, operation count and the anomaly in one line, linking to each run's
+report and files; everything else is served as static files from the folder, the text
+formats (``.jsonl``, ``.edn``, ``.log``, ``.txt``) as UTF-8 ``text/plain`` so a browser
+shows them instead of downloading them. The stdlib HTTP server runs in one Trio worker
+thread (the loop blocks), owned by the command's nursery; Ctrl-C shuts it down, releases
+the port and exits 0 with "stopped".
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from urllib.parse import quote
 import click
 import trio
 
-from campaign.results import CAMPAIGN_FILE, LATEST, REPORT_FILE, RESULTS_FILE
+from campaign.results import CAMPAIGN_FILE, JUNIT_FILE, LATEST, REPORT_FILE, RESULTS_FILE
 from campaign.verdict import normalize_valid
 
 VERDICT_STYLE = {
@@ -32,6 +35,17 @@ VERDICT_STYLE = {
     "unknown": ("unknown", "#ffe0b2"),
 }
 NO_RESULT_STYLE = ("no result", "#eeeeee")
+
+
+TEXT_TYPES = {
+    ".jsonl": "text/plain; charset=utf-8",
+    ".edn": "text/plain; charset=utf-8",
+    ".log": "text/plain; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+    ".json": "application/json; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".xml": "application/xml; charset=utf-8",
+}
 
 
 @dataclass(slots=True)
@@ -43,6 +57,48 @@ class RunSummary:
     workload: str
     nemesis: str
     seed: Any
+    duration: str = ""  # "60.2 s", or "26.6 s simulated"
+    op_count: int | None = None  # client operations completed (ok + fail + info)
+    anomaly: str = ""  # the first anomaly in words (junit.xml's first failure message)
+
+
+def _duration(campaign: dict[str, Any], results: dict[str, Any]) -> str:
+    simulated = campaign.get("simulated_seconds")
+    if isinstance(simulated, int | float):
+        return f"{simulated:.1f} s simulated"
+    phases = results.get("phase_seconds")
+    if isinstance(phases, dict):
+        total = sum(v for v in phases.values() if isinstance(v, int | float))
+        return f"{total:.1f} s"
+    return ""
+
+
+def _op_count(results: dict[str, Any]) -> int | None:
+    counts = results.get("counts")
+    if not isinstance(counts, dict):
+        return None
+    return sum(
+        n
+        for row in counts.values()
+        if isinstance(row, dict)
+        for n in row.values()
+        if isinstance(n, int)
+    )
+
+
+def _anomaly(run_dir: Path, results: dict[str, Any]) -> str:
+    """The run's first anomaly: junit.xml's failure message (written with the history at
+    hand, so it names a stale read precisely), else the checkers' own words."""
+    from campaign.junit import first_message
+
+    message = first_message(run_dir / JUNIT_FILE)
+    if message:
+        return message
+    if results.get("valid") is True or not results:
+        return ""
+    from checker.summary import headline
+
+    return headline(results) or ""
 
 
 def _read_json(path: Path) -> Any:
@@ -58,6 +114,7 @@ def _summary(root: Path, run_dir: Path) -> RunSummary:
     config = campaign.get("config") if isinstance(campaign.get("config"), dict) else {}
     results = _read_json(run_dir / RESULTS_FILE)
     valid = normalize_valid(results.get("valid")) if isinstance(results, dict) else None
+    results = results if isinstance(results, dict) else {}
     relative = run_dir.relative_to(root).as_posix()
     return RunSummary(
         path="" if relative == "." else relative,
@@ -67,6 +124,9 @@ def _summary(root: Path, run_dir: Path) -> RunSummary:
         workload=str(config.get("workload", "")),
         nemesis=str(config.get("nemesis", "")),
         seed=campaign.get("seed", config.get("seed", "")),
+        duration=_duration(campaign, results),
+        op_count=_op_count(results),
+        anomaly=_anomaly(run_dir, results) if valid is not True else "",
     )
 
 
@@ -95,6 +155,15 @@ def find_runs(root: Path) -> list[RunSummary]:
     return runs
 
 
+LISTING_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1300px;padding:0 1em}"
+    "table{border-collapse:collapse;width:100%}"
+    "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}"
+    "td.num{text-align:right;white-space:nowrap}td.anomaly{font-size:.9em;max-width:38em}"
+    "th{background:#f5f5f5}"
+)
+
+
 def listing_html(root: Path) -> str:
     runs = find_runs(root)
     rows: list[str] = []
@@ -106,28 +175,34 @@ def listing_html(root: Path) -> str:
         )
         link = quote(run.path + "/" if run.path else "")
         report = f"{link}{REPORT_FILE}"
+        ops = "" if run.op_count is None else f"{run.op_count:,}"
         rows.append(
             f'<tr class="{html.escape(label.replace(" ", "-"))}" style="background:{colour}">'
             f'<td><a href="{html.escape(report)}">{html.escape(run.name)}</a></td>'
             f"<td>{html.escape(run.started)}</td>"
             f"<td><b>{html.escape(label)}</b></td>"
             f"<td>{html.escape(run.workload)}</td><td>{html.escape(run.nemesis)}</td>"
+            f'<td class="num">{html.escape(run.duration)}</td><td class="num">{ops}</td>'
             f"<td>{html.escape(str(run.seed))}</td>"
+            f'<td class="anomaly">{html.escape(run.anomaly)}</td>'
             f'<td><a href="{html.escape(link) or "./"}">files</a></td></tr>'
         )
-    body = "".join(rows) if rows else '<tr><td colspan="7">no runs yet</td></tr>'
+    body = "".join(rows) if rows else '<tr><td colspan="10">no runs yet</td></tr>'
     return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>raftlab results</title>'
-        "<style>body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1100px}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .7em;text-align:left}</style>"
-        f"</head><body><h1>raftlab results</h1><p>{len(runs)} runs in {html.escape(str(root))}</p>"
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>raftlab results</title><style>{LISTING_STYLE}</style></head><body>"
+        f"<h1>raftlab results</h1><p>{len(runs)} runs in {html.escape(str(root))}</p>"
         "<table><thead><tr><th>run</th><th>started</th><th>verdict</th><th>workload</th>"
-        f"<th>nemesis</th><th>seed</th><th></th></tr></thead><tbody>{body}</tbody></table></body></html>"
+        "<th>nemesis</th><th>duration</th><th>ops</th><th>seed</th><th>anomaly</th><th></th>"
+        f"</tr></thead><tbody>{body}</tbody></table></body></html>"
     )
 
 
 class ResultsRequestHandler(SimpleHTTPRequestHandler):
     """Static files from the results folder, plus the generated listing at ``/``."""
+
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, **TEXT_TYPES}
 
     def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
         if self.path.split("?", 1)[0] in ("/", "/index.html"):
@@ -195,5 +270,5 @@ def serve_command(root: Path, port: int) -> None:
     run: Callable[[], Any] = functools.partial(serve_forever, server)
     try:
         trio.run(run)
-    except KeyboardInterrupt:
+    except* KeyboardInterrupt:  # Ctrl-C is how this command ends: quietly, exit 0
         click.echo("stopped")

@@ -247,7 +247,14 @@ def test_command(
 ) -> None:
     """Run a campaign: a local cluster, a workload under a nemesis, a verdict and a report.
 
-    Exit code: 0 valid, 1 invalid, 2 unknown, 254 bad arguments, 255 internal error.
+    \b
+    Exit codes:
+      0    valid
+      1    invalid (the anomaly is printed in words, then the report's path)
+      2    unknown (a checker could not decide, or the run was aborted)
+      130  interrupted by Ctrl-C: the partial results folder is written and named
+      254  bad arguments
+      255  internal error
     """
     import trio
 

@@ -290,8 +290,14 @@ def check_command(
 
     FILE may also be a run's results folder: its history.jsonl is checked.
 
-    Exits 0 when it is, 1 when it is not, 2 when the search was cut short (unknown),
-    254 on bad arguments or a malformed history.
+    \b
+    Exit codes:
+      0    valid: the history is linearizable
+      1    invalid: it is not (the anomaly is printed in words)
+      2    unknown: the search was cut short (--time-limit) or could not decide
+      130  interrupted by Ctrl-C
+      254  bad arguments or a malformed history (the message names the line)
+      255  internal error (a traceback)
     """
     from checker.linearizable import check
     from checker.models import ModelError

@@ -18,12 +18,15 @@ from typing import Any
 
 import click
 
-from campaign.anomaly import echo_anomalies
+from campaign.anomaly import echo_anomalies, run_anomaly_lines
 from campaign.results import campaign_document, new_run_dir, write_run_folder
 from campaign.sim.nemesis import NemesisSpecError, parse_faults, validate_schedule
 from campaign.sim.run import SimConfig, SimOutcome, run_simulation
 from campaign.verdict import exit_code, merge_valid
 from raftnode.core import KNOWN_BUGS
+
+EXIT_INTERRUPTED = 130  # as campaign.cli: Ctrl-C
+MINIMAL_SCHEDULE_FILE = "minimal-schedule.json"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -278,6 +281,21 @@ def _valid_text(valid: Any) -> str:
     show_default=True,
 )
 @click.option("--keep-all", is_flag=True, help="With --seeds: write a results folder per seed.")
+@click.option(
+    "--shrink/--no-shrink",
+    default=None,
+    help="Shrink a failing run to a minimal fault schedule (Hypothesis over its sub-schedules) "
+    "and print its replay command. Default: on with --seeds (the first failing seed), off "
+    "with --seed.",
+)
+@click.option(
+    "--shrink-runs",
+    type=click.IntRange(min=1),
+    default=40,
+    show_default=True,
+    help="At most this many simulations while shrinking (each replays the failing seed); "
+    "the smallest failing schedule found within them is reported.",
+)
 def sim_command(
     seed: int | None,
     seeds_text: str | None,
@@ -296,8 +314,24 @@ def sim_command(
     without_bug: bool,
     results_dir: Path,
     keep_all: bool,
+    shrink: bool | None,
+    shrink_runs: int,
 ) -> None:
-    """Run raftnode in a deterministic simulation: a seed replays a run exactly."""
+    """Run raftnode in a deterministic simulation: a seed replays a run exactly.
+
+    A run that is invalid (with --shrink, the default for --seeds) is shrunk to a minimal
+    fault schedule: its results folder gets minimal-schedule.json and the minimal run's
+    own results folder, and the replay command of the minimal run is printed.
+
+    \b
+    Exit codes:
+      0    valid (every seed)
+      1    invalid (some seed; the anomaly is printed in words)
+      2    unknown (some seed could not be judged, none invalid)
+      130  interrupted by Ctrl-C (with --seeds: the seeds run so far are summarised)
+      254  bad arguments
+      255  internal error
+    """
     from campaign.results import check_run_name
     from workloads.runner import WorkloadConfigError, parse_concurrency
 
@@ -368,6 +402,13 @@ def sim_command(
             given["bugs"] = sorted(set(base.bugs) | set(given["bugs"]))
         return dataclasses.replace(base, **given, **overrides)
 
+    try:  # the workload's options, checked before anything runs
+        from workloads import make_workload
+
+        first = make(seeds[0])
+        make_workload(first.workload, **first.workload_options)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--set workload_options") from None
     if seeds_text is None:
         outcome = run_simulation(make(seeds[0]))
         run_dir = write_sim_results(outcome, results_dir)
@@ -375,25 +416,89 @@ def sim_command(
         echo_anomalies(run_dir, click.echo)
         click.echo(f"replay: {replay_command(outcome.config)}")
         click.echo(f"report: {run_dir / 'report.html'}")
+        if shrink and outcome.valid is False:
+            shrink_and_report(outcome, run_dir, results_dir, max_runs=shrink_runs)
         sys.exit(exit_code(outcome.valid))
 
     verdicts: list[Any] = []
     not_valid: list[int] = []
-    for seed_value in seeds:
-        outcome = run_simulation(make(seed_value))
-        verdicts.append(outcome.valid)
-        line = _summary_line(outcome)
-        if outcome.valid is not True or keep_all:
-            run_dir = write_sim_results(outcome, results_dir)
-            line += f"  {run_dir}"
-        if outcome.valid is not True:
-            not_valid.append(seed_value)
-            line += f"\n  replay: {replay_command(outcome.config)}"
-        click.echo(line)
-    overall = merge_valid(verdicts)
+    shrunk = False
+    try:
+        for seed_value in seeds:
+            outcome = run_simulation(make(seed_value))
+            verdicts.append(outcome.valid)
+            line = _summary_line(outcome)
+            run_dir = None
+            if outcome.valid is not True or keep_all:
+                run_dir = write_sim_results(outcome, results_dir)
+                line += f"  {run_dir}"
+            if outcome.valid is not True and run_dir is not None:
+                not_valid.append(seed_value)
+                for anomaly in run_anomaly_lines(run_dir)[:1]:
+                    line += f"\n  {anomaly}"
+                line += f"\n  replay: {replay_command(outcome.config)}"
+            click.echo(line)
+            if outcome.valid is False and shrink is not False and not shrunk and run_dir:
+                shrunk = True  # the first failing seed; the others replay as printed
+                shrink_and_report(outcome, run_dir, results_dir, max_runs=shrink_runs)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted after {len(verdicts)} of {len(seeds)} seeds", err=True)
+        _echo_seeds_summary(len(verdicts), verdicts, not_valid)
+        sys.exit(EXIT_INTERRUPTED)
+    _echo_seeds_summary(len(seeds), verdicts, not_valid)
+    sys.exit(exit_code(merge_valid(verdicts)))
+
+
+def _echo_seeds_summary(count: int, verdicts: list[Any], not_valid: list[int]) -> None:
     click.echo(
-        f"{len(seeds)} seeds: {verdicts.count(True)} valid, {verdicts.count(False)} invalid, "
-        f"{len(seeds) - verdicts.count(True) - verdicts.count(False)} unknown"
+        f"{count} seeds: {verdicts.count(True)} valid, {verdicts.count(False)} invalid, "
+        f"{len(verdicts) - verdicts.count(True) - verdicts.count(False)} unknown"
         + (f"; not valid: {', '.join(map(str, not_valid))}" if not_valid else "")
     )
-    sys.exit(exit_code(overall))
+
+
+def shrink_and_report(
+    outcome: SimOutcome, run_dir: Path, results_dir: Path, *, max_runs: int
+) -> Path | None:
+    """Shrink a failing run's schedule; write minimal-schedule.json beside its results and
+    the minimal run's own results folder; print the minimal schedule and its replay line.
+
+    Returns the minimal run's folder (None when the failure did not reproduce with the
+    schedule made explicit, which `shrink` checks first)."""
+    from campaign.sim.shrink import shrink
+
+    original = [step.to_dict() for step in outcome.schedule]
+    click.echo(
+        f"shrinking the fault schedule of seed {outcome.config.seed} ({len(original)} steps)"
+    )
+    result = shrink(outcome.config, max_examples=max_runs, max_runs=max_runs)
+    document: dict[str, Any] = {
+        "seed": outcome.config.seed,
+        "original": original,
+        "minimal": None if result.minimal is None else [s.to_dict() for s in result.minimal],
+        "runs": result.runs,
+    }
+    minimal_dir = None
+    if result.config is None or result.minimal is None:
+        click.echo("  the failure did not reproduce with its schedule made explicit: not shrunk")
+    else:
+        minimal = run_simulation(result.config)
+        minimal_dir = write_sim_results(minimal, results_dir)
+        document["replay"] = replay_command(result.config)
+        document["minimal_run"] = str(minimal_dir)
+        click.echo(
+            f"  minimal schedule: {len(result.minimal)} of {len(original)} steps "
+            f"({result.runs} runs)"
+        )
+        for step in result.minimal:
+            click.echo(
+                f"    {step.fault}:{step.option} at {step.start:.3f} s for {step.duration:.3f} s"
+            )
+        for anomaly in run_anomaly_lines(minimal_dir)[:1]:
+            click.echo(f"  {anomaly}")
+        click.echo(f"  replay: {document['replay']}")
+        click.echo(f"  report: {minimal_dir / 'report.html'}")
+    (Path(run_dir) / MINIMAL_SCHEDULE_FILE).write_text(
+        json.dumps(document, indent=2) + "\n", encoding="utf-8"
+    )
+    return minimal_dir

@@ -9,6 +9,11 @@ carries the replay command.
 
 The run's seed stays fixed (it also drives the network and the workload); what shrinks
 is the nemesis. ``derandomize=True`` makes the search itself reproducible.
+
+``max_runs`` bounds the simulations (Hypothesis's shrink phase is not bounded by
+``max_examples``): past it, every untried sub-schedule counts as passing, so the search
+stops improving. What is returned is still a schedule whose run failed (every answer
+comes from a real, deterministic run), only perhaps not the smallest one.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ def shrink(
     config: SimConfig,
     *,
     max_examples: int = 60,
+    max_runs: int | None = None,
     fails: Callable[[SimConfig], bool] | None = None,
     on_run: Callable[[list[FaultStep], bool], Any] | None = None,
 ) -> ShrinkResult:
@@ -59,6 +65,8 @@ def shrink(
         nonlocal runs
         key = tuple(indices)
         if key not in cache:
+            if max_runs is not None and runs >= max_runs:
+                return False  # out of budget: not tried, so not claimed to fail
             runs += 1
             steps = [original[i] for i in indices]
             cache[key] = is_failing(with_schedule(config, steps))

@@ -78,3 +78,33 @@ def test_ports_in_use_are_a_clear_error_before_anything_starts(tmp_path, capsys)
     assert code == 254
     assert "19800..19808 are not all free" in capsys.readouterr().err
     assert not (tmp_path / "raftlab").exists() and not (tmp_path / "register").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--workload-option", "nokey=1"],
+            "workload 'register' has no option 'nokey'; its options: active_keys (default 5), "
+            "ops_per_key (default 100), value_range (default 5), key_prefix (default 'r')",
+        ),
+        (
+            ["--workload", "bank", "--workload-option", "accounts=many"],
+            "workload 'bank': option accounts takes an integer, got 'many'",
+        ),
+    ],
+)
+def test_a_bad_workload_option_lists_the_valid_ones(args, expected, capsys):
+    assert raftlab(*args) == 254
+    err = " ".join(capsys.readouterr().err.split())
+    assert expected in err
+    assert "__init__" not in err
+
+
+def test_help_lists_every_exit_code(capsys):
+    for command in ("test", "check", "sim"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        codes = [line.split()[0] for line in out[out.index("Exit codes:") :].splitlines()[1:7]]
+        assert codes == ["0", "1", "2", "130", "254", "255"], command
