@@ -378,7 +378,9 @@ def _internal_cases(result: Analysis, txns: Sequence[Txn]) -> None:
     """Reads that disagree with the txn's own earlier reads and appends (Elle's op-int-case),
     and reads of elements the txn appends only later (future-read)."""
     for txn in txns:
-        if txn.type != "ok" or len(txn.mops) < 2:
+        mops = txn.mops
+        # Both anomalies need two micro-ops on one key.
+        if txn.type != "ok" or len(mops) < 2 or len({m[1] for m in mops}) == len(mops):
             continue
         state: dict[Any, tuple[bool, list[Any]]] = {}  # key → (prefix known, expected tail)
         earlier_reads: dict[Any, list[list[Any]]] = {}
@@ -456,7 +458,8 @@ def _lost_updates(result: Analysis, txns: Sequence[Txn]) -> None:
     for txn in txns:
         if txn.type != "ok":
             continue
-        if len(txn.mops) < 2:
+        mops = txn.mops
+        if len(mops) < 2 or len({m[1] for m in mops}) == len(mops):  # needs a read, then an append
             continue
         first_read: dict[Any, Any] = {}
         wrote: set[Any] = set()
