@@ -95,6 +95,7 @@ class SimNode:
     bugs: frozenset[str]
     log_lines: list[str]
     read_mode: str = "read_index"
+    log_applied: bool = False  # NodeDriver's "apply" lines (the acknowledged-writes checker)
     storage: MemoryStorage = field(init=False)
     driver: NodeDriver | None = None
     running: bool = False
@@ -203,6 +204,7 @@ class SimNode:
             request_timeout=self.timing.request_timeout,
             defer=self._defer,
             external_ticks=True,
+            log_applied=self.log_applied,
             applied_index=applied_index,
             applied_term=applied_term,
         )
@@ -405,6 +407,7 @@ class SimCluster:
     timing: SimTiming = field(default_factory=SimTiming)
     bugs: frozenset[str] = frozenset()
     read_mode: str = "read_index"
+    log_applied: bool = False
     nodes: dict[str, SimNode] = field(default_factory=dict)
     log_lines: dict[str, list[str]] = field(default_factory=dict)
     committed_terms: dict[int, tuple[int, str]] = field(default_factory=dict)
@@ -424,6 +427,7 @@ class SimCluster:
                 bugs=self.bugs,
                 log_lines=lines,
                 read_mode=self.read_mode,
+                log_applied=self.log_applied,
                 committed_terms=self.committed_terms,
             )
 

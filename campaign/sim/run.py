@@ -66,6 +66,9 @@ class SimConfig:
     final_time_limit: float = 30.0
     check_time_limit: float | None = 60.0
     schedule: list[dict[str, Any]] | None = None  # explicit fault steps (replays, shrinking)
+    # The node process's "apply" log lines, and the acknowledged-writes checker over them
+    # (campaign/node_checks.py): off by default, the lines cost memory and time.
+    log_applied: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,6 +152,7 @@ def run_simulation(config: SimConfig) -> SimOutcome:
         ),
         bugs=frozenset(config.bugs),
         read_mode=config.read_mode,
+        log_applied=config.log_applied,
     )
     state: dict[str, Any] = {"liveness": None, "ops": [], "records": []}
 
@@ -222,6 +226,11 @@ def run_simulation(config: SimConfig) -> SimOutcome:
         bound_seconds=config.liveness_timeouts * config.election_timeout_ms / 1000.0,
         is_read=workload.is_read,
     )
+    if config.log_applied:
+        from campaign.node_checks import check_node_logs
+
+        by_logs = check_node_logs(cluster.log_lines, ops, workload.is_read)
+        checkers["acknowledged-writes"] = by_logs["acknowledged-writes"]
     results = results_document(
         checkers,
         counts=count_completions(ops),
