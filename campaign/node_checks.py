@@ -10,7 +10,8 @@ logs, among other things (``raftnode/driver.py``):
 - ``apply index=I entries=TERM:CRC,TERM:CRC:CLIENT:SEQ,...`` before applying each batch
   of committed entries, so before any client hears of them (CRC: the CRC-32 of the
   entry's data; CLIENT:SEQ where this node proposed the write and will answer for it);
-- ``starting ... snapshot_index=S`` when a process (re)starts: one incarnation.
+- ``starting ... snapshot_index=S`` when a process (re)starts: one incarnation;
+- ``snapshot restored index=S ...`` when it installs a leader's snapshot.
 
 This module parses those lines into ``checker.raft_events`` events (the simulation feeds
 its in-memory log lines through the same parser) and runs the three checkers:
@@ -47,6 +48,7 @@ from checker.raft_events import (
     CommitIndex,
     Event,
     Incarnation,
+    Restored,
     RoleChange,
     acknowledged_writes,
     commit_monotonic,
@@ -65,7 +67,8 @@ _APPLY = re.compile(r"apply index=(?P<index>\d+) entries=(?P<entries>\S+)")
 _ENTRY = re.compile(r"(?P<term>\d+):(?P<digest>[0-9a-f]+)(?::(?P<client>[^:,]*):(?P<seq>\d+))?")
 # Message starts that promise one of the lines above: such a line that does not parse
 # is damage, and what it would have said is unknown.
-_OURS = ("starting ", "role=", "commit_index", "apply ")
+_OURS = ("starting ", "role=", "commit_index", "apply ", "snapshot restored ")
+_RESTORED = re.compile(r"snapshot restored index=(?P<index>\d+) ")
 
 
 @dataclass(slots=True)
@@ -109,6 +112,9 @@ def _event(node: str, incarnation: int, time: str, message: str) -> Any:
     if message.startswith("starting "):
         match = _STARTING.match(message)
         return None if match is None else Incarnation(node, 0, int(match["snapshot"]), time)
+    if message.startswith("snapshot restored "):
+        match = _RESTORED.match(message + " ")
+        return None if match is None else Restored(node, incarnation, int(match["index"]), time)
     if message.startswith("role="):
         match = _ROLE.match(message + " ")
         if match is None:

@@ -80,6 +80,16 @@ class Incarnation:
 
 
 @dataclass(frozen=True, slots=True)
+class Restored:
+    """A node installs a snapshot (from the leader) covering entries up to ``index``."""
+
+    node: str
+    incarnation: int
+    index: int
+    time: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Ack:
     """An acknowledged write of the history: op ``op_index`` carried (client, seq)."""
 
@@ -88,7 +98,7 @@ class Ack:
     seq: int
 
 
-Event = RoleChange | CommitIndex | Applied | Incarnation
+Event = RoleChange | CommitIndex | Applied | Incarnation | Restored
 
 
 def _clean(result: dict[str, Any], complete: bool, missing: str) -> dict[str, Any]:
@@ -193,7 +203,7 @@ def acknowledged_writes(
     events = list(events)
     last_incarnation: dict[str, int] = {}
     for event in events:
-        if isinstance(event, Incarnation | Applied):
+        if isinstance(event, Incarnation | Applied | Restored):
             last = last_incarnation.get(event.node, event.incarnation)
             last_incarnation[event.node] = max(last, event.incarnation)
     reach: dict[str, int] = {}  # node -> highest index its last incarnation holds applied
@@ -202,10 +212,10 @@ def acknowledged_writes(
             at_index.setdefault(event.index, set()).add((event.term, event.digest))
             if event.session is not None:
                 where.setdefault(event.session, set()).add(event.index)
-        if isinstance(event, Incarnation | Applied) and (
+        if isinstance(event, Incarnation | Applied | Restored) and (
             event.incarnation == last_incarnation[event.node]
         ):
-            index = event.index if isinstance(event, Applied) else event.snapshot_index
+            index = event.snapshot_index if isinstance(event, Incarnation) else event.index
             reach[event.node] = max(reach.get(event.node, 0), index)
     final_reach = max(reach.values(), default=0)
     lost: list[dict[str, Any]] = []

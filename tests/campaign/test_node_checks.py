@@ -23,6 +23,7 @@ from checker.raft_events import (
     Applied,
     CommitIndex,
     Incarnation,
+    Restored,
     RoleChange,
     acknowledged_writes,
     commit_monotonic,
@@ -155,6 +156,14 @@ def test_a_write_beyond_what_the_last_incarnations_applied_is_unknown() -> None:
     assert result["valid"] == "unknown" and result["final_index"] == 2
 
 
+def test_a_snapshot_installed_by_the_last_incarnation_counts_as_reached() -> None:
+    events = [Incarnation("n1", 1)] + _applies("n1", 1, 1, [(1, None), (1, None), (1, ("p0", 1))])
+    events += [Incarnation("n1", 2, snapshot_index=2)]
+    assert acknowledged_writes([Ack(0, "p0", 1)], events)["valid"] == "unknown"
+    events += [Restored("n1", 2, 3)]
+    assert acknowledged_writes([Ack(0, "p0", 1)], events)["valid"] is True
+
+
 def test_with_logs_missing_an_absent_write_is_unknown_not_lost() -> None:
     result = acknowledged_writes([Ack(0, "p9", 1)], _cluster_log(), complete=False)
     assert result["valid"] == "unknown"
@@ -202,6 +211,7 @@ restored_entries=3 snapshot_index=0
 2026-12-05T01:55:39.510Z n1 role=follower term=1 leader=None
 2026-12-05T01:55:39.510Z n1 commit_index=3 applied_index=3 last_log_index=3
 2026-12-05T01:55:39.611Z n1 commit_index regressed from=3 to=2
+2026-12-05T01:55:39.700Z n1 snapshot restored index=4096 term=2
 Traceback (most recent call last):
 """
 
@@ -236,6 +246,7 @@ def test_real_node_log_lines_parse_into_events() -> None:
     ]
     assert commits == [(1, 0, None), (2, 3, None), (2, 2, 3)]
     assert commit_monotonic(parsed.events)["valid"] is False
+    assert parsed.events[-1] == Restored("n1", 2, 4096, "2026-12-05T01:55:39.700Z")
 
 
 def test_the_drivers_apply_line_round_trips_odd_client_ids() -> None:
