@@ -74,19 +74,32 @@ class DepGraph:
 TimedTxn = tuple[int, "int | str", int, "int | None"]
 
 
-def add_process_edges(graph: DepGraph, txns: Sequence[TimedTxn]) -> None:
-    """Each process's txns in invoke order: a process runs one txn at a time."""
-    last: dict[int | str, int] = {}
-    out = graph.out
-    for txn_id, process, _, _ in sorted(txns, key=lambda t: t[2]):
-        previous = last.get(process)
+def process_order(txns: Sequence[TimedTxn]) -> list[tuple[int, int]]:
+    """Each process's txns in invoke order: a process runs one txn at a time.
+
+    Edges leave only txns that completed ok: one that ended ``info`` may take effect after
+    its process moved on (Jepsen's processes never do; other histories may), so the next
+    txn is linked from the last ok one before it instead.
+    """
+    last_ok: dict[int | str, int] = {}
+    edges: list[tuple[int, int]] = []
+    for txn_id, process, _, complete_pos in sorted(txns, key=lambda t: t[2]):
+        previous = last_ok.get(process)
         if previous is not None:
-            succ = out[previous]
-            if succ is None:
-                out[previous] = {txn_id: PROCESS}
-            else:
-                succ[txn_id] = succ.get(txn_id, 0) | PROCESS
-        last[process] = txn_id
+            edges.append((previous, txn_id))
+        if complete_pos is not None:
+            last_ok[process] = txn_id
+    return edges
+
+
+def add_process_edges(graph: DepGraph, txns: Sequence[TimedTxn]) -> None:
+    out = graph.out
+    for previous, txn_id in process_order(txns):
+        succ = out[previous]
+        if succ is None:
+            out[previous] = {txn_id: PROCESS}
+        else:
+            succ[txn_id] = succ.get(txn_id, 0) | PROCESS
 
 
 def add_realtime_barriers(graph: DepGraph, txns: Sequence[TimedTxn]) -> None:
@@ -248,12 +261,8 @@ def local_graph(
     if timed is not None and (process or realtime):
         chosen = [timed[u] for u in member_ids]
         if process:
-            last: dict[int | str, int] = {}
-            for txn_id, txn_process, _, _ in sorted(chosen, key=lambda t: t[2]):
-                previous = last.get(txn_process)
-                if previous is not None:
-                    local[previous][txn_id] = local[previous].get(txn_id, 0) | PROCESS
-                last[txn_process] = txn_id
+            for previous, txn_id in process_order(chosen):
+                local[previous][txn_id] = local[previous].get(txn_id, 0) | PROCESS
         if realtime:
             for u, v in realtime_reduction(chosen):
                 local[u][v] = local[u].get(v, 0) | REALTIME

@@ -423,3 +423,18 @@ def test_models_and_names() -> None:
 def test_unknown_model_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown consistency model"):
         check(serial((0, [["append", "x", 1]])), "list-append", consistency_model="linear")
+
+
+def test_no_process_edge_leaves_an_info_txn() -> None:
+    # Process 0's append ends info and may land after its next txn read x = []: no cycle.
+    history = ops_of(
+        ("invoke", 0, [["append", "x", 1]]),
+        ("info", 0, [["append", "x", 1]]),
+        ("invoke", 0, [["r", "x", None]]),
+        ("ok", 0, [["r", "x", []]]),
+        ("invoke", 1, [["r", "x", None]]),
+        ("ok", 1, [["r", "x", [1]]]),
+    )
+    result = check(history, "list-append", process=True, realtime=False)
+    assert result["valid"] is True
+    assert result["anomaly-types"] == []
