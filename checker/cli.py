@@ -8,6 +8,11 @@ etcd register), Porcupine kv logs against ``kv``; for raftlab's own JSONL and Je
 the model is guessed from the operations' ``f`` and value shapes (Knossos' names:
 read/write/cas → cas-register, txn → multi-register, acquire/release → mutex, ...), and
 ``--model`` is required when the guess is ambiguous.
+
+What a read of nil means also defaults by format (``--nil-read`` overrides): "absent" (the
+register or key holds nothing, so the read constrains the state) for raftlab's JSONL and
+for Porcupine's etcd and kv logs (their models read an absent key as nil or ""), "unknown"
+(Knossos: the read constrains nothing) for Jepsen EDN.
 """
 
 from __future__ import annotations
@@ -37,6 +42,16 @@ EXIT_UNKNOWN = 2
 EXIT_BAD_INPUT = 254
 
 DEFAULT_MODEL_BY_FORMAT = {"jepsen-log": "etcd", "porcupine-kv": "kv"}
+# What a read of nil means, by input format (``--nil-read`` overrides): raftlab's JSONL
+# comes from raftnode-like stores whose get returns nil only for an absent key; Jepsen EDN
+# is Knossos' input, where nil is an unknown result; Porcupine's models read an absent key
+# as nil (etcd) or "" (kv; Go has no nil string), so its logs mean absent too.
+DEFAULT_NIL_READ_BY_FORMAT = {
+    "jsonl": "absent",
+    "edn": "unknown",
+    "jepsen-log": "absent",
+    "porcupine-kv": "absent",
+}
 
 
 class BadInput(click.ClickException):
@@ -193,6 +208,8 @@ def summarize(result: Mapping[str, Any]) -> list[str]:
         )
         if culprit is not None:
             lines.append(f"cannot linearize: {_describe_op(culprit)}")
+        if isinstance(violation.get("reason"), str):
+            lines.append(f"why: {violation['reason']}")
         if key is not None:
             lines.append(f"key: {json.dumps(to_jsonable(key))}")
         previous = violation.get("previous_ok")
@@ -253,7 +270,15 @@ def _write_outputs(out_dir: Path, document: Mapping[str, Any], ops: Sequence[Op]
     "--time-limit",
     type=click.FloatRange(min=0, min_open=True),
     metavar="S",
-    help="Give up after S seconds of search: the verdict is then unknown (exit 2).",
+    help="Give up after S seconds (reading the file included): the verdict is then unknown "
+    "(exit 2).",
+)
+@click.option(
+    "--nil-read",
+    type=click.Choice(["absent", "unknown"]),
+    help="What a read that returned nil means: absent (the key/register holds nothing; it "
+    "constrains the state) or unknown (Knossos: it constrains nothing). Default by format: "
+    "absent for raftlab JSONL and Porcupine/Jepsen etcd and kv logs, unknown for Jepsen EDN.",
 )
 @click.option(
     "--checker",
@@ -282,6 +307,7 @@ def check_command(
     init_text: str | None,
     format_name: str | None,
     time_limit: float | None,
+    nil_read: str | None,
     checker_name: str,
     consistency_model: str | None,
     out_dir: Path | None,
@@ -302,6 +328,7 @@ def check_command(
     from checker.linearizable import check
     from checker.models import ModelError
 
+    budget_started = time.monotonic()  # --time-limit counts the reading too
     has_init, init_value = _parse_init(init_text)
     history_file = _history_path(history_file)
     try:
@@ -319,7 +346,16 @@ def check_command(
     model, model_reason = _choose_model(model_name, fmt, ops)
     model_class = available_models().get(model)
     model_object: Any = model_class() if isinstance(model_class, type) else model_class or model
-    kwargs: dict[str, Any] = {"time_limit": time_limit}
+    if nil_read is None:
+        nil_read = DEFAULT_NIL_READ_BY_FORMAT.get(fmt, "unknown")
+        nil_reason = f"the default for {fmt}"
+    else:
+        nil_reason = "given"
+    kwargs: dict[str, Any] = {
+        "time_limit": time_limit,
+        "nil_read": nil_read,
+        "started": budget_started,
+    }
     if has_init:
         kwargs["init"] = init_value
     started_cpu = time.process_time()
@@ -338,7 +374,7 @@ def check_command(
     clients = sum(1 for op in ops if op.process != "nemesis")
     click.echo(
         f"{history_file}: {len(ops)} ops ({clients} client, {len(ops) - clients} nemesis), "
-        f"format {fmt}, model {model} ({model_reason})"
+        f"format {fmt}, model {model} ({model_reason}), nil read = {nil_read} ({nil_reason})"
         + (f", init {json.dumps(to_jsonable(init_value))}" if has_init else "")
     )
     click.echo(f"{_verdict_word(valid)} in {wall_seconds:.3f} s ({cpu_seconds:.3f} s CPU)")
@@ -355,6 +391,7 @@ def check_command(
             "file": str(history_file),
             "format": fmt,
             "model": model,
+            "nil_read": nil_read,
             "init": init_value if has_init else None,
             "time_limit": time_limit,
             "ops": len(ops),

@@ -693,10 +693,17 @@ def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None
         out.append('<p class="muted">none recorded</p>')
     out.append("<h3>States the model could be in</h3>")
     if states:
+        # Aligned with the states: why the culprit cannot happen in each (Model.step_reason).
+        reasons = violation.get("reasons")
+        if not isinstance(reasons, list) or len(reasons) != len(states):
+            reasons = [None] * len(states)
         out.append(
             "<ul>"
             + "".join(
-                f"<li><code>{_e(_j(state, 300))}</code></li>" for state in states[:MAX_STATES]
+                f"<li><code>{_e(_j(state, 300))}</code>"
+                + (f" — {_e(reason)}" if isinstance(reason, str) else "")
+                + "</li>"
+                for state, reason in list(zip(states, reasons, strict=True))[:MAX_STATES]
             )
             + "</ul>"
         )

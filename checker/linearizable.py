@@ -50,7 +50,16 @@ argument:
   invalid component ends the check before an expensive one is finished (the others are
   then reported under ``skipped_keys``; ``all_components=True`` decides every one).
 
-Budgets: ``time_limit`` (seconds, wall clock, for the whole check) and ``max_configs``
+Every pruning has a switch (:data:`PRUNINGS`, ``check(..., prunings=...)``) and its
+soundness argument in a comment where it is applied; ``checker.plain`` is a search with
+none of them, and the differential tests compare each against a brute force.
+
+Values compare as Clojure's ``=`` (:mod:`checker.values`): ``true``, ``1`` and ``1.0`` are
+three values, in the models, in the identical-op classes and in the read-by-state lookups.
+
+Budgets: ``time_limit`` (seconds, wall clock, for the whole check: pairing, splitting and
+every component's search, looked at every 1024 steps and between components; a check that
+runs out is ``"unknown"``) and ``max_configs``
 (cache entries, per component and over all live components: the memory budget; 130 to
 260 bytes each) end in ``"unknown"``, never a guess.
 
@@ -60,6 +69,11 @@ The result dict (JSON-ready once passed through ``checker.history.to_jsonable``)
     ``True``, ``False`` or ``"unknown"`` — the worst over all components.
 ``model``
     the model's name.
+``nil_read``
+    what a read of nil meant: ``"absent"`` (the register/key holds nothing) or
+    ``"unknown"`` (Knossos: constrains nothing).
+``prunings``
+    only when some prunings were switched off: the ones used.
 ``op_count``
     client operations searched (after pairing, dropping failures and no-op reads).
 ``dropped``
@@ -100,6 +114,13 @@ The result dict (JSON-ready once passed through ``checker.history.to_jsonable``)
         record, "state": state after it}, ...]}]`` (``steps``: the last 20 ops only).
     ``states``
         every state the model could be in at that point (up to 64, JSON-friendly).
+    ``reasons``
+        aligned with ``states``: why ``op`` cannot happen in that state, in the model's
+        words (``Model.step_reason``), or None where its step holds (the search then
+        failed further on, at an op that must follow).
+    ``reason``
+        the first of ``reasons`` that is not None, when there is one: "read 1 but the
+        register holds true".
     ``concurrent``
         op records of the operations whose interval overlaps ``op``'s (``op`` excluded),
         in invoke order: the window where the search failed.
@@ -115,6 +136,7 @@ for independent histories).
 
 from __future__ import annotations
 
+import copy
 import gc
 import time
 from bisect import insort
@@ -126,17 +148,33 @@ import networkx
 
 from checker.history import HistoryError, OperationPair, op_from_mapping, pair_operations
 from checker.models import MODELS, Model, ModelError
-from checker.models.base import freeze, is_pair, thaw
+from checker.models.base import NIL_READS, freeze, is_pair, thaw
 from checker.op import Op
 from checker.results import UNKNOWN, worst
 
-__all__ = ["DEFAULT_MAX_CONFIGS", "check"]
+__all__ = ["DEFAULT_MAX_CONFIGS", "PRUNINGS", "check"]
+
+# The search's prunings, each with its switch (``check(..., prunings=...)``) and its
+# soundness argument in a comment where it is applied. All are on by default; the
+# differential tests (tests/checker/test_differential.py) run each alone and all together
+# against a brute force, and checker/plain.py is the search with none of them.
+PRUNINGS: tuple[str, ...] = (
+    "components",  # P-compositionality: key components of key-aware models apart
+    "noops",  # ops that constrain and change nothing are left out
+    "forced-reads",  # a read that must happen and holds is linearized at once
+    "identical-ops",  # of identical concurrent ops only the first-returning is tried
+    "info-then-blind",  # no blind op right after an info op
+    "info-unchanged",  # no info op that leaves the state as it is
+    "info-dominance",  # a failed situation with fewer info ops used dominates
+    "read-horizon",  # what no read can see is forgotten (kv UNSEEN, unseen lists)
+    "unseeable",  # a state no read can ever see is a dead end while a read is due
+)
 
 # About 130 bytes per cached configuration (twice that with info ops, whose failed
 # configurations are also kept by situation): 5 million stays around a gigabyte at most.
 DEFAULT_MAX_CONFIGS = 5_000_000
 # Search steps between two looks at the clock.
-_CLOCK_EVERY = 4096
+_CLOCK_EVERY = 1024
 _MAX_PARTIALS = 8
 _MAX_STEPS = 20  # steps (op and state after it) given at the end of each partial linearization
 # Steps a component search runs before letting the next one run (doubling each round).
@@ -144,8 +182,6 @@ _FIRST_SLICE = 1024
 _MAX_SLICE = 1 << 20
 _SKIPPED = "not searched to the end: another component is not linearizable"
 _MAX_STATES = 64
-# Pending reads looked at per step for one that can no longer hold (model.reachable).
-_GUIDE_READS = 4
 
 
 @dataclass(slots=True)
@@ -168,20 +204,26 @@ class _Outcome:
     failing: int | None = None  # op id (in the component) whose return could not be passed
     partials: list[tuple[Any, list[int]]] = field(default_factory=list)
     states: list[Any] = field(default_factory=list)
+    paths: list[list[int]] = field(default_factory=list)  # aligned with states: ops to reach it
 
 
 # ----------------------------------------------------------------------------- inputs
 
 
-def _resolve_model(model: str | type[Model] | Model) -> Model:
+def _resolve_model(model: str | type[Model] | Model, nil_read: str | None = None) -> Model:
     if isinstance(model, str):
         if model not in MODELS:
             raise ModelError(
                 f"unknown model {model!r}; expected one of {', '.join(sorted(MODELS))}"
             )
-        return MODELS[model]()
+        return MODELS[model](nil_read=nil_read)
     if isinstance(model, type):
-        return model()
+        return model(nil_read=nil_read)
+    if nil_read is not None and getattr(model, "nil_read", None) != nil_read:
+        if nil_read not in NIL_READS:
+            raise ModelError(f"nil_read must be one of {', '.join(NIL_READS)}, got {nil_read!r}")
+        model = copy.copy(model)  # the caller's model keeps its own meaning
+        model.nil_read = nil_read
     return model
 
 
@@ -249,6 +291,7 @@ def _search(
     deadline: float | None,
     max_configs: int,
     time_limit: float | None,
+    prunings: frozenset[str] = frozenset(PRUNINGS),
 ) -> Generator[int, int, _Outcome]:
     """Search one component; a generator that pauses every so many steps.
 
@@ -267,8 +310,18 @@ def _search(
     is_info = [not flag for flag in must]
     read_only = [model.read_only(view) for view in views]
     blind = [model.blind(view) for view in views]
-    # after an info op, a blind op would erase it: such a step is not tried
-    info_erased = [is_info[i] and any(blind) for i in range(n)]
+    # Pruning "info-then-blind": a blind op (a write: the state after it does not depend
+    # on the state before) is not tried right after an info op. Soundness: linearizing an
+    # info op k passes no return (it has none), so every op callable after k was callable
+    # before it; a blind op i takes both s and step(s, k) to the same state t, so the
+    # configuration (L+k+i, t) is reached as (L+i, t) plus k still pending, and k may still
+    # happen later or never: everything that follows the first follows the second, which
+    # the search tries when it tries i before k (where i is callable, as shown).
+    if "info-then-blind" in prunings:
+        info_erased = [is_info[i] and any(blind) for i in range(n)]
+    else:
+        info_erased = [False] * n
+    info_erased_any = any(info_erased)
     bits = [1 << i for i in range(n)]
 
     # Porcupine's entry list: call and return events in history order, doubly linked,
@@ -297,9 +350,13 @@ def _search(
     # linearized before the search can pass it, so it is tried first; info ops (no
     # return) need never happen, so they come after every op that must.
     order_key = [return_entry[i] if must[i] else m + call_entry[i] for i in range(n)]
-    skip_mask = _symmetry_masks(operations, call_entry, return_entry, m)
+    # Pruning "identical-ops": see _symmetry_masks for its soundness.
+    if "identical-ops" in prunings:
+        skip_mask = _symmetry_masks(operations, call_entry, return_entry, m)
+    else:
+        skip_mask = [0] * n
     any_info = any(is_info)
-    guarded = [bool(skip_mask[i]) or (any_info and blind[i]) for i in range(n)]
+    guarded = [bool(skip_mask[i]) or (any_info and info_erased_any and blind[i]) for i in range(n)]
 
     def advance_frontier(entry: int, cands: list[int], rcands: list[int]) -> int:
         """From ``entry`` on, add the calls met to the candidates; return the next return.
@@ -310,19 +367,24 @@ def _search(
         """
         while entry < m and is_call[entry]:
             j = op_of[entry]
-            if not read_only[j]:
+            if not read_only[j] or not forcing:
                 insort(cands, j, key=order_key.__getitem__)
             elif stepped_reads[j]:
                 rcands.append(j)
             entry = nxt[entry]
         return entry
 
-    # Read-only ops that must happen: the ones that hold in a state are found by looking
-    # the state up when the model names their accepting states, else by stepping them.
+    # Pruning "forced-reads": a read-only op that must happen and holds in the current
+    # state is linearized at once, and nothing else is tried there (see forced_read for
+    # its soundness). Off, reads are candidates like any other op.
+    # The ones that hold in a state are found by looking the state up when the model names
+    # their accepting states (model.accepting_states: exact, not a pruning), else by
+    # stepping them.
+    forcing = "forced-reads" in prunings
     reads_by_state: dict[Any, list[int]] = {}
     stepped_reads = [False] * n
     for i in range(n):
-        if read_only[i] and must[i]:
+        if forcing and read_only[i] and must[i]:
             accepting = model.accepting_states(views[i]) if whole_state_reads else None
             if accepting is None:
                 stepped_reads[i] = True
@@ -333,9 +395,15 @@ def _search(
     def forced_read(state: Any, lin: int, frontier: int, rcands: list[int]) -> int:
         """A read-only op that holds in ``state`` (-1 if none): the only move to try here.
 
-        Exchange argument: in any linearization from here, the read can move to this
-        point (it is callable, every op after it still respects real time, and it changes
-        no state), so nothing is lost by placing it first.
+        Soundness (an exchange argument): take any successful extension of this
+        configuration that places the read r later, after ops x1..xk. Move r to the
+        front. Real time allows r before each xi: r's invoke lies before the frontier
+        (the first return not yet passed), and each xi, not yet linearized, returns at or
+        after the frontier, so no xi completed before r was invoked; moving r earlier
+        breaks no "r before x" either. r holds in this state and changes nothing, so
+        x1..xk see the states they saw before. So if any extension succeeds, one that
+        starts with r does, and trying only r loses nothing. Only reads that must happen
+        are forced (an info read need not happen at all).
         """
         for j in reads_by_state.get(state, ()):
             if not lin & bits[j] and call_entry[j] < frontier:
@@ -349,13 +417,33 @@ def _search(
     # there become one, and so do their configurations in the cache. Nothing is cut
     # short (the search still fails at the read that cannot hold, as without it), so a
     # violation is explained the same way.
+    # Pruning "read-horizon" (the kv UNSEEN merge, list-append's unseen list). Soundness:
+    # the model promises that settle(s) and s take every sequence of this component's
+    # steps to the same verdict on each of its reads (model.read_horizon), and settle to
+    # states that settle alike (read-only ops never change the state). So a configuration
+    # (L, settle(s)) has a successful extension exactly when (L, s) has one, and merging
+    # them in the cache loses no linearization. The promise covers the reads that must
+    # happen, nil reads included under the model's nil meaning; an info read (present when
+    # the "noops" pruning is off) may fail where it held before, but it need not happen,
+    # so dropping it from a linearization gives one that holds.
     must_reads = [views[j] for j in range(n) if read_only[j] and must[j]]
-    settle = model.read_horizon(must_reads) if whole_state_reads and must_reads else None
-    # A settled state no read can ever see (model.unseeable) is a dead end while a read
-    # that must happen is still to come: cut there rather than try every order of the
-    # ops in between (2^k configurations for k appends in flight).
-    must_read_mask = sum(bits[j] for j in range(n) if read_only[j] and must[j])
+    settle = None
+    if "read-horizon" in prunings and whole_state_reads and must_reads:
+        settle = model.read_horizon(must_reads)
+    # Pruning "unseeable": a settled state no read can ever see (model.unseeable) is a
+    # dead end while a read that must happen is still to come: cut there rather than try
+    # every order of the ops in between (2^k configurations for k appends in flight).
+    # Soundness: the model promises no read holds in such a state or in any state reached
+    # from it; a pending read that must happen has to be linearized at some later point,
+    # in such a state, so no extension succeeds.
+    # (A no-op read holds everywhere, so only the others count: see model.unseeable.)
+    must_read_mask = sum(
+        bits[j] for j in range(n) if read_only[j] and must[j] and not model.is_noop(views[j])
+    )
+    if "unseeable" not in prunings:
+        must_read_mask = 0
     unseeable = model.unseeable
+    info_unchanged = "info-unchanged" in prunings
 
     state = initial_state
     lin = 0
@@ -365,9 +453,17 @@ def _search(
     # the forced read or -1, op linearized, state before, frontier before)
     stack: list[tuple[list[int], list[int], list[int], int, int, int, Any, int]] = []
     stack_append, stack_pop, cache_add = stack.append, stack.pop, cache.add
-    # Failed configurations by (linearized ops that must happen, state): the sets of info
-    # ops they had used. Having used more info ops in the same situation cannot help.
+    # Pruning "info-dominance": failed configurations by (linearized ops that must happen,
+    # state): the sets of info ops they had used. Having used more info ops in the same
+    # situation cannot help. Soundness: which ops are callable depends only on the
+    # returns still ahead, and info ops have none; so from (M+U', s) with U ⊆ U' the ops
+    # still to place are those of (M+U, s) less U' - U, with the same real-time order
+    # among them and the same state: every extension of the first is one of the second,
+    # which failed (all its extensions were tried or pruned soundly; a cache hit is a
+    # configuration already failed, since the linearized set only grows along a path).
     info_mask = sum(bits[i] for i in range(n) if is_info[i])
+    if "info-dominance" not in prunings:
+        info_mask = 0
     failed_with: dict[tuple[int, Any], list[int]] = {}
     cands: list[int] = []
     rcands: list[int] = []
@@ -399,8 +495,12 @@ def _search(
                 new_state = settle(new_state)
                 if must_read_mask & ~(lin | bits[i]) and unseeable(new_state):
                     continue
-            if is_info[i] and new_state == state:
-                continue  # an info op that changes nothing here need not happen here
+            if is_info[i] and new_state == state and info_unchanged:
+                # Pruning "info-unchanged": an info op that changes nothing here need not
+                # happen here. Soundness: it passes no return, so (L+i, s) has the same
+                # callable ops and state as (L, s), with i no longer available: every
+                # extension of it is an extension of (L, s), which the search is in.
+                continue
             new_lin = lin | bits[i]
             visited = (new_lin, new_state)
             if visited in cache:
@@ -491,6 +591,7 @@ def _search(
         failing=failing,
         partials=partials[:_MAX_PARTIALS],
         states=[state for state, _ in partials],
+        paths=[ops for _, ops in partials],
     )
 
 
@@ -534,6 +635,17 @@ def _symmetry_masks(
     Op j covers op i when both are identical (same f, value, outcome, error), j was
     invoked first, j returns no later (info ops return "at infinity") and their intervals
     overlap (otherwise j is linearized whenever i is callable).
+
+    Pruning "identical-ops". Soundness: identical ops have the same step (a model's step
+    reads f, value, type and error only; "same value" is Clojure's ``=`` through freeze,
+    so ``true`` and ``1`` never share a class). Say the search, in configuration C, would
+    place i next while j, covering i, is pending, and some extension i, y1.., j, z1.. (or
+    with j left out: then j is info, so i is too) succeeds. Exchange i and j (or put j in
+    i's place and leave i out). Every state is the same. Real time still holds: j first
+    is fine since every op of C was placed while j's return was ahead (call < ret_j) and
+    every later op x had ret_x > call_i > call_j (i preceded it); i in j's old place is
+    fine since each op before it was invoked before ret_j <= ret_i, and each op after it
+    already followed i. So trying i while j is pending is moot: the search tries j.
     """
     n = len(operations)
     masks = [0] * n
@@ -541,9 +653,9 @@ def _symmetry_masks(
     for i in sorted(range(n), key=call_entry.__getitem__):
         view = operations[i].view
         try:
-            cls = (view.f, view.value, view.type, view.error)
+            cls = (view.f, view.value, view.type, freeze(view.error))
             hash(cls)
-        except TypeError:
+        except (TypeError, ModelError):
             continue
         members = by_class.setdefault(cls, [])
         ret_i = return_entry[i] if return_entry[i] >= 0 else m + 1
@@ -576,6 +688,10 @@ def check(
     independent: bool | None = None,
     decompose: bool = True,
     all_components: bool = False,
+    nil_read: str | None = None,
+    prunings: Iterable[str] | None = None,
+    started: float | None = None,
+    explain: bool = True,
 ) -> dict[str, Any]:
     """Decide whether ``history`` is linearizable with respect to ``model``.
 
@@ -586,13 +702,28 @@ def check(
     a key-aware model's history whole instead of per component (same verdict, slower).
     Once a component is found invalid the others stop where they are, unless
     ``all_components`` asks for every one to be decided (and explained).
+    ``nil_read`` (``"absent"`` or ``"unknown"``) overrides what a read of nil means to the
+    model (default: the model's own, see :mod:`checker.models.base`). ``prunings`` names
+    the prunings to use (default: all of :data:`PRUNINGS`; ``()`` is the plain Wing & Gong
+    search with Lowe's memoisation). ``time_limit`` counts from ``started`` (a
+    ``time.monotonic()`` reading; default: now), so a caller can count its own reading of
+    the history in the budget. ``explain=False`` leaves ``failures`` out (the verdict only:
+    for callers that check many small histories).
     Raises :class:`~checker.history.HistoryError` for malformed input (two outstanding
     operations on one process, an op the model cannot read); see the module docstring
     for the result.
     """
-    started = time.monotonic()
+    if started is None:
+        started = time.monotonic()
     deadline = None if time_limit is None else started + time_limit
-    the_model = _resolve_model(model)
+    enabled = frozenset(PRUNINGS if prunings is None else prunings)
+    unknown_prunings = enabled - set(PRUNINGS)
+    if unknown_prunings:
+        raise ValueError(
+            f"unknown prunings {sorted(unknown_prunings)}; expected some of {', '.join(PRUNINGS)}"
+        )
+    decompose = decompose and "components" in enabled
+    the_model = _resolve_model(model, nil_read)
     ops = _as_ops(history)
     paired = pair_operations(ops)
     pairs = paired.operations
@@ -610,7 +741,11 @@ def check(
     operations: list[_Operation] = []
     dropped_fail = 0
     dropped_noop = 0
-    for pair in pairs:
+    drop_noops = "noops" in enabled
+    for number, pair in enumerate(pairs):
+        if deadline is not None and number and not number % _CLOCK_EVERY:
+            if time.monotonic() > deadline:
+                return _out_of_time(the_model, started, time_limit, len(pairs))
         key = None
         if independent:
             if not is_pair(pair.invoke.value):
@@ -632,7 +767,13 @@ def check(
                 dropped_fail += 1
                 continue
             must = True
-        if the_model.is_noop(view) or (not must and the_model.read_only(view)):
+        # Pruning "noops": an op that changes nothing and asserts nothing, or that changes
+        # nothing and need not happen (an info read-only op), is left out. Soundness: such
+        # an op holds in every state (model.is_noop) and leaves it as it is, so it can be
+        # put anywhere in its interval, or (info) nowhere: removing it from a
+        # linearization of the rest keeps every state, and adding it back to one of the
+        # rest (at any point of its interval, or not at all) keeps it valid.
+        if drop_noops and (the_model.is_noop(view) or (not must and the_model.read_only(view))):
             dropped_noop += 1  # changes nothing and asserts nothing (or need not happen)
             continue
         operations.append(
@@ -650,11 +791,14 @@ def check(
     result: dict[str, Any] = {
         "valid": True,
         "model": the_model.name,
+        "nil_read": the_model.nil_read,
         "op_count": len(operations),
         "dropped": {"fail": dropped_fail, "noop": dropped_noop},
         "independent": independent,
         "component_count": max(1, len(components)),
     }
+    if enabled != frozenset(PRUNINGS):
+        result["prunings"] = [name for name in PRUNINGS if name in enabled]
     initial = the_model.init(freeze(init))
     searches: list[tuple[Any, list[_Operation], Generator[int, int, _Outcome]]] = []
     start_states: list[Any] = []
@@ -675,6 +819,7 @@ def check(
             deadline,
             max_configs,
             time_limit,
+            enabled,
         )
         next(search)  # to its first pause, before any work
         start_states.append(start_state)
@@ -697,7 +842,7 @@ def check(
     keyed = independent or (the_model.key_aware and decompose)
     for number, ((key, members, _), outcome) in enumerate(zip(searches, outcomes, strict=True)):
         configs += outcome.configs
-        if outcome.valid is False:
+        if outcome.valid is False and explain:
             failures.append(_explain(the_model, key, members, outcome, keyed, start_states[number]))
         elif outcome.valid == UNKNOWN:
             if outcome.error == _SKIPPED:
@@ -721,6 +866,21 @@ def check(
     return result
 
 
+def _out_of_time(
+    model: Model, started: float, time_limit: float | None, op_count: int
+) -> dict[str, Any]:
+    """The result of a check whose time ran out before any component was decided."""
+    return {
+        "valid": UNKNOWN,
+        "model": model.name,
+        "nil_read": model.nil_read,
+        "op_count": op_count,
+        "configs": 0,
+        "seconds": round(time.monotonic() - started, 6),
+        "error": f"time limit of {time_limit} s reached",
+    }
+
+
 def _run_searches(
     searches: list[tuple[Any, list[_Operation], Generator[int, int, _Outcome]]],
     deadline: float | None,
@@ -738,9 +898,16 @@ def _run_searches(
     sizes = [0] * len(searches)
     pending = list(range(len(searches)))
     slice_steps = _FIRST_SLICE
+    out_of_time = False
     while pending:
         still: list[int] = []
-        for number in pending:
+        for place, number in enumerate(pending):
+            # The time limit bounds the whole round too: with many components, a round
+            # of small slices can itself take long.
+            if deadline is not None and time.monotonic() > deadline:
+                still.extend(pending[place:])
+                out_of_time = True
+                break
             try:
                 sizes[number] = searches[number][2].send(slice_steps)
             except StopIteration as stop:
@@ -755,7 +922,7 @@ def _run_searches(
             reason = _SKIPPED
         elif sum(sizes[number] for number in pending) > max_configs:
             reason = f"memory limit of {max_configs} configurations reached"
-        elif deadline is not None and time.monotonic() > deadline:
+        elif out_of_time or (deadline is not None and time.monotonic() > deadline):
             reason = f"time limit of {time_limit} s reached"
         if reason is not None:
             for number in pending:
@@ -858,6 +1025,22 @@ def _replay(
     return [step for step in steps if step]
 
 
+def _replay_state(model: Model, members: list[_Operation], ops: list[int], start: Any) -> Any:
+    state = start
+    for i in ops:
+        state = model.step(state, members[i].view)
+        if state is None:
+            return None
+    return state
+
+
+def _step_reason(model: Model, state: Any, view: Op) -> str | None:
+    try:
+        return model.step_reason(state, view)
+    except Exception as error:  # noqa: BLE001 - an explanation never breaks a verdict
+        return f"(the model could not say why: {type(error).__name__}: {error})"
+
+
 def _explain(
     model: Model,
     key: Any,
@@ -889,6 +1072,22 @@ def _explain(
         return explanation
     bad = members[failing]
     explanation["op"] = _op_record(bad)
+    # Why the culprit cannot be linearized in each state the model could be in (the
+    # model's step_reason, Knossos' "inconsistent" message), aligned with "states".
+    # The state given to step_reason is the one the path reaches by the model's own steps
+    # (before read_horizon's settle forgot what no read sees), so the reason names the
+    # value itself: "the key holds "x"", not "a string no get can see".
+    reasons = []
+    for number, state in enumerate(outcome.states):
+        if number < _MAX_PARTIALS and number < len(outcome.paths):
+            replayed = _replay_state(model, members, outcome.paths[number], start_state)
+            if replayed is not None:
+                state = replayed
+        reasons.append(_step_reason(model, state, bad.view))
+    explanation["reasons"] = reasons
+    first = next((reason for reason in reasons if reason), None)
+    if first is not None:
+        explanation["reason"] = first
     end = bad.ret if bad.ret is not None else bad.call
     concurrent = [
         op

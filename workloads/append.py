@@ -32,6 +32,9 @@ class ListAppendModel(Model):
     tuples first, so `step` sees the inner values (an element for an append, the whole
     list, frozen to a tuple, for an ok read). States are tuples, hashable for Lowe's
     memoisation. A read whose result is unknown (failed, timed out) constrains nothing.
+    A read of nil means what ``nil_read`` says: ``"absent"`` (the workload checks with
+    it: raftnode returns nil for an absent key) reads the empty list, ``"unknown"``
+    (Knossos') constrains nothing.
     """
 
     name = "list-append"
@@ -41,6 +44,10 @@ class ListAppendModel(Model):
         return tuple(freeze(value)) if value else ()
 
     def step(self, state: tuple[Any, ...] | _Unseen, op: Op) -> tuple[Any, ...] | _Unseen | None:
+        if op.f == "read" and op.value is None:
+            if not self.nil_absent:
+                return state  # an unknown result: constrains nothing
+            return state if state == () else None  # nil: the key is absent, the list empty
         if state is UNSEEN_LIST:  # a list no read can ever see, whatever is appended
             return state if op.f == "append" else None
         if op.f == "append":
@@ -49,7 +56,7 @@ class ListAppendModel(Model):
         return state if op.value == state else None
 
     def is_noop(self, op: Op) -> bool:
-        return op.f == "read" and op.value is None
+        return op.f == "read" and op.value is None and not self.nil_absent
 
     # The search's pruning hooks (checker.models.base.Model), as for the kv model: with
     # many appends in flight at once (a leader failover), the orders that no later read
@@ -59,13 +66,17 @@ class ListAppendModel(Model):
         return op.f == "read"
 
     def accepting_states(self, op: Op) -> tuple[Any, ...] | None:
-        return None if op.value is None else (op.value,)
+        if op.value is None:
+            return ((),) if self.nil_absent else None
+        return (op.value,)
 
     def read_horizon(self, reads: list[Op]) -> Callable[[Any], Any] | None:
         """A list that is a prefix of no read's list is :data:`UNSEEN_LIST`: appends only
         extend it, so no read can ever accept it or what follows; all such lists (every
         order of appends the reads contradict) make one state."""
         seen = [op.value for op in reads if isinstance(op.value, tuple)]
+        if self.nil_absent and any(op.value is None for op in reads):
+            seen.append(())  # a nil read sees the empty list
         prefixes = {read[:length] for read in seen for length in range(len(read) + 1)}
 
         def settle(state: Any) -> Any:
@@ -157,7 +168,7 @@ class AppendWorkload:
 
             result = check_linearizable(
                 client_ops(history),
-                ListAppendModel(),
+                ListAppendModel(nil_read="absent"),  # raftnode: nil only for an absent key
                 init=None,
                 time_limit=time_limit,
                 independent=True,

@@ -11,7 +11,9 @@ process draws any of the ``active_keys`` keys at random, which keeps the concurr
 key at about concurrency / active_keys and needs no coordination between workers.
 
 Checked per key as a linearizable cas-register (Knossos' model; initial value None, an
-absent key): `checker.linearizable.check` with ``MODELS["cas-register"]``.
+absent key): `checker.linearizable.check` with ``MODELS["cas-register"]`` and
+``nil_read="absent"``: raftnode's get returns nil only for an absent key, so a read of
+nil asserts the key holds nothing (a stale read of a fresh key is caught).
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class RegisterWorkload:
                 init=None,
                 time_limit=time_limit,
                 independent=True,
+                nil_read="absent",
             )
         except Exception as error:  # conventions §2: a raising checker is "unknown"
             result = checker_failed("linearizable", error)

@@ -10,7 +10,15 @@ search from an invoke and its completion: ``type`` is ``"ok"``, ``"info"`` (may 
 not have happened) or ``"fail"`` (only for failures the model observes, see
 :meth:`Model.observes_failure`); ``value`` is the completion's value for ``ok`` (falling
 back to the invoke's when the completion carries none) and the invoke's otherwise, frozen
-by :func:`freeze` (lists become tuples, maps :class:`FrozenMap`).
+by :func:`freeze` (lists become tuples, maps :class:`FrozenMap`, booleans and floats
+:class:`checker.values.Typed`: values compare as Clojure's ``=``, so ``true``, ``1`` and
+``1.0`` are three values).
+
+A read that returned nil means one of two things, the model's ``nil_read``: ``"absent"``
+(the register or key holds nothing: raftnode's ``get`` of an absent key, Porcupine's etcd
+and kv models) or ``"unknown"`` (Knossos: the result is unknown and constrains nothing).
+Each model has a default (Knossos' models ``"unknown"``, ``etcd`` ``"absent"``); a model
+is built with another by ``Model(nil_read=...)``.
 """
 
 from __future__ import annotations
@@ -19,6 +27,13 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from checker.op import Op
+from checker.values import freeze as freeze  # re-exported: the models freeze with it
+from checker.values import show, thaw
+
+# What a read that returned nil means (``Model.nil_read``).
+NIL_ABSENT = "absent"  # the register / key holds nothing: the read constrains the state
+NIL_UNKNOWN = "unknown"  # Knossos: the read's result is unknown, it constrains nothing
+NIL_READS = (NIL_ABSENT, NIL_UNKNOWN)
 
 
 class ModelError(ValueError):
@@ -105,50 +120,6 @@ class FrozenMap(Mapping[Any, Any]):
         return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in self._items.items()) + "}"
 
 
-_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
-
-
-def freeze(value: Any) -> Any:
-    """A hashable copy of a history value: lists → tuples, maps → FrozenMap, sets → frozenset."""
-    kind = type(value)
-    if kind in _PLAIN_TYPES:
-        return value
-    if (kind is list or kind is tuple) and all(type(v) in _PLAIN_TYPES for v in value):
-        return tuple(value)  # the common [key, value] pair: nothing inside to freeze
-    if value is None or isinstance(value, str | int | float | bool | tuple | FrozenMap | frozenset):
-        if isinstance(value, tuple):
-            return tuple(freeze(v) for v in value)
-        return value
-    if isinstance(value, list):
-        return tuple(freeze(v) for v in value)
-    if isinstance(value, Mapping):
-        return FrozenMap((freeze(k), freeze(v)) for k, v in value.items())
-    if isinstance(value, set):
-        return frozenset(freeze(v) for v in value)
-    if isinstance(value, Hashable):
-        return value
-    raise ModelError(f"expected a value made of numbers, strings, lists and maps, got {value!r}")
-
-
-def thaw(value: Any) -> Any:
-    """JSON-friendly data for a frozen value or a state (the inverse of :func:`freeze`)."""
-    if value is NIL:
-        return None
-    if isinstance(value, tuple | list):
-        return [thaw(v) for v in value]
-    if isinstance(value, FrozenMap | dict):
-        if all(isinstance(k, str | int) and not isinstance(k, bool) for k in value):
-            return {k: thaw(v) for k, v in value.items()}
-        return [[thaw(k), thaw(v)] for k, v in value.items()]
-    if isinstance(value, frozenset | set):
-        items = [thaw(v) for v in value]
-        try:
-            return sorted(items)
-        except TypeError:
-            return sorted(items, key=repr)
-    return value
-
-
 def nil_to_none(state: Any) -> Any:
     return None if state is NIL else state
 
@@ -169,12 +140,37 @@ class Model:
     # Key-aware models (kv, multi-register) say which keys each op touches, so that the
     # search can split a history into independent components (P-compositionality).
     key_aware: ClassVar[bool] = False
+    # What a nil read means unless the model is built with another (see the module doc).
+    default_nil_read: ClassVar[str] = NIL_UNKNOWN
+
+    def __init__(self, nil_read: str | None = None) -> None:
+        if nil_read is None:
+            nil_read = self.default_nil_read
+        if nil_read not in NIL_READS:
+            raise ModelError(f"nil_read must be one of {', '.join(NIL_READS)}, got {nil_read!r}")
+        self.nil_read = nil_read
+
+    @property
+    def nil_absent(self) -> bool:
+        """A nil read asserts that the register / key holds nothing."""
+        return self.nil_read == NIL_ABSENT
 
     def init(self, value: Any = None) -> Hashable:
         raise NotImplementedError
 
     def step(self, state: Any, op: Op) -> Any:
         raise NotImplementedError
+
+    def step_reason(self, state: Any, op: Op) -> str | None:
+        """Why ``op`` cannot happen in ``state`` (None when it can): Knossos' ``inconsistent``.
+
+        Only asked when a violation is explained, never by the search. Models say it in
+        their own words ("read 1 but the register holds true"); this default names the op
+        and the state.
+        """
+        if self.step(state, op) is not None:
+            return None
+        return f"{op.f} {show(op.value)} cannot happen in state {show(self.describe(state))}"
 
     def validate(self, op: Op) -> None:
         """Raise :class:`ModelError` when the model cannot read ``op``."""
@@ -233,8 +229,9 @@ class Model:
         return None
 
     def unseeable(self, state: Any) -> bool:
-        """True when no read-only op can hold in ``state`` or in any state reached from it
-        (a state ``read_horizon``'s settle made: a list no read starts with, say).
+        """True when no read-only op that is not a no-op (:meth:`is_noop`) can hold in
+        ``state`` or in any state reached from it (a state ``read_horizon``'s settle made:
+        a list no read starts with, say).
 
         The search then gives up a configuration in such a state while a read that must
         happen is still to come: it could never be linearized. False (the default): not
@@ -263,7 +260,7 @@ class Model:
         return thaw(state)
 
     def __repr__(self) -> str:
-        return f"<model {self.name}>"
+        return f"<model {self.name} nil={self.nil_read}>"
 
 
 def is_pair(value: Any) -> bool:

@@ -1,15 +1,18 @@
 """Knossos' ``cas-register``: read, write and compare-and-set ``cas [expected new]``.
 
 A cas takes effect only when the register holds ``expected`` (nil compares equal to an
-empty register); a read of nil constrains nothing. Failed operations are dropped by the
-search, so a cas that failed asserts nothing here (the ``etcd`` model differs).
+empty register). A read of nil means what the model's ``nil_read`` says: ``"unknown"``
+(Knossos, the default) constrains nothing; ``"absent"`` (raftlab's own histories, where
+a get of an absent key returns nil) asserts the register holds nothing. Failed operations
+are dropped by the search, so a cas that failed asserts nothing here (the ``etcd`` model
+differs).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from checker.models.base import Model, ModelError, freeze, is_pair, none_to_nil
+from checker.models.base import NIL, Model, ModelError, freeze, is_pair, none_to_nil, show
 from checker.op import Op
 
 
@@ -24,9 +27,11 @@ class CasRegisterModel(Model):
         f = op.f
         value = op.value
         if f == "read":
-            if value is None or value == state:
-                return state
-            return None
+            if value is None:
+                if state is NIL or not self.nil_absent:
+                    return state
+                return None
+            return state if value == state else None
         if f == "write":
             return none_to_nil(value)
         expected, new = value
@@ -34,8 +39,16 @@ class CasRegisterModel(Model):
             return none_to_nil(new)
         return None
 
+    def step_reason(self, state: Any, op: Op) -> str | None:
+        if self.step(state, op) is not None:
+            return None
+        if op.f == "read":
+            return f"read {show(op.value)} but the register holds {show(state)}"
+        expected, new = op.value
+        return f"cas from {show(expected)} to {show(new)} but the register holds {show(state)}"
+
     def is_noop(self, op: Op) -> bool:
-        return op.f == "read" and op.value is None
+        return op.f == "read" and op.value is None and not self.nil_absent
 
     def validate(self, op: Op) -> None:
         super().validate(op)
@@ -48,7 +61,9 @@ class CasRegisterModel(Model):
         return op.f == "read"
 
     def accepting_states(self, op: Op) -> tuple[Any, ...] | None:
-        return None if op.value is None else (op.value,)
+        if op.value is None:
+            return (NIL,) if self.nil_absent else None
+        return (op.value,)
 
     def blind(self, op: Op) -> bool:
         return op.f == "write"

@@ -2,8 +2,10 @@
 
 Ops carry ``value`` ``[key, v]`` (Jepsen's independent tuple): ``put [k v]`` binds ``k``,
 ``append [k v]`` appends ``v`` to ``k`` (strings concatenate; any other value is appended
-to a list), ``get [k v]`` must see ``v``. An absent key reads as ``""`` (or an empty list);
-a get whose value is nil constrains nothing. Keys are independent: the search checks each
+to a list), ``get [k v]`` must see ``v``. An absent key reads as ``""`` (or an empty list).
+A get whose value is nil means what ``nil_read`` says: ``"unknown"`` (the default)
+constrains nothing; ``"absent"`` asserts the key holds nothing (raftnode's ``get``).
+Values compare as Clojure's ``=`` (``true``, ``1`` and ``1.0`` differ). Keys are independent: the search checks each
 key apart (P-compositionality), and checking the whole map gives the same verdict.
 
 For the search, a key's string value that no get of the key starts with is
@@ -27,6 +29,7 @@ from checker.models.base import (
     items_get,
     items_restrict,
     items_set,
+    show,
     thaw,
 )
 from checker.op import Op
@@ -70,12 +73,12 @@ class KVModel(Model):
             current = items_get(state, key)
         if current is UNSEEN:  # a string no get of the key can ever see again
             if f == "get":
-                return state if value is None else None
+                return state if value is None and not self.nil_absent else None
             if f == "append":
                 return state if isinstance(value, str) else None
         if f == "get":
             if value is None:
-                return state
+                return state if current is None or not self.nil_absent else None
             if current is None:
                 return state if value in _ABSENT_READS else None
             return state if current == value else None
@@ -93,6 +96,16 @@ class KVModel(Model):
             return ((key, new),)
         return items_set(state, key, new)
 
+    def step_reason(self, state: Items, op: Op) -> str | None:
+        if self.step(state, op) is not None:
+            return None
+        key, value = op.value
+        current = items_get(state, key)
+        held = "a string no get can see" if current is UNSEEN else show(current)
+        if op.f == "get":
+            return f"get of key {show(key)} saw {show(value)} but the key holds {held}"
+        return f"append of {show(value)} to key {show(key)}, which holds {held}"
+
     def validate(self, op: Op) -> None:
         super().validate(op)
         if not is_pair(op.value):
@@ -101,7 +114,7 @@ class KVModel(Model):
             )
 
     def is_noop(self, op: Op) -> bool:
-        return op.f == "get" and op.value[1] is None
+        return op.f == "get" and op.value[1] is None and not self.nil_absent
 
     def keys(self, op: Op) -> tuple[Any, ...]:
         return (op.value[0],)
@@ -118,7 +131,7 @@ class KVModel(Model):
     def accepting_states(self, op: Op) -> tuple[Any, ...] | None:
         key, value = op.value
         if value is None:
-            return None
+            return ((),) if self.nil_absent else None
         if value in _ABSENT_READS:
             return ((), ((key, value),))
         return (((key, value),),)

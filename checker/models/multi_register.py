@@ -1,8 +1,9 @@
 """Knossos' ``multi-register``: registers by key, read and written in transactions.
 
 An op is ``f: "txn"`` with ``value`` ``[[read k v] [write k v] ...]`` (Elle's ``r``/``w``
-are accepted too), applied in order: a write binds ``k``, a read must see ``v`` unless
-``v`` is nil (which constrains nothing). The initial value is a map ``{k: v}`` or nil (all
+are accepted too), applied in order: a write binds ``k``, a read must see ``v``. A read
+of nil means what ``nil_read`` says: ``"unknown"`` (Knossos, the default) constrains
+nothing, ``"absent"`` says the register holds nothing (never written, or written nil). The initial value is a map ``{k: v}`` or nil (all
 keys nil). Keys touched together are checked together; keys never touched together are
 independent (the search splits them into components).
 """
@@ -22,6 +23,7 @@ from checker.models.base import (
     items_get,
     items_restrict,
     items_set,
+    show,
     thaw,
 )
 from checker.op import Op
@@ -43,13 +45,25 @@ class MultiRegisterModel(Model):
         return items_from((freeze(k), freeze(v)) for k, v in value.items())
 
     def step(self, state: Items, op: Op) -> Items | None:
+        absent = self.nil_absent
         for micro_f, key, value in op.value:
             if micro_f in _READS:
-                if value is not None and items_get(state, key) != value:
+                if (value is not None or absent) and items_get(state, key) != value:
                     return None
             else:
                 state = items_set(state, key, value)
         return state
+
+    def step_reason(self, state: Items, op: Op) -> str | None:
+        absent = self.nil_absent
+        for micro_f, key, value in op.value:
+            if micro_f in _READS:
+                held = items_get(state, key)
+                if (value is not None or absent) and held != value:
+                    return f"read {show(key)} = {show(value)} but {show(key)} holds {show(held)}"
+            else:
+                state = items_set(state, key, value)
+        return None
 
     def validate(self, op: Op) -> None:
         super().validate(op)
@@ -69,6 +83,8 @@ class MultiRegisterModel(Model):
                 )
 
     def is_noop(self, op: Op) -> bool:
+        if self.nil_absent:
+            return False
         return all(micro[0] in _READS and micro[2] is None for micro in op.value)
 
     def keys(self, op: Op) -> tuple[Any, ...]:
