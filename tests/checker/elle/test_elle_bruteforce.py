@@ -202,7 +202,7 @@ def test_the_searches_meet_both_verdicts() -> None:
 # --------------------------------------------------------------------------- serial stores
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     st.integers(0, 2**32 - 1),
     st.integers(1, 12),
@@ -213,7 +213,7 @@ def test_atomic_store_histories_are_strict_serializable(
     seed: int, clients: int, keys: int, read_fraction: float
 ) -> None:
     ops = list_append_history(
-        300,
+        200,
         seed=seed,
         clients=clients,
         key_count=keys,
