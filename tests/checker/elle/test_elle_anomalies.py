@@ -438,3 +438,31 @@ def test_no_process_edge_leaves_an_info_txn() -> None:
     result = check(history, "list-append", process=True, realtime=False)
     assert result["valid"] is True
     assert result["anomaly-types"] == []
+
+
+def test_elle_paper_example_is_g_single(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The history of Elle's paper (jepsen-io/elle, histories/paper-example.edn), with the
+    process and f each op needs added: Elle finds G-single there."""
+    from checker.history import read_edn
+
+    lines = [
+        "[[:append 253 1] [:append 253 3] [:append 253 4] [:append 255 2] [:append 255 3] "
+        "[:append 255 4] [:append 255 5] [:append 256 1] [:append 256 2]]",
+        "[[:append 255 8] [:r 253 [1 3 4]]]",
+        "[[:append 256 4] [:r 255 [2 3 4 5 8]] [:r 256 [1 2 4]] [:r 253 [1 3 4]]]",
+        "[[:append 250 10] [:r 253 [1 3 4]] [:r 255 [2 3 4 5]] [:append 256 3]]",
+    ]
+    text = ""
+    for i, value in enumerate(lines):
+        invoke = value.replace("[1 3 4]", "nil").replace("[2 3 4 5 8]", "nil")
+        invoke = invoke.replace("[1 2 4]", "nil").replace("[2 3 4 5]", "nil")
+        text += f"{{:index {2 * i} :type :invoke :process {i} :f :txn :value {invoke}}}\n"
+        text += f"{{:index {2 * i + 1} :type :ok :process {i} :f :txn :value {value}}}\n"
+    path = tmp_path / "paper-example.edn"
+    path.write_text(text)
+    result = check(read_edn(path), "list-append", consistency_model="serializable")
+    assert result["valid"] is False
+    assert result["anomaly-types"] == ["G-single"]
+    cycle, kinds = cycle_of(result, "G-single")
+    assert_rotation(cycle, ["T7", "T3", "T5"])
+    assert kinds[cycle.index("T7")] == "rw"
