@@ -239,7 +239,7 @@ def node_command(
 
 # --- raftlab kv ---------------------------------------------------------------------
 
-KV_ARITY = {"get": 1, "put": 2, "cas": 3, "append": 2, "delete": 1}
+KV_ARITY = {"get": 1, "put": 2, "cas": 3, "append": 2, "delete": 1, "txn": 1}
 
 
 @click.command("kv")
@@ -265,8 +265,10 @@ def kv_command(
     args: tuple[str, ...],
 ) -> None:
     """One operation: get KEY | put KEY VALUE | cas KEY FROM TO | append KEY VALUE |
-    delete KEY. Values are JSON when they parse as JSON, else strings. Prints one JSON
-    object; exits 0 ok, 1 definite failure, 2 unknown outcome."""
+    delete KEY | txn MICRO-OPS. Values are JSON when they parse as JSON, else strings;
+    a txn is a JSON list of micro-ops, e.g. '[["append","x",1],["r","y",null]]', applied
+    atomically (the reply fills the reads). Prints one JSON object; exits 0 ok, 1
+    definite failure, 2 unknown outcome."""
     nodes = _cluster_option(cluster)
     if len(args) != KV_ARITY[op]:
         usage = {
@@ -275,24 +277,30 @@ def kv_command(
             "cas": "cas KEY FROM TO",
             "append": "append KEY VALUE",
             "delete": "delete KEY",
+            "txn": "txn '[[\"append\",\"x\",1],[\"r\",\"y\",null]]'",
         }[op]
         raise click.UsageError(f"expected: raftlab kv --cluster ... {usage}")
     if not (timeout > 0 and math.isfinite(timeout)):
         raise click.UsageError("--timeout must be a positive number of seconds")
     key = args[0]
     values = [parse_value(text) for text in args[1:]]
+    if op == "txn":
+        key, values = None, [_txn_argument(args[0])]
 
     async def run() -> tuple[int, dict[str, Any]]:
         async with RaftClient(nodes, client_id, timeout=timeout, cluster_id=cluster_id) as client:
             try:
-                value = await getattr(client, op)(key, *values)
+                call = getattr(client, op)
+                value = await (call(*values) if op == "txn" else call(key, *values))
             except ClientError as error:
                 result = {"op": op, "key": key, **error.to_dict()}
+                if op == "txn":
+                    del result["key"]
                 return (EXIT_DEFINITE if error.definite else EXIT_UNKNOWN), result
             return EXIT_OK, {
                 "ok": True,
                 "op": op,
-                "key": key,
+                **({} if op == "txn" else {"key": key}),
                 "value": value,
                 "node": client.last_node,
             }
@@ -300,6 +308,20 @@ def kv_command(
     code, result = trio.run(run)
     _echo_json(result)
     sys.exit(code)
+
+
+def _txn_argument(text: str) -> list[Any]:
+    """The micro-ops of ``raftlab kv txn``: a JSON list of [f, key, value] lists."""
+    try:
+        ops = json.loads(text)
+    except ValueError as error:
+        raise click.UsageError(f"txn: the micro-ops must be JSON ({error})") from None
+    from raftnode.kv import validate_txn_ops
+
+    try:
+        return validate_txn_ops(ops)
+    except ValueError as error:
+        raise click.UsageError(f"txn: {error}") from None
 
 
 # --- raftlab status -----------------------------------------------------------------

@@ -50,7 +50,7 @@ from raftnode.wire import (
 )
 
 DEFAULT_CLUSTER_ID = "raftlab"
-WRITE_OPS = frozenset({"put", "cas", "append", "delete", "transfer"})
+WRITE_OPS = frozenset({"put", "cas", "append", "delete", "transfer", "txn"})
 DEFINITE_CODES = frozenset(
     {
         "not_leader",
@@ -319,6 +319,19 @@ class RaftClient:
 
     async def mget(self, keys: list[Any]) -> Any:
         return await self.request("mget", keys=list(keys))
+
+    async def txn(self, ops: list[Any], *, read_index: bool = False) -> Any:
+        """One transaction of micro-ops (``["append", k, v]``, ``["w", k, v]``,
+        ``["r", k, None]``), applied atomically as one log command with this client's
+        session; returns the micro-ops with the reads filled. With ``read_index`` a
+        read-only txn goes without a session and is answered by ReadIndex (no log entry);
+        by default every txn takes a session seq, so that a process's k-th txn is its
+        k-th write (the acknowledged-writes checker relies on it)."""
+        mops = [list(mop) if isinstance(mop, list | tuple) else mop for mop in ops]
+        if read_index and all(isinstance(m, list) and m[:1] == ["r"] for m in mops):
+            frame = {"type": "request", "op": "txn", "ops": mops}
+            return await self._attempt_until_answered(frame, is_write=False)
+        return await self.request("txn", ops=mops)
 
     async def status(self, node_id: str, timeout: float | None = None) -> dict[str, Any]:
         """One node's status map (raises ClientError ``unavailable``/``timeout``)."""

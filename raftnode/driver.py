@@ -60,6 +60,7 @@ from typing import Any, Protocol
 import trio
 
 from raftnode.core import NotLeader, RaftCore, Ready
+from raftnode.kv import STALE_READS_BUG, TXN_OP, is_txn_read, with_reads_at_proposal
 from raftnode.messages import (
     Entry,
     EntryKind,
@@ -257,9 +258,14 @@ class NodeDriver:
             on_done(OutcomeUnknownError("node stopping"))
             return
         op = request.get("op")
-        if op in WRITE_OPS:
+        txn_read = is_txn_read(request)  # a read-only txn without a session (raftnode/kv.py)
+        if op in WRITE_OPS or (op == TXN_OP and not txn_read):
+            if op == TXN_OP and STALE_READS_BUG in self.bugs:
+                # Teaching bug: the txn's reads are taken now, on this leader's applied
+                # state, while its writes apply at commit (raftnode/kv.py).
+                request = with_reads_at_proposal(self.state_machine, request)
             self._propose(request, self._new_request(on_done))
-        elif op in READ_OPS:
+        elif op in READ_OPS or txn_read:
             if "stale-local-reads" in self.bugs:
                 # Teaching bug (etcd #741): answer from whatever this replica has applied,
                 # without confirming leadership or waiting for the commit index.

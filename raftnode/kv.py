@@ -13,7 +13,19 @@ append     key, value                     the new list    malformed (current val
 delete     key                            None            -
 transfer   from_key, to_key, amount       None            insufficient_funds
 mget       keys                           {key: value}    -
+txn        ops (micro-ops, below)         the micro-ops,  malformed (bad shape, too many micro-ops,
+                                          reads filled    an append to a key holding a non-list)
 =========  =============================  ==============  ==========================================
+
+Transactions (Jepsen's/Elle's shape): ``ops`` is a list of 1 to ``MAX_TXN_MOPS`` micro-ops
+``["append", k, v]``, ``["w", k, v]`` and ``["r", k, null]``, applied atomically, in order,
+as one log command: either every micro-op takes effect or (``malformed``) none does. The
+reply is the micro-ops with each read filled in (``["r", k, [1, 2]]``; an absent key reads
+``None``). A read sees the txn's own earlier writes (Elle's internal consistency: a read
+after an append of 3 in the same txn ends in 3). A txn with any write is a write (session,
+dedup); a read-only txn sent without a session is a read (ReadIndex, ``query``). Reads of
+one txn are never split from its writes, so a serial order of whole txns explains every
+reply (strict serializability, given the log order is the real-time order).
 
 Keys are strings, integers or bytes (as the wire accepts them: Jepsen's keyed workloads
 use integers). Values are msgpack data (None, bool, int, float, str, bytes, lists, maps
@@ -37,6 +49,13 @@ A malformed command returns ``{"ok": False, "error": "malformed"}``; ``apply`` n
 because a command that crashed one replica would crash them all.
 
 Teaching bug ``no-dedup``: sessions are ignored, so a retried write is applied twice.
+
+Teaching bug ``txn-stale-reads``: the leader evaluates a txn's reads on its applied state
+when it *proposes* the txn (``with_reads_at_proposal``), and the command carries those
+values; the KV answers the reads with them while it applies the writes at commit, on the
+state then. Durability is intact (no acknowledged write is lost), isolation is not: writes
+committed between proposal and commit are invisible to the reads, so a txn can read x and
+append to it without the appends in between (lost update, G-single).
 """
 
 from __future__ import annotations
@@ -49,7 +68,11 @@ import msgpack
 
 READ_OPS = frozenset({"get", "mget"})
 WRITE_OPS = frozenset({"put", "cas", "append", "delete", "transfer"})
-OPS = READ_OPS | WRITE_OPS
+TXN_OP = "txn"
+OPS = READ_OPS | WRITE_OPS | {TXN_OP}
+TXN_MOPS = frozenset({"r", "append", "w"})
+MAX_TXN_MOPS = 256  # micro-ops per txn: a bound on one entry's work, well above Elle's 1-4
+STALE_READS_BUG = "txn-stale-reads"
 
 SNAPSHOT_FORMAT = "raftlab-kv/1"
 MAX_VALUE_DEPTH = 32
@@ -120,6 +143,58 @@ def same_value(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def validate_txn_ops(ops: Any) -> list[list[Any]]:
+    """The micro-ops of a txn as lists ``[f, key, value]``; raises MalformedCommand (a
+    ValueError) naming what is wrong. Reads must carry ``None`` (the reply fills them)."""
+    if not isinstance(ops, list | tuple):
+        raise MalformedCommand("a txn's ops must be a list of micro-ops")
+    if not 1 <= len(ops) <= MAX_TXN_MOPS:
+        raise MalformedCommand(f"a txn has 1 to {MAX_TXN_MOPS} micro-ops, got {len(ops)}")
+    mops: list[list[Any]] = []
+    for position, mop in enumerate(ops):
+        if not isinstance(mop, list | tuple) or len(mop) != 3:
+            raise MalformedCommand(f"micro-op {position}: expected [f, key, value]")
+        f, key, value = mop
+        if f not in TXN_MOPS:
+            raise MalformedCommand(f"micro-op {position}: f must be r, append or w")
+        if not _is_key(key):
+            raise MalformedCommand(f"micro-op {position}: a key is a string, integer or bytes")
+        if f == "r" and value is not None:
+            raise MalformedCommand(f"micro-op {position}: a read's value must be null")
+        if f != "r" and not _valid_value(value):
+            raise MalformedCommand(f"micro-op {position}: not a storable value")
+        mops.append([f, key, value])
+    return mops
+
+
+def txn_has_writes(ops: Any) -> bool:
+    """Whether a (validated) txn writes: then it is a log command with a session."""
+    return any(mop[0] != "r" for mop in ops)
+
+
+def is_txn_read(request: dict[str, Any]) -> bool:
+    """A read-only txn sent without a session: answered as a read (ReadIndex)."""
+    if request.get("op") != TXN_OP or "client" in request:
+        return False
+    ops = request.get("ops")
+    return isinstance(ops, list) and not any(
+        isinstance(mop, list | tuple) and mop[:1] != ["r"] and mop[:1] != ("r",) for mop in ops
+    )
+
+
+def with_reads_at_proposal(state_machine: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """Teaching bug ``txn-stale-reads`` (module doc): the txn command, carrying the values
+    its reads have on ``state_machine`` now. Unchanged when the txn is malformed or the
+    state machine is not this KV."""
+    reads_now = getattr(state_machine, "txn_reads_now", None)
+    if reads_now is None:
+        return request
+    try:
+        return {**request, "reads_at_proposal": reads_now(request.get("ops"))}
+    except Exception:  # a malformed txn: the KV refuses it at apply
+        return request
+
+
 def _ok(value: Any = None) -> dict[str, Any]:
     return {"ok": True, "value": value}
 
@@ -167,7 +242,12 @@ class KVStateMachine:
 
     def query(self, request: dict[str, Any]) -> dict[str, Any]:
         try:
-            if not isinstance(request, dict) or request.get("op") not in READ_OPS:
+            if not isinstance(request, dict):
+                return dict(MALFORMED)
+            if request.get("op") == TXN_OP:
+                ops = validate_txn_ops(request.get("ops"))
+                return dict(MALFORMED) if txn_has_writes(ops) else self._txn(ops, None)
+            if request.get("op") not in READ_OPS:
                 return dict(MALFORMED)
             return self._read(request)
         except Exception:
@@ -231,6 +311,14 @@ class KVStateMachine:
     def __len__(self) -> int:
         return len(self._data)
 
+    def txn_reads_now(self, ops: Any) -> list[Any]:
+        """The values the txn's reads would see on the state applied now, the txn's own
+        earlier writes included; changes nothing (the ``txn-stale-reads`` bug's hook)."""
+        reply = self._txn(validate_txn_ops(ops), None, dry_run=True)
+        if not reply.get("ok"):
+            raise MalformedCommand("the txn cannot apply on this state")
+        return [mop[2] for mop in reply["value"] if mop[0] == "r"]
+
     # -- commands
 
     def _expire_sessions(self, index: int) -> None:
@@ -248,6 +336,10 @@ class KVStateMachine:
             return dict(MALFORMED)
         if op in READ_OPS:
             return self._read(command)  # a read through the log: no session needed
+        if op == TXN_OP and "client" not in command and not txn_has_writes(
+            validate_txn_ops(command.get("ops"))
+        ):
+            return self._write(op, command)  # a sessionless read-only txn: a read
         client, seq = command.get("client"), command.get("seq")
         if client is None and seq is None:
             return self._write(op, command)
@@ -288,6 +380,11 @@ class KVStateMachine:
         data = self._data
         if op == "transfer":
             return self._transfer(command)
+        if op == TXN_OP:
+            stale = command.get("reads_at_proposal") if STALE_READS_BUG in self.bugs else None
+            if stale is not None and not isinstance(stale, list):
+                return dict(MALFORMED)
+            return self._txn(validate_txn_ops(command.get("ops")), stale)
         key = command.get("key")
         if not _is_key(key):
             return dict(MALFORMED)
@@ -340,3 +437,36 @@ class KVStateMachine:
             data[source] = source_balance - amount
             data[target] = target_balance + amount
         return _ok()
+
+    def _txn(
+        self, ops: list[list[Any]], stale_reads: list[Any] | None, *, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Apply validated micro-ops atomically: writes go to an overlay that replaces the
+        stored values only once every micro-op succeeded, and reads look in the overlay
+        first (a txn sees its own writes). With ``stale_reads`` (the teaching bug) the
+        reads answer those values in order instead; the writes still apply to the state
+        as it is now."""
+        data = self._data
+        overlay: dict[Any, Any] = {}
+        done: list[list[Any]] = []
+        reads = iter(stale_reads) if stale_reads is not None else None
+        for f, key, value in ops:
+            current = overlay[key] if key in overlay else data.get(key)
+            if f == "r":
+                if reads is not None:
+                    current = next(reads, None)
+                done.append(["r", key, current])
+            elif f == "w":
+                overlay[key] = value
+                done.append(["w", key, value])
+            else:
+                if current is None:
+                    current = []
+                if not isinstance(current, list):
+                    return dict(MALFORMED)  # nothing applied: the overlay is dropped
+                # A new list: never mutate a stored one (a cached reply may hold it).
+                overlay[key] = [*current, value]
+                done.append(["append", key, value])
+        if not dry_run:
+            data.update(overlay)
+        return _ok(done)

@@ -41,6 +41,7 @@ from raftnode.driver import (
     NotLeaderError,
     OutcomeUnknownError,
 )
+from raftnode.kv import TXN_OP, txn_has_writes, validate_txn_ops
 from raftnode.messages import Message, MessageError, message_from_wire, message_to_wire
 from raftnode.wire import (
     DEFAULT_MAX_FRAME_BYTES,
@@ -141,7 +142,7 @@ def validate_request(frame: dict[str, Any]) -> dict[str, Any]:
     """The command map the driver and the KV see: known fields only, types checked."""
     try:
         op = require_str(frame, "op")
-        if op not in READ_OPS and op not in WRITE_OPS:
+        if op not in READ_OPS and op not in WRITE_OPS and op != TXN_OP:
             raise RequestError(f"unknown op {op!r:.40}")
         request: dict[str, Any] = {"op": op}
         if op in ("get", "put", "cas", "append", "delete"):
@@ -164,7 +165,14 @@ def validate_request(frame: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(keys, list):
                 raise RequestError("field 'keys' must be a list")
             request["keys"] = [require_key({"k": k}, "k") for k in keys]
-        if op in WRITE_OPS:
+        elif op == TXN_OP:  # raftnode/kv.py: a read-only txn may come without a session
+            try:
+                request["ops"] = validate_txn_ops(frame.get("ops"))
+            except ValueError as error:
+                raise RequestError(str(error)) from None
+        if op in WRITE_OPS or (
+            op == TXN_OP and ("client" in frame or txn_has_writes(request["ops"]))
+        ):
             request["client"] = require_str(frame, "client")
             request["seq"] = require_int(frame, "seq")
     except FrameError as error:

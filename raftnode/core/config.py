@@ -23,6 +23,7 @@ KNOWN_BUGS: frozenset[str] = frozenset(
         "commit-regress",  # core: follower commit = leader_commit without max (PySyncObj #166)
         "no-fsync",  # storage: acknowledge before the WAL is durable
         "no-dedup",  # KV: client sessions ignored
+        "txn-stale-reads",  # driver/KV: a txn's reads at proposal, its writes at commit
         "no-prevote-checkquorum",  # core: pre-vote and check-quorum both off (etcd #9241)
     }
 )
