@@ -343,3 +343,17 @@ def test_a_real_campaign_reports_the_three_node_log_checkers(tmp_path: Path) -> 
         assert results["checkers"][name]["valid"] is True, (name, completed.stdout[-2000:])
     assert results["checkers"]["acknowledged-writes"]["confirmed"] > 0
     assert "acknowledged-writes" in (run_dir / "report.html").read_text()
+
+
+def test_other_targets_get_no_node_log_checkers_and_missing_logs_are_unknown(
+    tmp_path: Path,
+) -> None:
+    from campaign.node_checks import node_log_checkers
+
+    config = {"target": "etcd", "nodes": 3, "workload": "register"}
+    assert node_log_checkers(tmp_path, config, []) == {}  # etcd logs its own format
+    ops = [_op(0, "invoke", 0, "write", [1, 1]), _op(1, "ok", 0, "write", [1, 1])]
+    results = node_log_checkers(tmp_path, {**config, "target": "raftnode"}, ops)
+    assert set(results) == set(CHECKERS)
+    assert results["election-safety"]["valid"] == "unknown"
+    assert "no log for n1, n2, n3" in results["election-safety"]["error"]
