@@ -5,8 +5,11 @@ The version order is only partly known; like Elle we infer it from:
 
 - the initial state: every key starts at nil, which precedes every value written;
 - writes follow reads (Elle's ``wfr-keys``): a txn that reads k = a (before writing k)
-  and then writes k = b installs b right after a — in any serial order of the txns the
-  read saw the latest version, and the write makes the next one.
+  and then writes k = b installs b after a. In any serial order the read saw the latest
+  version and the write makes the next one; under read committed and every stronger model
+  the read saw a committed version and the write installs at the txn's commit, later.
+  Under read uncommitted a txn may read a version installed after its own write, so the
+  check of that model leaves this inference out.
 
 Each inferred version edge a → b gives ``ww`` from a's writer to b's writer and ``rw``
 from every txn that read a to b's writer. A version a → b need not be adjacent, but the
