@@ -184,6 +184,7 @@ def check_txns(
     }
     if not complete:
         result["error"] = "the time limit ran out before every component was checked"
+        result["possible"] = []  # nothing is known to hold of a history not fully checked
     return to_jsonable(result)
 
 

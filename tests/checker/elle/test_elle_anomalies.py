@@ -468,3 +468,13 @@ def test_elle_paper_example_is_g_single(tmp_path) -> None:  # type: ignore[no-un
     cycle, kinds = cycle_of(result, "G-single")
     assert_rotation(cycle, ["T7", "T3", "T5"])
     assert kinds[cycle.index("T7")] == "rw"
+
+
+def test_time_limit_gives_unknown_never_valid() -> None:
+    from checker.elle.generate import list_append_history
+
+    ops = list_append_history(400, seed=3, clients=5, plant="G-single")
+    result = check(ops, "list-append", time_limit=1e-9)
+    assert result["valid"] == "unknown"
+    assert result["possible"] == []
+    assert check(ops, "list-append")["valid"] is False
