@@ -427,7 +427,7 @@ def _lanes_svg(
         stroke = ' stroke="#b71c1c" stroke-width="3"' if is_culprit else f' stroke="{colour}"'
         opacity = "0.35" if bar.outcome == "fail" else "0.85"
         shown_value = bar.value
-        if key is not None and _value_key(bar.value) == key:  # the lanes are of one key
+        if key is not None and _same_key(_value_key(bar.value), key):  # lanes of one key
             shown_value = bar.value[1]
         label = f"{bar.f} {_j(shown_value, 24)}"
         title = (
@@ -644,7 +644,7 @@ def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None
         keyed = [
             bar
             for bar in bars
-            if _value_key(bar.value) == to_jsonable(key)
+            if _same_key(_value_key(bar.value), to_jsonable(key))
             or _matches(bar, culprit)
             or any(_matches(bar, v) for v in involved)
         ]
@@ -712,6 +712,16 @@ def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None
     else:
         out.append('<p class="muted">none recorded</p>')
     return out
+
+
+def _same_key(a: Any, b: Any) -> bool:
+    """Keys compare as Clojure's ``=`` (checker.values): ``true``, ``1`` and ``1.0`` differ."""
+    if a is None or b is None:
+        return False
+    try:
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    except (TypeError, ValueError):
+        return bool(a == b)
 
 
 def _value_key(value: Any) -> Any:

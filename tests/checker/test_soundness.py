@@ -254,3 +254,21 @@ def test_raftlab_check_time_limit_gives_exit_2(
     assert code == 2, out
     assert "UNKNOWN" in out and "time limit" in out
     assert run_cli([str(path), "--time-limit", "60"], capsys)[0] == 0
+
+
+def test_the_page_keeps_keys_true_and_1_apart() -> None:
+    """The lanes of key 1 do not show the ops of key true (one identity everywhere)."""
+    from checker.explain import _same_key
+
+    assert _same_key(1, 1) and _same_key("k", "k") and _same_key([1, 2], [1, 2])
+    assert not _same_key(True, 1) and not _same_key(1, 1.0) and not _same_key(None, None)
+    ops = sequential(
+        ("write", [True, 5], [True, 5]),
+        ("write", [1, 4], [1, 4]),
+        ("read", [1, None], [1, 5]),
+    )
+    result = check(ops, "cas-register")
+    assert result["failures"][0]["key"] == 1
+    lanes = render_html(ops, result).split("Operations per process")[-1].split("</svg>")[0]
+    assert "write [1,4]" in lanes
+    assert "write [true,5]" not in lanes
