@@ -8,6 +8,7 @@ field, so a malformed frame becomes a ``MessageError`` and never a crash.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -20,6 +21,7 @@ class MessageError(ValueError):
 class EntryKind(StrEnum):
     NOOP = "noop"  # appended by every new leader (§5.4.2, §6.4)
     COMMAND = "command"  # opaque state-machine command (msgpack bytes)
+    CONFIG = "config"  # a new configuration (ConfState, encoded by conf_to_bytes), §4.1
 
 
 @dataclass(slots=True, frozen=True)
@@ -40,9 +42,70 @@ class HardState:
 
 
 @dataclass(slots=True, frozen=True)
+class ConfState:
+    """A cluster configuration (§4): the voters, the learners (non-voting members that
+    receive the log, §4.2.1) and each member's address. The core reads only ``voters``
+    and ``learners``; ``addresses`` ("host:port" per id) rides along in the log so a
+    driver learns where a new member listens."""
+
+    voters: tuple[str, ...]
+    learners: tuple[str, ...] = ()
+    addresses: tuple[tuple[str, str], ...] = ()  # sorted (id, "host:port") pairs
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return self.voters + self.learners
+
+    def address_map(self) -> dict[str, str]:
+        return dict(self.addresses)
+
+
+def conf_to_wire(conf: ConfState) -> dict[str, Any]:
+    return {
+        "voters": list(conf.voters),
+        "learners": list(conf.learners),
+        "addresses": dict(conf.addresses),
+    }
+
+
+def conf_from_wire(raw: Any) -> ConfState:
+    if not isinstance(raw, dict):
+        raise MessageError("a configuration must be a map")
+    voters, learners, addresses = raw.get("voters"), raw.get("learners", []), raw.get("addresses", {})
+    if not isinstance(voters, list) or not isinstance(learners, list):
+        raise MessageError("configuration voters and learners must be lists")
+    ids = [*voters, *learners]
+    if any(not isinstance(i, str) or not i for i in ids) or len(set(ids)) != len(ids):
+        raise MessageError(f"configuration members must be distinct non-empty ids, got {ids!r:.80}")
+    if not isinstance(addresses, dict) or any(
+        not isinstance(k, str) or not isinstance(v, str) for k, v in addresses.items()
+    ):
+        raise MessageError("configuration addresses must map ids to 'host:port' strings")
+    return ConfState(tuple(voters), tuple(learners), tuple(sorted(addresses.items())))
+
+
+def conf_to_bytes(conf: ConfState) -> bytes:
+    """The data of an EntryKind.CONFIG entry: the whole new configuration (not a delta),
+    so the configuration in force is simply the latest one in the log (§4.1)."""
+    return json.dumps(conf_to_wire(conf), sort_keys=True, separators=(",", ":")).encode()
+
+
+def conf_from_bytes(data: bytes) -> ConfState:
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MessageError(f"configuration entry is not JSON: {exc}") from None
+    return conf_from_wire(raw)
+
+
+@dataclass(slots=True, frozen=True)
 class SnapshotMeta:
     index: int = 0  # last included index
     term: int = 0  # last included term
+    # The configuration in force at ``index`` (§4.1, §5.1: a snapshot carries the latest
+    # configuration it covers, since the config entries it replaces are gone). None only
+    # for snapshots written before membership existed: the static peers then.
+    conf: ConfState | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -67,7 +130,7 @@ class MessageType(StrEnum):
     APPEND_RESP = "append_resp"
     SNAPSHOT = "snapshot"  # InstallSnapshot, one chunk
     SNAPSHOT_RESP = "snapshot_resp"
-    TIMEOUT_NOW = "timeout_now"  # leadership transfer (§3.10), optional
+    TIMEOUT_NOW = "timeout_now"  # leadership transfer (§3.10): campaign now
 
 
 @dataclass(slots=True)
@@ -82,6 +145,9 @@ class Message:
     last_log_index: int = 0
     last_log_term: int = 0
     pre_vote: bool = False
+    # VOTE: a campaign started by TimeoutNow (§3.10); voters do not hold it off with their
+    # leader lease, since the leader itself asked for it.
+    transfer: bool = False
     # VOTE_RESP
     granted: bool = False
     # APPEND
@@ -143,7 +209,14 @@ def entry_from_wire(raw: Any) -> Entry:
 
 
 def snapshot_to_wire(snapshot: Snapshot) -> dict[str, Any]:
-    return {"index": snapshot.meta.index, "term": snapshot.meta.term, "data": snapshot.data}
+    out: dict[str, Any] = {
+        "index": snapshot.meta.index,
+        "term": snapshot.meta.term,
+        "data": snapshot.data,
+    }
+    if snapshot.meta.conf is not None:
+        out["conf"] = conf_to_wire(snapshot.meta.conf)
+    return out
 
 
 def snapshot_from_wire(raw: Any) -> Snapshot:
@@ -152,7 +225,9 @@ def snapshot_from_wire(raw: Any) -> Snapshot:
     data = raw.get("data")
     if not isinstance(data, bytes):
         raise MessageError("snapshot data must be bytes")
-    return Snapshot(SnapshotMeta(index=_int(raw, "index"), term=_int(raw, "term")), data)
+    conf_raw = raw.get("conf")
+    conf = None if conf_raw is None else conf_from_wire(conf_raw)
+    return Snapshot(SnapshotMeta(index=_int(raw, "index"), term=_int(raw, "term"), conf=conf), data)
 
 
 def message_to_wire(msg: Message) -> dict[str, Any]:
@@ -172,7 +247,7 @@ def message_to_wire(msg: Message) -> dict[str, Any]:
         value = getattr(msg, name)
         if value:
             out[name] = value
-    for name in ("pre_vote", "granted", "success"):
+    for name in ("pre_vote", "transfer", "granted", "success"):
         if getattr(msg, name):
             out[name] = True
     if msg.entries:
@@ -202,6 +277,7 @@ def message_from_wire(raw: Any) -> Message:
         last_log_index=_int(raw, "last_log_index"),
         last_log_term=_int(raw, "last_log_term"),
         pre_vote=_bool(raw, "pre_vote"),
+        transfer=_bool(raw, "transfer"),
         granted=_bool(raw, "granted"),
         prev_log_index=_int(raw, "prev_log_index"),
         prev_log_term=_int(raw, "prev_log_term"),

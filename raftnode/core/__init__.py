@@ -10,12 +10,17 @@ then apply, then answer reads) and confirm it with ``advance``. Modules, one con
 
 from raftnode.core.config import CORE_BUGS, KNOWN_BUGS, ConfigError, RaftConfig
 from raftnode.core.errors import InvariantViolation, NotLeader
+from raftnode.core.membership import ChangeRefused, ConfChange, ConfChangeType, apply_change
 from raftnode.core.raft import RaftCore, RandomSource
 from raftnode.core.ready import ReadState, Ready
 from raftnode.core.status import Role, Status
 
 __all__ = [
     "CORE_BUGS",
+    "ChangeRefused",
+    "ConfChange",
+    "ConfChangeType",
+    "apply_change",
     "KNOWN_BUGS",
     "ConfigError",
     "InvariantViolation",

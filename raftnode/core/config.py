@@ -25,6 +25,7 @@ KNOWN_BUGS: frozenset[str] = frozenset(
         "no-dedup",  # KV: client sessions ignored
         "txn-stale-reads",  # driver/KV: a txn's reads at proposal, its writes at commit
         "no-prevote-checkquorum",  # core: pre-vote and check-quorum both off (etcd #9241)
+        "two-conf-changes",  # core: a config change while another is uncommitted (§4.1)
     }
 )
 
@@ -36,6 +37,7 @@ CORE_BUGS: frozenset[str] = frozenset(
         "truncate-always",
         "commit-regress",
         "no-prevote-checkquorum",
+        "two-conf-changes",
     }
 )
 
@@ -49,7 +51,10 @@ class ConfigError(ValueError):
 @dataclass(slots=True)
 class RaftConfig:
     node_id: str
-    peers: tuple[str, ...]  # every voter's id, self included
+    # The bootstrap voters, self included: the configuration until the log or a snapshot
+    # holds one (§4). A joining node (``joining``) lists the members it was told of and
+    # is not among them: it learns its role from the leader's log.
+    peers: tuple[str, ...]
     election_ticks: int = 10  # timeout drawn uniformly from [election_ticks, 2*election_ticks)
     heartbeat_ticks: int = 1
     pre_vote: bool = True  # §9.6
@@ -66,6 +71,7 @@ class RaftConfig:
     # for that (a read is then an ordinary entry), so this field only informs the driver.
     read_mode: str = "read_index"
     bugs: frozenset[str] = frozenset()  # teaching bug switches (see KNOWN_BUGS)
+    joining: bool = False  # a new, empty node added by a config change (never campaigns first)
 
     def __post_init__(self) -> None:
         if not isinstance(self.node_id, str) or not self.node_id:
@@ -77,7 +83,7 @@ class RaftConfig:
             raise ConfigError(f"every peer id must be a non-empty string, got {self.peers!r}")
         if len(set(self.peers)) != len(self.peers):
             raise ConfigError(f"peers must be distinct, got {self.peers!r}")
-        if self.node_id not in self.peers:
+        if self.node_id not in self.peers and not self.joining:
             raise ConfigError(
                 f"peers must include this node's own id {self.node_id!r}, got {self.peers!r}"
             )

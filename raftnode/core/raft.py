@@ -22,11 +22,18 @@ from typing import Any, Protocol
 from raftnode.core.config import RaftConfig
 from raftnode.core.errors import InvariantViolation, NotLeader
 from raftnode.core.log import RaftLog
+from raftnode.core.membership import (
+    ChangeRefused,
+    ConfChange,
+    ConfHistory,
+    apply_change,
+)
 from raftnode.core.progress import Progress, ProgressState
 from raftnode.core.readonly import ReadOnly
 from raftnode.core.ready import ReadState, Ready
 from raftnode.core.status import Role, Status
 from raftnode.messages import (
+    ConfState,
     Entry,
     EntryKind,
     HardState,
@@ -34,11 +41,18 @@ from raftnode.messages import (
     MessageType,
     RestoredState,
     Snapshot,
+    SnapshotMeta,
+    conf_from_bytes,
+    conf_to_bytes,
 )
 
 # Committed entries handed out per Ready, so a restart with a long log does not build one
 # enormous batch; the rest follow in the next Ready.
 MAX_COMMITTED_PER_READY = 8192
+
+
+# Messages only a leader of their term sends.
+_FROM_LEADER = (MessageType.APPEND, MessageType.SNAPSHOT, MessageType.TIMEOUT_NOW)
 
 
 class RandomSource(Protocol):
@@ -55,9 +69,6 @@ class RaftCore:
         self.config = config
         self.id = config.node_id
         self._rng = rng
-        self._others: tuple[str, ...] = tuple(p for p in config.peers if p != self.id)
-        self._voters = frozenset(config.peers)
-        self._quorum = config.quorum
         self._pre_vote = config.effective_pre_vote
         self._check_quorum = config.effective_check_quorum
         # Invariant checks that a teaching bug is meant to break are relaxed when any
@@ -66,9 +77,25 @@ class RaftCore:
 
         restored = restored or RestoredState()
         hard = restored.hard_state
-        if hard.vote is not None and hard.vote not in self._voters:
-            raise ValueError(f"restored vote {hard.vote!r} is not one of the peers {config.peers}")
         self.log = RaftLog(restored.snapshot, restored.entries, hard.commit, self._strict)
+        # The configuration (§4): the snapshot's (or the bootstrap peers), then every
+        # configuration entry in the log; the latest is in force, committed or not (§4.1).
+        snapshot_conf = restored.snapshot.meta.conf if restored.snapshot is not None else None
+        self._confs = ConfHistory(
+            self.log.snapshot_index,
+            snapshot_conf if snapshot_conf is not None else ConfState(tuple(config.peers)),
+        )
+        for entry in restored.entries:
+            if entry.kind is EntryKind.CONFIG:
+                try:
+                    self._confs.add(entry.index, conf_from_bytes(entry.data))
+                except ValueError as exc:
+                    raise ValueError(f"restored config entry {entry.index}: {exc}") from None
+        self._voters: frozenset[str] = frozenset()
+        self._others: tuple[str, ...] = ()  # every other member: voters and learners
+        self._other_voters: tuple[str, ...] = ()
+        self._is_voter = False
+        self._quorum = 1
         self.term: int = hard.term
         self.vote: str | None = hard.vote
         if self.log.last_term > self.term:
@@ -88,6 +115,10 @@ class RaftCore:
         self._progress: dict[str, Progress] = {}
         self._readonly = ReadOnly()
         self._broadcast_pending = False  # leader: new entries or commit to send (batched)
+        # Leadership transfer (§3.10): the target, and ticks since it began.
+        self._transferee: str | None = None
+        self._transfer_elapsed = 0
+        self._timeout_now_sent = False
 
         # What the driver has been handed / confirmed.
         self._outbox: list[Message] = []
@@ -98,6 +129,7 @@ class RaftCore:
         self._role_changed = False
         self._ready_in_progress: Ready | None = None
 
+        self._use_conf(self._confs.current)
         self._reset_election_timer()
 
     # =================================================================== public API
@@ -116,7 +148,8 @@ class RaftCore:
                 # §6 "disruptive servers" / etcd's lease: with check-quorum, a node that
                 # heard from a live leader within the election timeout ignores higher-term
                 # vote requests, so a returning partitioned node cannot depose it.
-                if self._check_quorum and self._in_leader_lease():
+                # A campaign TimeoutNow started (§3.10) was asked for by the leader itself.
+                if self._check_quorum and self._in_leader_lease() and not msg.transfer:
                     return
                 if msg.pre_vote:
                     self._handle_vote(msg)  # a pre-vote never changes our term (§9.6)
@@ -124,7 +157,7 @@ class RaftCore:
             if msg.type is MessageType.VOTE_RESP and msg.pre_vote and msg.granted:
                 pass  # a granted pre-vote carries the term we would campaign in
             else:
-                leader = msg.src if msg.type in (MessageType.APPEND, MessageType.SNAPSHOT) else None
+                leader = msg.src if msg.type in _FROM_LEADER else None
                 self.become_follower(msg.term, leader)
         elif msg.term < self.term:
             self._answer_stale(msg)
@@ -140,8 +173,71 @@ class RaftCore:
             raise NotLeader(self.leader)
         if not isinstance(data, bytes):
             raise TypeError(f"a proposal is bytes, got {type(data).__name__}")
+        if self._transferee is not None:
+            # §3.10: the leader stops accepting proposals while it hands over, or the
+            # target could never catch up; the client retries at the target.
+            raise NotLeader(self._transferee)
         entry = self._append_local(EntryKind.COMMAND, data)
         return entry.index, entry.term
+
+    def propose_conf_change(self, change: ConfChange) -> tuple[int, int]:
+        """Append a configuration change (single-server, §4.1; see ``membership``); it is
+        in force at once, here and on each follower as it appends it. Returns (index,
+        term). Raises NotLeader, or ChangeRefused with the reason."""
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.leader)
+        if self._transferee is not None:
+            raise NotLeader(self._transferee)
+        if not self._bug("two-conf-changes"):
+            if self._confs.latest_index > self.log.committed:
+                raise ChangeRefused(
+                    "change_pending",
+                    f"the change at index {self._confs.latest_index} is not committed yet "
+                    f"(commit index {self.log.committed})",
+                )
+            if not self._committed_in_current_term():
+                raise ChangeRefused(
+                    "term_not_committed",
+                    "this leader has not yet committed an entry of its term",
+                )
+        # Bug two-conf-changes: without the two checks above, a second single-server
+        # change can start before the first is committed, so the voter sets in force on
+        # different servers may differ by two voters and have disjoint majorities (§4.1).
+        conf = apply_change(self._confs.current, change)
+        entry = self._append_local(EntryKind.CONFIG, conf_to_bytes(conf))
+        return entry.index, entry.term
+
+    def transfer_leadership(self, target: str) -> None:
+        """§3.10: hand leadership to ``target``. Proposals are refused meanwhile; the
+        target is brought up to date and then sent TimeoutNow, on which it campaigns at
+        once. Abandoned after an election timeout. Raises NotLeader or ChangeRefused."""
+        if self.role is not Role.LEADER:
+            raise NotLeader(self.leader)
+        if target == self.id:
+            return  # already the leader
+        if target not in self._voters:
+            raise ChangeRefused("not_a_voter", f"{target} is not a voter in {self._voters}")
+        if self._transferee == target:
+            return  # already under way
+        self._transferee = target
+        self._transfer_elapsed = 0
+        self._timeout_now_sent = False
+        if self._progress[target].match == self.log.last_index:
+            self._send_timeout_now()
+        else:
+            self._broadcast_pending = True  # bring it up to date first
+
+    def conf_state(self) -> ConfState:
+        """The configuration in force (the latest in the log, committed or not)."""
+        return self._confs.current
+
+    def conf_at(self, index: int) -> ConfState:
+        """The configuration in force at ``index``: what a snapshot taken there carries."""
+        return self._confs.at(index)
+
+    def snapshot_meta(self, index: int, term: int) -> SnapshotMeta:
+        """The metadata of a snapshot the driver takes at applied ``index``."""
+        return SnapshotMeta(index=index, term=term, conf=self._confs.at(index))
 
     def read_index(self, request_id: int) -> None:
         """Ask for a linearizable read point (§6.4); answered in Ready.read_states (or
@@ -181,6 +277,7 @@ class RaftCore:
             raise RuntimeError("ready() called again before advance() of the previous Ready")
         if self.role is Role.LEADER:
             self._flush_leader_sends()
+            self._maybe_step_down_removed()
         hard_state = self._current_hard_state()
         committed = self.log.next_committed_entries(MAX_COMMITTED_PER_READY)
         rd = Ready(
@@ -224,8 +321,22 @@ class RaftCore:
 
     def compact(self, snapshot: Snapshot) -> None:
         """The driver snapshotted the state machine at an applied index: drop the log
-        prefix it covers. The snapshot is kept to send to followers that fall behind it."""
-        self.log.compact(snapshot)
+        prefix it covers. The snapshot is kept to send to followers that fall behind it.
+        A snapshot without a configuration gets the one in force at its index."""
+        index = snapshot.meta.index
+        if index > self.log.snapshot_index and index <= self.log.last_index:
+            conf = self._confs.at(index)
+            if snapshot.meta.conf is None:
+                snapshot = Snapshot(
+                    SnapshotMeta(index=index, term=snapshot.meta.term, conf=conf), snapshot.data
+                )
+            elif snapshot.meta.conf != conf:
+                raise ValueError(
+                    f"snapshot at {index} carries configuration {snapshot.meta.conf}, but the "
+                    f"log has {conf} there"
+                )
+        if self.log.compact(snapshot):
+            self._confs.compact(index)
 
     def status(self) -> Status:
         return Status(
@@ -238,6 +349,9 @@ class RaftCore:
             applied_index=self.log.applied,
             last_log_index=self.log.last_index,
             snapshot_index=self.log.snapshot_index,
+            voters=self._confs.current.voters,
+            learners=self._confs.current.learners,
+            transferee=self._transferee,
         )
 
     def term_at(self, index: int) -> int | None:
@@ -280,7 +394,7 @@ class RaftCore:
         last = self.log.last_index
         self._progress = {
             peer: Progress(next=last + 1, max_inflight=self.config.max_inflight_appends)
-            for peer in self.config.peers
+            for peer in (self.id, *self._others)
         }
         self._progress[self.id].match = last
         self._progress[self.id].become_replicate()
@@ -312,6 +426,7 @@ class RaftCore:
         self._votes = {}
         self._broadcast_pending = False
         self._heartbeat_elapsed = 0
+        self._transferee = None
         self._reset_election_timer()
 
     def _reset_election_timer(self) -> None:
@@ -326,9 +441,14 @@ class RaftCore:
         """Follower / (pre-)candidate tick: start an election after a randomized timeout."""
         self._election_elapsed += 1
         if self._election_elapsed >= self._randomized_election_timeout:
+            if not self._is_voter:
+                # Learners and removed servers never campaign (§4.2.1, §4.2.3): their
+                # votes would not count, and a removed server must not disrupt.
+                self._election_elapsed = 0
+                return
             self._campaign(pre_vote=self._pre_vote)
 
-    def _campaign(self, pre_vote: bool) -> None:
+    def _campaign(self, pre_vote: bool, transfer: bool = False) -> None:
         if pre_vote:
             self.become_pre_candidate()
             campaign_term = self.term + 1
@@ -338,7 +458,7 @@ class RaftCore:
         self._record_vote(self.id, True)
         if self._tally_votes():
             return
-        for peer in self._others:
+        for peer in self._other_voters:
             self._send(
                 MessageType.VOTE,
                 peer,
@@ -346,10 +466,14 @@ class RaftCore:
                 last_log_index=self.log.last_index,
                 last_log_term=self.log.last_term,
                 pre_vote=pre_vote,
+                transfer=transfer,
             )
 
     def _record_vote(self, voter: str, granted: bool) -> None:
-        self._votes.setdefault(voter, granted)
+        # Only the voters of the configuration in force count (§4.2.1: a learner's, or a
+        # stranger's, answer is no vote).
+        if voter in self._voters:
+            self._votes.setdefault(voter, granted)
 
     def _tally_votes(self) -> bool:
         """Act on a decided election; True if it was decided."""
@@ -397,6 +521,12 @@ class RaftCore:
     # ============================================================ role behaviour
 
     def _step_follower(self, msg: Message) -> None:
+        if msg.type is MessageType.TIMEOUT_NOW:
+            # §3.10: our leader asks us to take over: campaign at once, skipping the
+            # pre-vote (the leader is alive, so a pre-vote would be refused).
+            if self._is_voter and msg.src == self.leader:
+                self._campaign(pre_vote=False, transfer=True)
+            return
         if msg.type is MessageType.APPEND:
             self._election_elapsed = 0
             self.leader = msg.src
@@ -423,6 +553,8 @@ class RaftCore:
             self._tally_votes()
 
     def _step_leader(self, msg: Message) -> None:
+        if msg.src not in self._progress:
+            return  # not a member of the configuration in force (removed, or a stranger)
         if msg.type is MessageType.APPEND_RESP:
             self._handle_append_response(msg)
         elif msg.type is MessageType.SNAPSHOT_RESP:
@@ -471,12 +603,15 @@ class RaftCore:
             # counted toward commitment.
             log.truncate_after(prev_index)
             log.append(entries)
+            self._track_confs(prev_index + 1, entries)
         else:
             # §5.3 step 3: delete only from the first real conflict; entries already
             # present (a duplicate or reordered append) are left alone.
             conflict = log.find_conflict(entries)
             if conflict:
-                log.append(entries[conflict - prev_index - 1 :])
+                appended = entries[conflict - prev_index - 1 :]
+                log.append(appended)
+                self._track_confs(conflict, appended)
         new_commit = min(msg.leader_commit, last_new_index)
         if self._bug("commit-regress"):
             # Bug commit-regress (PySyncObj #166): commit = min(leader_commit, last new)
@@ -511,6 +646,10 @@ class RaftCore:
             # and restores the state machine from it (Ready.snapshot).
             log.restore(snapshot)
             self._snapshot_to_persist = snapshot
+            conf = snapshot.meta.conf
+            # A snapshot without a configuration predates membership: the static peers.
+            self._confs.reset(index, conf if conf is not None else ConfState(self.config.peers))
+            self._use_conf(self._confs.current)
             match = index
         self._send(
             MessageType.SNAPSHOT_RESP,
@@ -532,12 +671,22 @@ class RaftCore:
                     # The snapshot or its answer was lost: probe again (which re-sends
                     # the snapshot if the follower still needs it).
                     progress.become_probe()
+        if self._transferee is not None:
+            self._transfer_elapsed += 1
+            if self._transfer_elapsed >= self.config.election_ticks:
+                # §3.10: the target did not take over within an election timeout (it
+                # may be down or cut off): abort and accept proposals again.
+                self._transferee = None
         if self._election_elapsed >= self.config.election_ticks:
             self._election_elapsed = 0
             if self._check_quorum:
                 # §6.2: a leader that has not heard from a quorum within an election
-                # timeout steps down, so clients stop waiting on a cut-off leader.
-                active = 1 + sum(1 for p in self._others if self._progress[p].recent_active)
+                # timeout steps down, so clients stop waiting on a cut-off leader. Only
+                # voters of the configuration in force count, the leader among them only
+                # if it is one (§4.2.2: a leader being removed still manages the cluster).
+                active = int(self._is_voter) + sum(
+                    1 for p in self._other_voters if self._progress[p].recent_active
+                )
                 if active < self._quorum:
                     self.become_follower(self.term, None)
                     return
@@ -667,6 +816,12 @@ class RaftCore:
                 progress.free_inflight_to(progress.match)
             if self._maybe_commit():
                 self._broadcast_pending = True
+            if (
+                peer == self._transferee
+                and progress.match == self.log.last_index
+                and not self._timeout_now_sent
+            ):
+                self._send_timeout_now()  # §3.10: the target is up to date
         else:
             # No news (a heartbeat answer, or a duplicate): unblock flow control so a
             # lost append cannot stall the follower forever.
@@ -697,7 +852,10 @@ class RaftCore:
         """Advance the commit index to the highest index a majority holds — but only if
         that entry is of the current term (§5.4.2, Figure 8): counting replicas of an
         older-term entry does not make it safe. True if the commit index moved."""
-        matches = sorted((p.match for p in self._progress.values()), reverse=True)
+        # Quorums count over the voters of the configuration in force (§4.1), never
+        # learners, and the leader itself only if it is one of them (§4.2.2).
+        progress = self._progress
+        matches = sorted((progress[v].match for v in self._voters), reverse=True)
         candidate = matches[self._quorum - 1]
         if candidate <= self.log.committed:
             return False
@@ -720,6 +878,8 @@ class RaftCore:
         self.log.append([entry])
         self._progress[self.id].match = entry.index
         self._progress[self.id].next = entry.index + 1
+        if kind is EntryKind.CONFIG:
+            self._track_confs(entry.index, [entry])  # in force once appended (§4.1)
         if self._quorum == 1:
             self._maybe_commit()  # a single-node cluster commits at once
         # Sent at the next ready(): proposals made in between share one append (batching).
@@ -732,8 +892,69 @@ class RaftCore:
         return self.log.term_at(self.log.committed) == self.term
 
     def _release_confirmed_reads(self) -> None:
-        for read in self._readonly.release_confirmed(self._others, self._quorum):
+        for read in self._readonly.release_confirmed(
+            self._other_voters, self._quorum, self_counts=self._is_voter
+        ):
             self._read_states.append(ReadState(read.request_id, read.index))
+
+    # ================================================================ membership
+
+    def _track_confs(self, first_index: int, entries: list[Entry]) -> None:
+        """Entries from ``first_index`` on were (re)written as ``entries``: forget the
+        configurations of what they replaced and adopt any they carry (§4.1)."""
+        before = self._confs.latest_index
+        self._confs.truncate_from(first_index)
+        for entry in entries:
+            if entry.kind is EntryKind.CONFIG:
+                self._confs.add(entry.index, conf_from_bytes(entry.data))
+        if self._confs.latest_index != before or before >= first_index:
+            self._use_conf(self._confs.current)
+
+    def _use_conf(self, conf: ConfState) -> None:
+        """Put ``conf`` in force: who votes, the quorum, whom the leader replicates to."""
+        self._voters = frozenset(conf.voters)
+        self._is_voter = self.id in self._voters
+        self._other_voters = tuple(v for v in conf.voters if v != self.id)
+        self._others = tuple(m for m in conf.members if m != self.id)
+        self._quorum = len(conf.voters) // 2 + 1
+        if self.role is Role.LEADER:
+            last = self.log.last_index
+            for member in self._others:
+                if member not in self._progress:
+                    self._progress[member] = Progress(
+                        next=last + 1, max_inflight=self.config.max_inflight_appends
+                    )
+                    self._broadcast_pending = True
+            for member in [m for m in self._progress if m != self.id and m not in conf.members]:
+                del self._progress[member]
+                self._readonly.acked_round.pop(member, None)
+            if self._transferee is not None and self._transferee not in self._voters:
+                self._transferee = None
+            # Fewer voters may mean a smaller quorum that is already met.
+            if self._maybe_commit():
+                self._broadcast_pending = True
+        elif self.role in (Role.CANDIDATE, Role.PRE_CANDIDATE) and not self._is_voter:
+            self.become_follower(self.term, None)
+
+    def _maybe_step_down_removed(self) -> None:
+        """§4.2.2: a leader not in the configuration in force steps down once that
+        configuration is committed (until then it manages the cluster without counting
+        itself). It hands over at once to an up-to-date voter if there is one, so the
+        cluster need not wait out an election timeout."""
+        if self._is_voter or self._confs.latest_index > self.log.committed:
+            return
+        last = self.log.last_index
+        successor = next(
+            (v for v in self._other_voters if self._progress[v].match == last), None
+        )
+        if successor is not None:
+            self._send(MessageType.TIMEOUT_NOW, successor)
+        self.become_follower(self.term, None)
+
+    def _send_timeout_now(self) -> None:
+        assert self._transferee is not None
+        self._timeout_now_sent = True
+        self._send(MessageType.TIMEOUT_NOW, self._transferee)
 
     # ================================================================== helpers
 
@@ -768,16 +989,19 @@ class RaftCore:
         )
 
     def _acceptable(self, msg: Message) -> bool:
-        """Drop anything not addressed to us by a known voter, or malformed: a stray or
-        hostile message must never change our state (not even our term)."""
+        """Drop anything not addressed to us, or malformed: a malformed message must never
+        change our state (not even our term). The sender need not be a member of the
+        configuration we hold: a lagging server must hear from a leader added by a
+        change it has not seen yet (§4.1); the leader ignores answers from non-members
+        (``_step_leader``) and candidates count only voters (``_record_vote``)."""
         if not isinstance(msg, Message) or not isinstance(msg.type, MessageType):
             return False
-        if msg.dst != self.id or msg.src == self.id or msg.src not in self._voters:
+        if msg.dst != self.id or msg.src == self.id:
+            return False
+        if not isinstance(msg.src, str) or not msg.src:
             return False
         if not isinstance(msg.term, int) or msg.term < 0:
             return False
-        if msg.type is MessageType.TIMEOUT_NOW:
-            return False  # leadership transfer (§3.10) is not implemented
         if msg.type is MessageType.SNAPSHOT:
             return msg.snapshot is not None and msg.snapshot.meta.term <= msg.term
         if msg.type is MessageType.APPEND:
@@ -791,6 +1015,11 @@ class RaftCore:
                     or entry.term > msg.term
                 ):
                     return False
+                if entry.kind is EntryKind.CONFIG:
+                    try:
+                        conf_from_bytes(entry.data)
+                    except ValueError:
+                        return False
                 expected_index += 1
                 previous_term = entry.term
         return True

@@ -48,11 +48,14 @@ class ReadOnly:
         if round_echoed > self.acked_round.get(peer, 0):
             self.acked_round[peer] = round_echoed
 
-    def release_confirmed(self, other_voters: tuple[str, ...], quorum: int) -> list[PendingRead]:
-        """Pop, in order, every pending read a quorum has confirmed."""
+    def release_confirmed(
+        self, other_voters: tuple[str, ...], quorum: int, self_counts: bool = True
+    ) -> list[PendingRead]:
+        """Pop, in order, every pending read a quorum has confirmed. The leader counts
+        itself only if it is a voter (a leader being removed is not, §4.2.2)."""
         if not self.pending:
             return []
-        needed_from_others = quorum - 1  # the leader counts itself
+        needed_from_others = quorum - int(self_counts)
         if needed_from_others <= 0:
             confirmed_round = self.pending[-1].round
         else:

@@ -24,3 +24,6 @@ class Status:
     applied_index: int
     last_log_index: int
     snapshot_index: int
+    voters: tuple[str, ...] = ()  # the configuration in force (§4.1)
+    learners: tuple[str, ...] = ()
+    transferee: str | None = None  # leader: the target of a leadership transfer (§3.10)

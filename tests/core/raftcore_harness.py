@@ -16,7 +16,16 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from raftnode.core import RaftConfig, RaftCore, ReadState, Role
+from raftnode.core import (
+    ChangeRefused,
+    ConfChange,
+    ConfChangeType,
+    NotLeader,
+    RaftConfig,
+    RaftCore,
+    ReadState,
+    Role,
+)
 from raftnode.messages import (
     Entry,
     EntryKind,
@@ -25,7 +34,6 @@ from raftnode.messages import (
     MessageType,
     RestoredState,
     Snapshot,
-    SnapshotMeta,
     message_from_wire,
     message_to_wire,
 )
@@ -91,9 +99,13 @@ class Cluster:
         *,
         bugs: Iterable[str] = (),
         restored: dict[str, RestoredState] | None = None,
+        spares: int = 0,
         **config: object,
     ) -> None:
-        self.ids = tuple(f"n{i + 1}" for i in range(n))
+        # ``spares`` extra nodes start empty and outside the configuration (joining, as
+        # ``raftlab node --join`` starts them): a configuration change may add them.
+        self.voter_ids = tuple(f"n{i + 1}" for i in range(n))
+        self.ids = tuple(f"n{i + 1}" for i in range(n + spares))
         self.rng = random.Random(seed)
         self.seed = seed
         self.bugs = frozenset(bugs)
@@ -113,6 +125,7 @@ class Cluster:
         self.read_states: dict[str, list[ReadState]] = defaultdict(list)
         self.dropped_reads: dict[str, list[int]] = defaultdict(list)
         self.sent: list[Message] = []  # every message a core emitted, for counting
+        self.configs_applied = 0  # configuration entries applied, summed over nodes
         for i, node in enumerate(self.ids):
             disk = Disk()
             if restored and node in restored:
@@ -124,7 +137,13 @@ class Cluster:
     # ------------------------------------------------------------------ nodes
 
     def config_for(self, node: str) -> RaftConfig:
-        return RaftConfig(node_id=node, peers=self.ids, bugs=self.bugs, **self.config)  # type: ignore[arg-type]
+        return RaftConfig(
+            node_id=node,
+            peers=self.voter_ids,
+            bugs=self.bugs,
+            joining=node not in self.voter_ids,
+            **self.config,  # type: ignore[arg-type]
+        )
 
     def _start(self, node: str, rng_seed: int) -> None:
         disk = self.disks[node]
@@ -163,8 +182,9 @@ class Cluster:
             core.advance(rd)
             if rd.should_snapshot:
                 last = rd.committed_entries[-1]
+                # As the driver does: the snapshot carries the configuration at its index.
                 snap = Snapshot(
-                    SnapshotMeta(last.index, last.term), encode_state(self.applied[node])
+                    core.snapshot_meta(last.index, last.term), encode_state(self.applied[node])
                 )
                 self.disks[node].compact(snap)
                 core.compact(snap)
@@ -192,6 +212,8 @@ class Cluster:
             )
         if entry.kind is EntryKind.COMMAND:
             self.applied[node].append(entry.data)
+        elif entry.kind is EntryKind.CONFIG:
+            self.configs_applied += 1
 
     # ---------------------------------------------------------------- network
 
@@ -291,15 +313,19 @@ def chaos(
     pre_vote: bool = True,
     steps: int = 1500,
     bugs: Iterable[str] = (),
+    membership: bool = False,
 ) -> Cluster:
     """A seeded storm biased toward interesting histories: mostly ticks and (often
     reordered, sometimes lost or duplicated) deliveries, writes sent to the leader,
-    partitions, one-way cuts, crashes and restarts of a minority. Stops at the first
-    safety violation (see ``Cluster.violations``)."""
+    partitions, one-way cuts, crashes and restarts of a minority; with ``membership``,
+    two spare nodes and single-server configuration changes (add a learner or a voter,
+    promote, remove) proposed to the leader. Stops at the first safety violation (see
+    ``Cluster.violations``)."""
     rng = random.Random(seed)
     cluster = Cluster(
         size,
         seed=seed,
+        spares=2 if membership else 0,
         bugs=bugs,
         election_ticks=4,
         pre_vote=pre_vote,
@@ -345,6 +371,30 @@ def chaos(
                 cluster.restart(node)
             elif len(cluster.down) < (size - 1) // 2:
                 cluster.crash(node)
+        elif membership and roll < 0.96:
+            propose_random_change(cluster, rng)
         if cluster.violations:
             break
     return cluster
+
+
+def propose_random_change(cluster: Cluster, rng: random.Random) -> bool:
+    """Ask the leader (if any) for a random single-server change; True if appended."""
+    leader = cluster.leader()
+    if leader is None:
+        return False
+    core = cluster.cores[leader]
+    conf = core.conf_state()
+    node = rng.choice(cluster.ids)
+    if node in conf.voters:
+        kind = ConfChangeType.REMOVE
+    elif node in conf.learners:
+        kind = rng.choice([ConfChangeType.PROMOTE, ConfChangeType.REMOVE])
+    else:
+        kind = rng.choice([ConfChangeType.ADD_LEARNER, ConfChangeType.ADD_VOTER])
+    try:
+        core.propose_conf_change(ConfChange(kind, node))
+    except (ChangeRefused, NotLeader):
+        return False
+    cluster.process(leader)
+    return True
