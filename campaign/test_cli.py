@@ -260,6 +260,7 @@ def test_command(
 
     from campaign.cluster import ClusterError
     from campaign.run import CampaignConfig, draw_seed, run_campaign
+    from campaign.targets import TargetError
     from campaign.verdict import EXIT_VALID
     from workloads.runner import WorkloadConfigError, parse_concurrency
 
