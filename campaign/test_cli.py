@@ -97,7 +97,7 @@ def parse_target(name: str, items: tuple[str, ...], nemesis: str) -> dict[str, A
 )
 @click.option(
     "--workload",
-    type=click.Choice(["register", "set", "append", "bank"]),
+    type=click.Choice(["register", "set", "append", "bank", "list-append", "rw-register"]),
     default=DEFAULT_WORKLOAD,
     show_default=True,
     help="register: read/write/cas per key, checked for linearizability; set, append, bank.",

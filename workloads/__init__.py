@@ -13,7 +13,9 @@ from typing import Any
 from workloads.append import AppendWorkload
 from workloads.bank import BankWorkload
 from workloads.base import Workload
+from workloads.list_append import ListAppendWorkload
 from workloads.register import RegisterWorkload
+from workloads.rw_register import RWRegisterWorkload
 from workloads.set import SetWorkload
 
 # --workload name -> class; the class's keyword options are its config().
@@ -22,6 +24,8 @@ WORKLOADS: dict[str, type] = {
     "set": SetWorkload,
     "append": AppendWorkload,
     "bank": BankWorkload,
+    "list-append": ListAppendWorkload,
+    "rw-register": RWRegisterWorkload,
 }
 
 

@@ -44,6 +44,11 @@ class KVClient(Protocol):
 
     async def mget(self, keys: list[str], /) -> Any: ...
 
+    async def txn(self, ops: list[Any], /) -> Any:
+        """Micro-ops ``[f, k, v]`` applied atomically; returns them with reads filled
+        (the list-append and rw-register workloads)."""
+        ...
+
     async def __aenter__(self) -> Self: ...
 
     async def __aexit__(

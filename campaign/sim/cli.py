@@ -217,7 +217,7 @@ def _valid_text(valid: Any) -> str:
 )
 @click.option(
     "--workload",
-    type=click.Choice(["register", "set", "append", "bank"]),
+    type=click.Choice(["register", "set", "append", "bank", "list-append", "rw-register"]),
     default="register",
     show_default=True,
 )

@@ -143,6 +143,35 @@ SCENARIOS: dict[str, BugScenario] = {
             expected_checkers=("linearizable",),
         ),
         BugScenario(
+            bug="txn-stale-reads",
+            why=(
+                "list-append txns on a few keys, many clients, 10 ms links: the leader "
+                "takes a txn's reads from its applied state when it proposes the txn, and "
+                "the appends committed before the txn's own entry are missing from them, "
+                "while its appends land after them; Elle names the cycles (G-single, "
+                "G2-item) and lost updates. No acknowledged append is lost, so only an "
+                "isolation checker sees it"
+            ),
+            options=dict(
+                time=10.0,
+                nodes=3,
+                workload="list-append",
+                workload_options=dict(key_count=3, max_txn_length=4),
+                concurrency="5n",
+                rate=200.0,
+                nemesis="partition",
+                nemesis_interval=2.0,
+                heartbeat_ms=50.0,
+                election_timeout_ms=300.0,
+                base_delay=0.01,
+                jitter=0.01,
+            ),
+            seeds=(1, 2, 3, 4, 5, 6),
+            test_seeds=(1, 2, 3),
+            test_time=3.0,
+            expected_checkers=("elle-list-append",),
+        ),
+        BugScenario(
             bug="no-fsync",
             why=(
                 "every node loses power together: what was acknowledged but never made "

@@ -39,7 +39,9 @@ class Log:
 
 def test_a_txn_applies_in_order_and_fills_its_reads() -> None:
     log = Log(KVStateMachine())
-    reply = log.txn([["r", "x", None], ["append", "x", 1], ["w", "y", "a"], ["r", "y", None]], seq=1)
+    reply = log.txn(
+        [["r", "x", None], ["append", "x", 1], ["w", "y", "a"], ["r", "y", None]], seq=1
+    )
     assert reply == {
         "ok": True,
         "value": [["r", "x", None], ["append", "x", 1], ["w", "y", "a"], ["r", "y", "a"]],
@@ -121,7 +123,9 @@ def test_the_server_wants_a_session_for_a_txn_with_writes_only() -> None:
     write = validate_request({"op": "txn", "ops": [["w", "x", 1]], "client": "c", "seq": 2})
     assert write["client"] == "c" and write["seq"] == 2 and not is_txn_read(write)
     # A read-only txn with a session is a log command like any other.
-    with_session = validate_request({"op": "txn", "ops": [["r", "x", None]], "client": "c", "seq": 3})
+    with_session = validate_request(
+        {"op": "txn", "ops": [["r", "x", None]], "client": "c", "seq": 3}
+    )
     assert not is_txn_read(with_session)
 
 
@@ -142,10 +146,17 @@ def test_txn_state_and_sessions_survive_a_snapshot() -> None:
     reply = log.txn([["append", 7, 1], ["w", b"k", "v"], ["r", 7, None]], seq=1)
     restored = KVStateMachine()
     restored.restore(kv.snapshot())
-    again = restored.apply(2, encode_command(
-        {"op": "txn", "ops": [["append", 7, 1], ["w", b"k", "v"], ["r", 7, None]],
-         "client": "c", "seq": 1}
-    ))
+    again = restored.apply(
+        2,
+        encode_command(
+            {
+                "op": "txn",
+                "ops": [["append", 7, 1], ["w", b"k", "v"], ["r", 7, None]],
+                "client": "c",
+                "seq": 1,
+            }
+        ),
+    )
     assert again == reply
     assert restored.query({"op": "txn", "ops": [["r", 7, None], ["r", b"k", None]]})["value"] == [
         ["r", 7, [1]],
@@ -163,8 +174,12 @@ def test_stale_reads_bug_reads_at_proposal_and_writes_at_commit() -> None:
     # Proposed on the leader while another append (2) is in flight.
     command = with_reads_at_proposal(
         leader,
-        {"op": "txn", "ops": [["r", "x", None], ["append", "x", 3], ["r", "x", None]],
-         "client": "c", "seq": 1},
+        {
+            "op": "txn",
+            "ops": [["r", "x", None], ["append", "x", 3], ["r", "x", None]],
+            "client": "c",
+            "seq": 1,
+        },
     )
     assert command["reads_at_proposal"] == [[1], [1, 3]]
     for kv in (leader, follower):

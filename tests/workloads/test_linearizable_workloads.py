@@ -24,7 +24,7 @@ NODES = ["n1", "n2", "n3", "n4", "n5"]
 
 
 def test_registry_builds_every_workload_from_its_config() -> None:
-    assert set(WORKLOADS) == {"register", "set", "append", "bank"}
+    assert set(WORKLOADS) == {"register", "set", "append", "bank", "list-append", "rw-register"}
     for name in WORKLOADS:
         workload = make_workload(name)
         assert workload.name == name

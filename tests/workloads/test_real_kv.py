@@ -79,6 +79,9 @@ class KVStateMachineClient:
     async def transfer(self, from_key: str, to_key: str, amount: int, /) -> Any:
         return await self._write("transfer", from_key=from_key, to_key=to_key, amount=amount)
 
+    async def txn(self, ops: list[Any], /) -> Any:
+        return await self._write("txn", ops=[list(mop) for mop in ops])
+
 
 @pytest.mark.parametrize("name", sorted(WORKLOADS))
 async def test_workload_is_valid_against_the_real_kv(

@@ -74,6 +74,15 @@ class MemoryKV:
             return None
         if op == "mget":
             return {key: self.data.get(key) for key in args[0]}
+        if op == "txn":  # atomic: micro-ops in order, reads see the txn's own writes
+            done = []
+            for f, key, value in args[0]:
+                if f == "r":
+                    done.append([f, key, self.data.get(key)])
+                    continue
+                self.data[key] = [*(self.data.get(key) or []), value] if f == "append" else value
+                done.append([f, key, value])
+            return done
         raise AssertionError(op)
 
 
@@ -165,6 +174,9 @@ class FakeClient:
 
     async def mget(self, keys: list[str], /) -> Any:
         return await self._call("mget", keys)
+
+    async def txn(self, ops: list[Any], /) -> Any:
+        return await self._call("txn", [list(mop) for mop in ops])
 
 
 @dataclass(slots=True)
