@@ -68,7 +68,6 @@ from raftnode.messages import (
     Message,
     MessageType,
     Snapshot,
-    SnapshotMeta,
 )
 from raftnode.statemachine import StateMachine
 from raftnode.storage.interface import Storage
@@ -563,7 +562,8 @@ class NodeDriver:
 
     def _snapshot_of_state_machine(self) -> Snapshot:
         data = self.state_machine.snapshot()
-        return Snapshot(SnapshotMeta(index=self.applied_index, term=self.applied_term), data)
+        # The core's meta carries the configuration at that index (§4.1).
+        return Snapshot(self.core.snapshot_meta(self.applied_index, self.applied_term), data)
 
     def _snapshot_stored(self, snapshot: Snapshot) -> None:
         self.core.compact(snapshot)

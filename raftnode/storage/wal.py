@@ -99,7 +99,16 @@ from typing import Any
 
 import msgpack
 
-from raftnode.messages import Entry, EntryKind, HardState, RestoredState, Snapshot, SnapshotMeta
+from raftnode.messages import (
+    Entry,
+    EntryKind,
+    HardState,
+    RestoredState,
+    Snapshot,
+    SnapshotMeta,
+    conf_from_wire,
+    conf_to_wire,
+)
 from raftnode.storage.interface import StorageError
 from raftnode.storage.logstate import LogState, check_append, check_contiguous, trim_compacted
 
@@ -117,7 +126,8 @@ EXACT_CHECK_BYTES = 2  # zero bytes few enough to try every filling of (65536 ch
 SEGMENT_NAME = re.compile(r"^(\d{8})\.seg$")
 SNAPSHOT_NAME = re.compile(r"^(\d{20})-(\d{20})\.snap$")
 
-_KIND_CODES = {EntryKind.COMMAND: "c", EntryKind.NOOP: "n"}
+# "g" (configuration, §4.1): the core rebuilds the configuration from these on restart.
+_KIND_CODES = {EntryKind.COMMAND: "c", EntryKind.NOOP: "n", EntryKind.CONFIG: "g"}
 _KIND_FROM_CODE = {code: kind for kind, code in _KIND_CODES.items()}
 
 _logger = logging.getLogger("raftnode.storage")
@@ -529,10 +539,16 @@ class _Replay:
 
 
 def _encode_snapshot(snapshot: Snapshot) -> bytes:
-    body = msgpack.packb(
-        {"index": snapshot.meta.index, "term": snapshot.meta.term, "data": snapshot.data},
-        use_bin_type=True,
-    )
+    fields: dict[str, Any] = {
+        "index": snapshot.meta.index,
+        "term": snapshot.meta.term,
+        "data": snapshot.data,
+    }
+    if snapshot.meta.conf is not None:
+        # The configuration at the snapshot's index (§4.1): the config entries it
+        # replaces are gone from the WAL.
+        fields["conf"] = conf_to_wire(snapshot.meta.conf)
+    body = msgpack.packb(fields, use_bin_type=True)
     return SNAPSHOT_HEADER.pack(SNAPSHOT_MAGIC, len(body), zlib.crc32(body)) + body
 
 
@@ -551,7 +567,10 @@ def _read_snapshot(path: Path) -> Snapshot:
         )
     try:
         raw = msgpack.unpackb(body, raw=False)
-        snapshot = Snapshot(SnapshotMeta(index=raw["index"], term=raw["term"]), raw["data"])
+        conf = conf_from_wire(raw["conf"]) if raw.get("conf") is not None else None
+        snapshot = Snapshot(
+            SnapshotMeta(index=raw["index"], term=raw["term"], conf=conf), raw["data"]
+        )
         if not (_is_int(raw["index"]) and _is_int(raw["term"]) and isinstance(raw["data"], bytes)):
             raise ValueError("bad field types")
     except Exception as exc:
