@@ -25,7 +25,6 @@ KNOWN_BUGS: frozenset[str] = frozenset(
         "no-dedup",  # KV: client sessions ignored
         "txn-stale-reads",  # driver/KV: a txn's reads at proposal, its writes at commit
         "no-prevote-checkquorum",  # core: pre-vote and check-quorum both off (etcd #9241)
-        "two-conf-changes",  # core: a config change while another is uncommitted (§4.1)
     }
 )
 
@@ -37,7 +36,6 @@ CORE_BUGS: frozenset[str] = frozenset(
         "truncate-always",
         "commit-regress",
         "no-prevote-checkquorum",
-        "two-conf-changes",
     }
 )
 

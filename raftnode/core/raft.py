@@ -188,21 +188,17 @@ class RaftCore:
             raise NotLeader(self.leader)
         if self._transferee is not None:
             raise NotLeader(self._transferee)
-        if not self._bug("two-conf-changes"):
-            if self._confs.latest_index > self.log.committed:
-                raise ChangeRefused(
-                    "change_pending",
-                    f"the change at index {self._confs.latest_index} is not committed yet "
-                    f"(commit index {self.log.committed})",
-                )
-            if not self._committed_in_current_term():
-                raise ChangeRefused(
-                    "term_not_committed",
-                    "this leader has not yet committed an entry of its term",
-                )
-        # Bug two-conf-changes: without the two checks above, a second single-server
-        # change can start before the first is committed, so the voter sets in force on
-        # different servers may differ by two voters and have disjoint majorities (§4.1).
+        if self._confs.latest_index > self.log.committed:
+            raise ChangeRefused(
+                "change_pending",
+                f"the change at index {self._confs.latest_index} is not committed yet "
+                f"(commit index {self.log.committed})",
+            )
+        if not self._committed_in_current_term():
+            raise ChangeRefused(
+                "term_not_committed",
+                "this leader has not yet committed an entry of its term",
+            )
         conf = apply_change(self._confs.current, change)
         entry = self._append_local(EntryKind.CONFIG, conf_to_bytes(conf))
         return entry.index, entry.term

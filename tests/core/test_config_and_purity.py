@@ -21,7 +21,6 @@ ARCHITECTURE_BUGS = {
     "no-fsync",
     "no-dedup",
     "no-prevote-checkquorum",
-    "two-conf-changes",
 }
 
 

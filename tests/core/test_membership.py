@@ -26,8 +26,8 @@ from raftnode.core import (
 from raftnode.messages import (
     ConfState,
     Entry,
-    HardState,
     EntryKind,
+    HardState,
     Message,
     MessageType,
     RestoredState,
@@ -487,11 +487,3 @@ def test_random_schedules_with_changes_keep_raft_safe(
     _check_log_matching(cluster)
     _check_recovers_with_members(cluster)
 
-
-def test_bug_two_conf_changes_lets_a_second_change_start_while_one_is_pending() -> None:
-    cluster = Cluster(3, seed=3, spares=2, election_ticks=5, bugs=("two-conf-changes",))
-    leader = cluster.elect()
-    cluster.held = {(leader, n) for n in cluster.ids if n != leader}
-    _change(cluster, leader, ADD_VOTER, "n4")
-    _change(cluster, leader, ADD_VOTER, "n5")  # refused without the bug
-    assert len(_voters(cluster, leader)) == 5
