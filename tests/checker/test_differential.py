@@ -32,7 +32,7 @@ from checker.linearizable import PRUNINGS, check
 from checker.plain import check_plain
 from workloads.append import ListAppendModel
 
-EXAMPLES = int(os.environ.get("RAFTLAB_DIFFERENTIAL_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("RAFTLAB_DIFFERENTIAL_EXAMPLES", "100"))
 DIFFERENTIAL = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -175,6 +175,31 @@ def list_append_step(state: tuple, f: str, value: Any, outcome: str, error: Any,
     return (True, state) if clj_eq(list(value), list(state)) else FAIL
 
 
+def fifo_queue_step(state: tuple, f: str, value: Any, outcome: str, error: Any, absent: bool):
+    if f == "enqueue":
+        return True, (*state, value)
+    if not state:
+        return FAIL
+    if clj_eq(state[0], value) or (value is None and outcome == "info"):
+        return True, state[1:]  # a dequeue that timed out took the head, if it happened
+    return FAIL
+
+
+def unordered_queue_step(state: tuple, f: str, value: Any, outcome: str, error: Any, absent: bool):
+    if f == "enqueue":
+        return True, (*state, value)
+    for position, held in enumerate(state):
+        if clj_eq(held, value):
+            return True, state[:position] + state[position + 1 :]
+    return FAIL
+
+
+def mutex_step(state: bool, f: str, value: Any, outcome: str, error: Any, absent: bool):
+    if f == "acquire":
+        return FAIL if state else (True, True)
+    return (True, False) if state else FAIL
+
+
 @dataclass(frozen=True, slots=True)
 class Reference:
     step: Callable[..., tuple[bool, Any]]
@@ -193,6 +218,9 @@ REFERENCE: dict[str, Reference] = {
     "set": Reference(set_step, ()),
     "counter": Reference(counter_step, 0),
     "list-append": Reference(list_append_step, ()),
+    "fifo-queue": Reference(fifo_queue_step, ()),
+    "unordered-queue": Reference(unordered_queue_step, ()),
+    "mutex": Reference(mutex_step, False),
 }
 
 
@@ -405,6 +433,19 @@ def histories(draw: Any, model: str) -> tuple[list[dict[str, Any]], bool]:
             else:
                 ops.append(("append", [key, counter], [key, counter], False))
                 counter += 1
+    elif model in ("fifo-queue", "unordered-queue"):
+        ops = []
+        for _ in range(draw(st.integers(1, 6))):
+            if draw(st.booleans()):
+                v = draw(st.sampled_from([True, 1, 1.0, 2]))
+                ops.append(("enqueue", v, v, False))
+            else:
+                ops.append(("dequeue", None, draw(st.sampled_from([True, 1, 1.0, 2])), False))
+    elif model == "mutex":
+        ops = [
+            (draw(st.sampled_from(["acquire", "release"])), None, None, False)
+            for _ in range(draw(st.integers(1, 6)))
+        ]
     else:  # pragma: no cover - every model above
         raise AssertionError(model)
     return draw(timelines(ops)), keyed
