@@ -478,3 +478,21 @@ def test_time_limit_gives_unknown_never_valid() -> None:
     assert result["valid"] == "unknown"
     assert result["possible"] == []
     assert check(ops, "list-append")["valid"] is False
+
+
+def test_a_search_cut_short_is_unknown_for_its_kind_and_the_verdict_still_exact() -> None:
+    history = concurrent(
+        (0, [["r", "x", []], ["r", "y", [1]]]),
+        (1, [["append", "x", 1], ["append", "y", 1]]),
+        (2, [["r", "x", [1]]]),
+    )
+    result = check(
+        history, "list-append", consistency_model="serializable", cycle_search_timeout=0.0
+    )
+    assert result["valid"] is False  # decided by the exact cycle-exists test
+    assert {"PL-SI-cycle-exists", "PL-2.99-cycle-exists"} <= set(result["anomaly-types"])
+    assert result["not"] == ["snapshot-isolation", "repeatable-read"]
+    assert result["cycle-search"]["G-single"] == "unknown"
+    assert "G-single" not in result["anomaly-types"]
+    timeouts = result["anomalies"]["cycle-search-timeout"]
+    assert "G-single" in {t["anomaly"] for t in timeouts}
