@@ -164,6 +164,35 @@ def _aborted_reason(error: BaseException) -> str | None:
     return None
 
 
+@dataclass(slots=True)
+class LoopLag:
+    """How late the harness's Trio loop woke up: its proxies forward every peer message,
+    so a stalled loop delays them all (a cluster whose election timeout is shorter than
+    the worst lag may elect for no fault of its own). Recorded in results.json."""
+
+    max_seconds: float = 0.0
+    over_100ms: int = 0
+    samples: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "max_ms": round(self.max_seconds * 1000, 1),
+            "over_100ms": self.over_100ms,
+            "samples": self.samples,
+        }
+
+
+async def _measure_lag(lag: LoopLag, period: float = 0.01) -> None:
+    while True:
+        asked = trio.current_time() + period
+        await trio.sleep_until(asked)
+        late = trio.current_time() - asked
+        lag.samples += 1
+        lag.max_seconds = max(lag.max_seconds, late)
+        if late > 0.1:
+            lag.over_100ms += 1
+
+
 async def _follow(run: _Run) -> None:
     """Feed the progress display: new history ops, the active fault, the leader."""
     seen = 0
@@ -277,6 +306,7 @@ class _Run:
         self.nemesis_records: list[dict[str, Any]] = []
         self.outcome: CampaignOutcome | None = None
         self.phases: list[dict[str, Any]] = []
+        self.lag = LoopLag()
         self._enter("preparing")
 
     def _enter(self, phase: str) -> None:
@@ -346,6 +376,7 @@ class _Run:
         self._enter("electing")
         await cluster.wait_for_leader(config.leader_timeout)
         nursery.start_soon(_follow, self)
+        nursery.start_soon(_measure_lag, self.lag)
         self.nemesis = make_nemesis(
             config,
             cluster,
@@ -419,6 +450,7 @@ class _Run:
                 "interrupted": interrupted,
                 "aborted": aborted,
                 "phase_seconds": self._phase_times(),
+                "harness_loop_lag": self.lag.to_dict(),
             },
         )
         write_run_folder(

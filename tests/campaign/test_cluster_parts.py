@@ -66,3 +66,21 @@ def test_expected_aborts_are_told_apart_from_harness_bugs():
     assert _describe(bug) == "ClusterError: no leader elected within 30 s; RuntimeError: bug"
     assert _is_interrupt(BaseExceptionGroup("nursery", [KeyboardInterrupt()]))
     assert not _is_interrupt(bug)
+
+
+async def test_the_loop_lag_monitor_sees_a_stalled_harness_loop():
+    import time
+
+    import trio
+
+    from campaign.run import LoopLag, _measure_lag
+
+    lag = LoopLag()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_measure_lag, lag)
+        await trio.sleep(0.05)
+        time.sleep(0.15)  # a blocking call stalls every task, the proxies' included
+        await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    assert lag.over_100ms >= 1 and lag.max_seconds >= 0.1
+    assert lag.to_dict()["max_ms"] >= 100 and lag.samples >= 2
