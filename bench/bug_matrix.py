@@ -54,6 +54,7 @@ class RunRecord:
     simulated_s: float
     wall_s: float
     ops: int
+    anomalies: list[str] = field(default_factory=list)  # what failing Elle checkers named
 
     @property
     def detected(self) -> bool:
@@ -71,6 +72,7 @@ class RunRecord:
             "simulated_s": round(self.simulated_s, 3),
             "wall_s": round(self.wall_s, 3),
             "ops": self.ops,
+            "anomalies": self.anomalies,
         }
 
 
@@ -98,6 +100,7 @@ class RowSummary:
             "sim_s_to_first": round(sum(run.simulated_s for run in spent), 1) if spent else None,
             "wall_s_to_first": round(sum(run.wall_s for run in spent), 1) if spent else None,
             "checkers": dict(checkers.most_common()),
+            "anomalies": sorted({name for run in detecting for name in run.anomalies}),
             "wall_s_total": round(sum(run.wall_s for run in self.runs), 1),
         }
 
@@ -120,6 +123,14 @@ def run_one(row: str, recipe: str, config: SimConfig) -> RunRecord:
         simulated_s=outcome.simulated_seconds,
         wall_s=time.perf_counter() - started,
         ops=len(outcome.ops),
+        anomalies=sorted(
+            {
+                str(kind)
+                for result in outcome.checkers.values()
+                if result.get("valid") is False
+                for kind in result.get("anomaly-types") or ()
+            }
+        ),
     )
 
 
@@ -282,6 +293,7 @@ def print_table(summaries: list[dict[str, Any]], real: list[dict[str, Any]]) -> 
             f"{summary['row']:<24} {'yes' if summary['detected'] else 'no':<8} {seeds:<18} "
             f"{_cell(summary['median_sim_s']):>9} {_cell(summary['median_wall_s']):>10} "
             f"{to_first:>19}  {', '.join(summary['checkers']) or '-'}{unknown}"
+            + (f" [{', '.join(summary['anomalies'])}]" if summary.get("anomalies") else "")
         )
     undetected = [s["row"] for s in summaries if s["row"] != CORRECT_BUILD and not s["detected"]]
     for row in undetected:

@@ -336,10 +336,6 @@ class KVStateMachine:
             return dict(MALFORMED)
         if op in READ_OPS:
             return self._read(command)  # a read through the log: no session needed
-        if op == TXN_OP and "client" not in command and not txn_has_writes(
-            validate_txn_ops(command.get("ops"))
-        ):
-            return self._write(op, command)  # a sessionless read-only txn: a read
         client, seq = command.get("client"), command.get("seq")
         if client is None and seq is None:
             return self._write(op, command)
