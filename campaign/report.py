@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from campaign.counterexample import fault_nodes
 from campaign.results import (
     CAMPAIGN_FILE,
     HISTORY_EDN,
@@ -138,7 +139,7 @@ def nemesis_periods(ops: Sequence[Op]) -> tuple[list[NemesisPeriod], list[Nemesi
         closing = _closing_kind(op.f)
         if opening is not None:
             if opening not in open_periods:
-                label = opening if op.value is None else f"{opening} {_short(op.value, 60)}"
+                label = f"{opening} {fault_nodes(op.value)}".strip()
                 periods.append(NemesisPeriod(_fault_family(opening), op.time, last_time, label))
                 open_periods[opening] = len(periods) - 1
                 closing_periods.pop(opening, None)
@@ -152,7 +153,7 @@ def nemesis_periods(ops: Sequence[Op]) -> tuple[list[NemesisPeriod], list[Nemesi
         elif op.type == "invoke" or op.type == "info":
             if op.type == "info" and instants and instants[-1].label.startswith(op.f):
                 continue  # the completion of the instant just recorded
-            label = op.f if op.value is None else f"{op.f} {_short(op.value, 60)}"
+            label = f"{op.f} {fault_nodes(op.value)}".strip()
             instants.append(NemesisInstant(_fault_family(op.f), op.time, label))
     return periods, instants
 
@@ -322,19 +323,49 @@ def _png(figure: Any) -> str:
 
 
 def _shade(axes: Any, periods: Sequence[NemesisPeriod], instants: Sequence[NemesisInstant]) -> None:
+    """Faults on a plot: a light band over the plot, and at its top one strip per fault
+    family (so overlapping faults stay apart), each bar naming the nodes it hit."""
+    from matplotlib.transforms import blended_transform_factory
+
+    strip = blended_transform_factory(axes.transData, axes.transAxes)
+    families = sorted({p.kind for p in periods} | {i.kind for i in instants})
+    row_of = {kind: row for row, kind in enumerate(families)}
+    row_height = 0.055
     seen: set[str] = set()
     for period in periods:
         colour = FAULT_COLOURS.get(period.kind, FAULT_COLOURS["other"])
         label = period.kind if period.kind not in seen else None
         seen.add(period.kind)
-        axes.axvspan(
-            period.start / NANOS, period.end / NANOS, color=colour, alpha=0.15, label=label, lw=0
-        )
+        start, stop = period.start / NANOS, max(period.end, period.start + 1) / NANOS
+        axes.axvspan(start, stop, color=colour, alpha=0.08, label=label, lw=0)
+        bottom = 1 - (row_of[period.kind] + 1) * row_height
+        axes.add_patch(_rectangle((start, bottom), stop - start, row_height * 0.9, colour, strip))
+        nodes = period.label.split(" ", 1)[1] if " " in period.label else ""
+        if nodes:
+            axes.text(
+                start,
+                bottom + row_height * 0.45,
+                f" {nodes}",
+                transform=strip,
+                fontsize=7,
+                va="center",
+                ha="left",
+                color="#212121",
+                clip_on=True,
+            )
     for instant in instants:
         colour = FAULT_COLOURS.get(instant.kind, FAULT_COLOURS["other"])
         label = instant.kind if instant.kind not in seen else None
         seen.add(instant.kind)
         axes.axvline(instant.time / NANOS, color=colour, alpha=0.6, lw=1, ls="--", label=label)
+
+
+def _rectangle(
+    xy: tuple[float, float], width: float, height: float, colour: str, transform: Any
+) -> Any:
+    from matplotlib.patches import Rectangle
+
+    return Rectangle(xy, width, height, color=colour, alpha=0.45, lw=0, transform=transform)
 
 
 def _end_seconds(ops: Sequence[Op]) -> float:
@@ -422,9 +453,11 @@ def plot_rate(completed: Sequence[CompletedOp], periods, instants, end: float) -
     figure = _figure(12, 4)
     axes = figure.add_subplot()
     _shade(axes, periods, instants)
-    styles = {"ok": "-", "fail": "--", "info": ":"}
+    # Colour says the outcome (ok green, fail red, info orange, as on every plot); the
+    # line style says the function.
+    line_styles = ["-", "--", ":", "-."]
     xs = [(position + 0.5) * bucket for position in range(buckets)]
-    for f in sorted({item.f for item in completed}):
+    for position, f in enumerate(sorted({item.f for item in completed})):
         for kind in ("ok", "fail", "info"):
             counts = [0] * buckets
             for item in completed:
@@ -434,8 +467,8 @@ def plot_rate(completed: Sequence[CompletedOp], periods, instants, end: float) -
                 axes.plot(
                     xs,
                     [count / bucket for count in counts],
-                    styles[kind],
-                    color=TYPE_COLOURS[kind] if len({i.f for i in completed}) == 1 else None,
+                    line_styles[position % len(line_styles)],
+                    color=TYPE_COLOURS[kind],
                     label=f"{f} {kind}",
                     lw=1.2,
                 )
@@ -498,7 +531,7 @@ def plot_nodes(events: Sequence[NodeEvent], periods, instants, end: float) -> st
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; color: #212121; }
 h1 { margin-bottom: 0.2em; }
-.verdict { color: white; padding: 0.6em 1em; border-radius: 6px; font-size: 1.4em; font-weight: bold; }
+.verdict { color: white; padding: 0.15em 0.6em; border-radius: 6px; font-size: 0.8em; font-weight: bold; vertical-align: middle; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; }
 td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f5f5f5; }
@@ -599,25 +632,37 @@ def render_report(data: RunData, *, run_dir: Path | None = None) -> str:
     periods, instants = nemesis_periods(ops)
     completed = pair_client_ops(ops)
     events = node_events_for_report(data)
+    # One time span for every plot: the history's, stretched to the last node event.
+    end = max([end] + [event.time / NANOS for event in events])
     checkers: Mapping[str, Mapping[str, Any]] = results.get("checkers", {}) or {}
+
+    from campaign.counterexample import TIMELINE_CSS, counterexample_html, timeline_html
 
     out: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>raftlab {_e(name)}: {_verdict_text(valid)}</title>",
-        f"<style>{_STYLE}</style></head><body>",
-        f"<h1>raftlab run <code>{_e(name)}</code></h1>",
-        f'<p class="muted">started {_e(campaign.get("started", "?"))}, seed {_e(campaign.get("seed", config.get("seed", "?")))}</p>',
-        *(
-            [f"<p>Replay this run exactly: <code>{_e(campaign['replay'])}</code></p>"]
-            if campaign.get("replay")
-            else []
-        ),
-        f'<div class="verdict" style="background:{_verdict_colour(valid)}">{_verdict_text(valid)}</div>',
-        '<nav><a href="#checkers">checkers</a><a href="#counts">counts</a><a href="#timeline">timeline</a>'
-        '<a href="#latency">latency</a><a href="#rate">rate</a><a href="#nodes">nodes</a>'
-        '<a href="#nemesis">nemesis</a><a href="#config">configuration</a><a href="#files">files</a></nav>',
+        f"<style>{_STYLE}{TIMELINE_CSS}</style></head><body>",
+        f'<h1>raftlab run <code>{_e(name)}</code> <span class="verdict" '
+        f'style="background:{_verdict_colour(valid)}">{_verdict_text(valid)}</span></h1>',
+        f'<p class="muted">{_e(config.get("workload", "?"))} under '
+        f"{_e(config.get('nemesis', '?'))}, started {_e(campaign.get('started', '?'))}, "
+        f"seed {_e(campaign.get('seed', config.get('seed', '?')))}</p>",
     ]
+    # The anomaly in words and its counterexample come first: what a reader opens the page for.
+    if valid is not True:
+        try:
+            out.append(counterexample_html(results, ops))
+        except Exception as error:  # noqa: BLE001 - the page must survive a drawing bug
+            out.append(f'<p class="fail">the counterexample could not be drawn: {_e(error)}</p>')
+    if campaign.get("replay"):
+        out.append(f"<p>Replay this run exactly: <code>{_e(campaign['replay'])}</code></p>")
+    out.append(
+        '<nav><a href="#timeline">timeline</a><a href="#checkers">checkers</a><a href="#counts">counts</a>'
+        '<a href="#latency">latency</a><a href="#rate">rate</a><a href="#nodes">nodes</a>'
+        '<a href="#nemesis">nemesis</a><a href="#config">configuration</a><a href="#files">files</a></nav>'
+    )
 
     summary_keys = (
         "workload",
@@ -634,6 +679,8 @@ def render_report(data: RunData, *, run_dir: Path | None = None) -> str:
         ("operations", sum(1 for op in ops if op.process != NEMESIS and op.type == "invoke"))
     )
     summary_rows.append(("duration (s)", f"{end:.1f}"))
+    out.append('<h2 id="timeline">Timeline</h2>')
+    out.append(timeline_html(results, ops) if completed else '<p class="muted">no operations</p>')
     out.append(_table(["", ""], summary_rows))
 
     out.append('<h2 id="checkers">Checkers</h2>')
@@ -667,8 +714,6 @@ def render_report(data: RunData, *, run_dir: Path | None = None) -> str:
         count_rows.append(("all", *totals))
     out.append(_table(["f", "ok", "fail", "info", "total"], count_rows, numeric=(1, 2, 3, 4)))
 
-    out.append('<h2 id="timeline">Timeline</h2>')
-    out.append(_image(plot_timeline(completed, periods, instants, end), "timeline"))
     out.append('<h2 id="latency">Latency</h2>')
     out.append(_image(plot_latency(completed, periods, instants, end), "latency"))
     out.append('<h2 id="rate">Rate</h2>')
@@ -688,11 +733,13 @@ def render_report(data: RunData, *, run_dir: Path | None = None) -> str:
         for event in events[:MAX_TABLE_ROWS]
     ]
     if event_rows:
+        out.append(f"<details><summary>{len(events)} role and term changes</summary>")
         out.append(_table(["time (s)", "node", "role", "term", "leader", "from"], event_rows))
         if len(events) > MAX_TABLE_ROWS:
             out.append(
                 f'<p class="muted">{len(events) - MAX_TABLE_ROWS} more changes in {NODE_EVENTS_FILE} and the node logs</p>'
             )
+        out.append("</details>")
 
     out.append('<h2 id="nemesis">Nemesis</h2>')
     nemesis_ops = [op for op in ops if op.process == NEMESIS]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 from html.parser import HTMLParser
 
@@ -95,8 +96,10 @@ def test_valid_report_is_wellformed_and_self_contained(register_history, make_no
     parsed = check_wellformed(page)
     text = " ".join(parsed.text)
     assert "VALID" in text and "INVALID" not in text
-    # Four plots: timeline, latency, rate, node roles, all inline PNGs that decode.
-    assert len(parsed.images) == 4
+    # Three plots: latency, rate, node roles, all inline PNGs that decode (the timeline is
+    # the interactive canvas, drawn from inline JSON).
+    assert len(parsed.images) == 3
+    assert 'id="tl-canvas"' in page and 'id="tl-data"' in page
     for source in parsed.images:
         assert source.startswith("data:image/png;base64,")
         assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
@@ -151,7 +154,8 @@ def test_markup_in_values_is_escaped():
         run_data(ops, {"valid": True, "checkers": {"x": {"valid": True, "note": "<b>"}}})
     )
     check_wellformed(page)
-    assert "<script>" not in page
+    assert "<script>alert" not in page  # escaped in the HTML, \u003c in the inline JSON
+    assert "\\u003cscript>alert(1)" in page  # the value is there, inert
 
 
 def test_counts_per_function(register_history):
@@ -248,3 +252,34 @@ def test_process_markers_show_kills_pauses_and_restarts():
         (4.0, "down", 2),
         (5.0, "starting", 2),
     ]
+
+
+def test_invalid_report_opens_on_the_anomaly_and_its_lanes(stale_history):
+    """The sentence and the culprit's lanes come before everything else; only the
+    processes involved get a lane; the whole history is in the interactive timeline."""
+    from checker.linearizable import check
+    from checker.models import MODELS
+
+    client = [op for op in stale_history if op.process != NEMESIS]
+    result = check(client, MODELS["cas-register"], independent=True)
+    assert result["valid"] is False
+    page = render_report(
+        run_data(stale_history, {"valid": False, "checkers": {"linearizable": result}})
+    )
+    check_wellformed(page)
+    anomaly = page.index('id="anomaly"')
+    assert anomaly < page.index('id="culprit"') < page.index('id="timeline"')
+    assert anomaly < page.index('id="checkers"')
+    assert "stale read: process" in page[anomaly : anomaly + 400]
+    lanes = page[page.index('id="counterexample-lanes"') : page.index("</svg>", anomaly)]
+    culprit = result["failures"][0]["op"]
+    assert f">process {culprit['process']}</text>" in lanes
+    processes = {op.process for op in client}
+    shown = {p for p in processes if f">process {p}</text>" in lanes}
+    assert shown < processes or len(processes) <= 2  # only the processes involved
+    assert '["partition",' in page and '"n1 | n2 n3"]' in page  # bands name their nodes
+    data = json.loads(
+        page[page.index('id="tl-data">') + len('id="tl-data">') : page.index("</script>", anomaly)]
+    )
+    assert len(data["ops"]) == sum(1 for op in client if op.type == "invoke")  # all of it
+    assert data["culprit"] == culprit["index"] and data["linearizations"]
