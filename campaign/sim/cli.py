@@ -282,6 +282,16 @@ def _valid_text(valid: Any) -> str:
 )
 @click.option("--keep-all", is_flag=True, help="With --seeds: write a results folder per seed.")
 @click.option(
+    "--executor",
+    default="local",
+    show_default=True,
+    help="With --seeds: local (--jobs processes) | dask (a Dask LocalCluster of --jobs "
+    "workers) | dask://HOST:PORT (an existing scheduler). Same summary on each.",
+)
+@click.option(
+    "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Workers."
+)
+@click.option(
     "--shrink/--no-shrink",
     default=None,
     help="Shrink a failing run to a minimal fault schedule (Hypothesis over its sub-schedules) "
@@ -316,6 +326,8 @@ def sim_command(
     keep_all: bool,
     shrink: bool | None,
     shrink_runs: int,
+    executor: str,
+    jobs: int,
 ) -> None:
     """Run raftnode in a deterministic simulation: a seed replays a run exactly.
 
@@ -420,31 +432,32 @@ def sim_command(
             shrink_and_report(outcome, run_dir, results_dir, max_runs=shrink_runs)
         sys.exit(exit_code(outcome.valid))
 
-    verdicts: list[Any] = []
-    not_valid: list[int] = []
-    shrunk = False
+    from campaign.sweep import SweepError, parse_executor, run_sim_sweep
+
     try:
-        for seed_value in seeds:
-            outcome = run_simulation(make(seed_value))
-            verdicts.append(outcome.valid)
-            line = _summary_line(outcome)
-            run_dir = None
-            if outcome.valid is not True or keep_all:
-                run_dir = write_sim_results(outcome, results_dir)
-                line += f"  {run_dir}"
-            if outcome.valid is not True and run_dir is not None:
-                not_valid.append(seed_value)
-                for anomaly in run_anomaly_lines(run_dir)[:1]:
-                    line += f"\n  {anomaly}"
-                line += f"\n  replay: {replay_command(outcome.config)}"
-            click.echo(line)
-            if outcome.valid is False and shrink is not False and not shrunk and run_dir:
-                shrunk = True  # the first failing seed; the others replay as printed
-                shrink_and_report(outcome, run_dir, results_dir, max_runs=shrink_runs)
-    except KeyboardInterrupt:
+        spec = parse_executor(executor)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--executor") from None
+    try:  # one task per seed, on `spec`; failing seeds' folders come back into results_dir
+        sweep = run_sim_sweep(
+            [make(s) for s in seeds], executor=spec, jobs=jobs, results_dir=results_dir,
+            keep_all=keep_all, echo=click.echo,
+        )
+    except SweepError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(255)
+    verdicts, not_valid = sweep.verdicts, sweep.not_valid
+    if sweep.interrupted:
         click.echo(f"interrupted after {len(verdicts)} of {len(seeds)} seeds", err=True)
         _echo_seeds_summary(len(verdicts), verdicts, not_valid)
         sys.exit(EXIT_INTERRUPTED)
+    first_invalid = next((s for s in sweep.summaries if s["valid"] is False), None)
+    if first_invalid is not None and shrink is not False and first_invalid["run_dir"]:
+        # The first failing seed, replayed here (same seed, same run); the others as printed.
+        outcome = run_simulation(make(first_invalid["seed"]))
+        shrink_and_report(
+            outcome, Path(first_invalid["run_dir"]), results_dir, max_runs=shrink_runs
+        )
     _echo_seeds_summary(len(seeds), verdicts, not_valid)
     sys.exit(exit_code(merge_valid(verdicts)))
 
