@@ -285,7 +285,16 @@ class RaftClient:
         await self.aclose()
         assert self._stack is not None
         self._nursery = None
-        return await self._stack.__aexit__(exc_type, exc, traceback)
+        try:
+            return await self._stack.__aexit__(exc_type, exc, traceback)
+        except BaseExceptionGroup as group:
+            # The client's own tasks catch their errors, so a group holding just the
+            # body's exception is Trio's nursery wrapping the caller's error: hand it back
+            # as raised, so ``except ClientError`` around ``async with`` works.
+            if exc is None or list(group.exceptions) != [exc]:
+                raise
+        assert exc is not None
+        raise exc
 
     async def aclose(self) -> None:
         if self._nursery is not None:
@@ -381,6 +390,7 @@ class RaftClient:
         unknown: ClientError | None = None  # set once an attempt may have taken effect
         last: ClientError | None = None
         misses = 0  # consecutive attempts that found no leader
+        told: str | None = None  # the last leader a node named (reported with any error)
         for _attempt in range(self.max_attempts):
             remaining = deadline - trio.current_time()
             if remaining <= 0:
@@ -406,7 +416,7 @@ class RaftClient:
                 target = self._next_node(node)
                 continue
             except trio.TooSlowError:
-                last = ClientError("timeout", definite=False, node=node)
+                last = ClientError("timeout", definite=False, leader=told, node=node)
                 break
             except FrameError as error:  # our own request does not fit in a frame
                 raise ClientError(error.code, definite=True, detail=error.reason) from None
@@ -417,9 +427,13 @@ class RaftClient:
             code = reply.get("error")
             code = code if isinstance(code, str) else "malformed_reply"
             if code in ("not_leader", "no_leader"):
-                hint = reply.get("leader")
-                hint = hint if isinstance(hint, str) and hint in self.cluster else None
-                last = ClientError(code, definite=True, leader=hint, node=node)
+                named = reply.get("leader")
+                named = named if isinstance(named, str) and named else None
+                told = named or told
+                # Follow the hint only to a node we know the address of, but report it
+                # either way: a client given part of the cluster still learns the leader.
+                hint = named if named in self.cluster else None
+                last = ClientError(code, definite=True, leader=named, node=node)
                 if hint is not None and hint != node and misses < len(self.node_ids):
                     self._leader = hint
                     target = hint
@@ -445,6 +459,7 @@ class RaftClient:
                 raise ClientError(
                     "timeout",
                     definite=False,
+                    leader=told,
                     node=unknown.node,
                     detail=f"no answer within {self.timeout} s after {unknown.code}",
                 )

@@ -179,3 +179,31 @@ def test_parse_cluster() -> None:
     for bad in ("", "n1", "n1=host", "n1=h:x", "n1=h:1,n1=h:2", "n1=h:70000"):
         with pytest.raises(ValueError):
             parse_cluster(bad)
+
+
+async def test_a_hint_to_a_node_outside_the_clients_map_is_still_reported() -> None:
+    # Issue 12: a client given only a follower got `not_leader` with `"leader": null`
+    # although the follower named its leader: the hint must reach the caller.
+    async with fake_cluster({"n1": not_leader("n2")}) as (cluster, nodes):
+        async with RaftClient(cluster, "cli", timeout=30.0, max_attempts=3) as client:
+            with pytest.raises(ClientError) as info:
+                await client.put("k", 1)
+        assert (info.value.code, info.value.definite) == ("not_leader", True)
+        assert info.value.leader == "n2"
+        assert info.value.to_dict()["leader"] == "n2"
+        assert len(nodes["n1"].requests) == 3  # it cannot follow the hint: it retries n1
+
+
+async def test_an_error_inside_async_with_comes_out_as_raised() -> None:
+    # The client's nursery must not wrap the caller's own exception in an ExceptionGroup.
+    async with fake_cluster({"n1": lambda f: {"ok": False, "error": "cas_mismatch"}}) as (
+        cluster,
+        _,
+    ):
+        with pytest.raises(ClientError) as info:
+            async with RaftClient(cluster, "cli") as client:
+                await client.cas("k", 1, 2)
+        assert info.value.code == "cas_mismatch"
+        with pytest.raises(KeyError):
+            async with RaftClient(cluster, "cli"):
+                raise KeyError("mine")
