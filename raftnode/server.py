@@ -22,6 +22,8 @@ from __future__ import annotations
 import math
 import random
 import signal
+import socket
+import struct
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -42,7 +44,13 @@ from raftnode.driver import (
     OutcomeUnknownError,
 )
 from raftnode.kv import TXN_OP, txn_has_writes, validate_txn_ops
-from raftnode.messages import Message, MessageError, message_from_wire, message_to_wire
+from raftnode.messages import (
+    Message,
+    MessageError,
+    MessageType,
+    message_from_wire,
+    message_to_wire,
+)
 from raftnode.wire import (
     DEFAULT_MAX_FRAME_BYTES,
     FrameError,
@@ -66,6 +74,16 @@ PEER_QUEUE_LIMIT = 20_000  # messages queued for one peer before the oldest are 
 BACKOFF_MIN = 0.02
 BACKOFF_MAX = 1.0
 UNREACHABLE_LOG_INTERVAL = 30.0
+# A peer dial (connect + hello) gets two election timeouts, but never less than this: a
+# black-holed SYN or hello must not hold a link for HELLO_TIMEOUT after the path heals.
+PEER_DIAL_TIMEOUT_MIN = 0.5
+# What a follower sends its leader in answer to every append and heartbeat: a leader that
+# gets none from a peer for SILENT_LINK_TIMEOUTS election timeouts redials it.
+SILENT_LINK_TIMEOUTS = 2
+_PEER_ANSWERS = frozenset({MessageType.APPEND_RESP, MessageType.SNAPSHOT_RESP})
+# The errors of a connection whose other end went away (or never answered): a node logs
+# them and carries on; it never crashes on a peer's or a client's death.
+CONNECTION_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
 class NodeStartError(Exception):
@@ -193,6 +211,9 @@ class PeerLink:
     stream: FrameStream | None = None  # while connected
     # Encoded bytes the socket did not take at once: they go before anything queued.
     backlog: bytearray = field(default_factory=bytearray)
+    connected_at: float = 0.0  # Trio time of the current connection's hello_ok
+    # Cancels the current connection (the silent-link watchdog); None while dialling.
+    reset_scope: trio.CancelScope | None = None
 
 
 class PeerTransport:
@@ -320,6 +341,17 @@ class NodeServer:
         self.links = {
             peer_id: PeerLink(peer_id, address) for peer_id, address in config.peers.items()
         }
+        # Peer links heal within about two election timeouts of their path healing: a
+        # silent link is redialled after that long (_watch_silent_links), a dial that
+        # hangs gives up after that long, and the back-off between dials stays below half
+        # an election timeout.
+        election_seconds = config.election_timeout_ms / 1000.0
+        self.silent_link_seconds = SILENT_LINK_TIMEOUTS * election_seconds
+        self.dial_timeout = min(HELLO_TIMEOUT, max(self.silent_link_seconds, PEER_DIAL_TIMEOUT_MIN))
+        self.backoff_max = min(BACKOFF_MAX, max(BACKOFF_MIN, election_seconds / 2))
+        self._answered: dict[str, float] = {}  # peer -> when its last append answer came
+        self._inbound: dict[str, set[trio.CancelScope]] = {}  # peer -> its open links to us
+        self.silent_resets = 0
 
     # --- start-up --------------------------------------------------------------------
 
@@ -434,6 +466,8 @@ class NodeServer:
                 await nursery.start(self.driver.run)
                 for link in self.links.values():
                     nursery.start_soon(self._run_link, link)
+                if self.links:
+                    nursery.start_soon(self._watch_silent_links)
                 task_status.started(self.port)
         finally:
             with trio.CancelScope(shield=True):
@@ -443,14 +477,21 @@ class NodeServer:
     # --- outbound peer links ---------------------------------------------------------
 
     async def _run_link(self, link: PeerLink) -> None:
+        """Dial the peer, pump the link until it breaks, redial with back-off; forever.
+
+        Whatever the peer does (dies, pauses, resets, goes silent) ends one connection,
+        never this task: errors are caught inside ``_pump_link``'s nursery and, should one
+        still come out of a nursery as an ExceptionGroup, by ``except*`` here.
+        """
         backoff = BACKOFF_MIN
         failures = 0
         next_failure_log = 0.0
         host, port = link.address
         while True:
             stream: FrameStream | None = None
+            silent = False
             try:
-                with trio.fail_after(HELLO_TIMEOUT):  # a black hole must not stall the link
+                with trio.fail_after(self.dial_timeout):  # a black hole must not stall the link
                     raw = await trio.open_tcp_stream(host, port)
                     stream = FrameStream(raw, self.config.max_frame_bytes)
                     await stream.send(
@@ -462,19 +503,25 @@ class NodeServer:
                 if reply.get("type") != "hello_ok":
                     raise ConnectionError(f"peer refused the hello: {reply.get('error')!r:.80}")
                 link.connected = True
+                link.connected_at = trio.current_time()
                 self.log(f"peer {link.peer_id} connected at {host}:{port}")
                 failures = 0
                 backoff = BACKOFF_MIN
-                await self._pump_link(link, stream)
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as error:
-                reason = f"{type(error).__name__}: {error}"
-            except (FrameError, trio.TooSlowError, ConnectionError) as error:
-                reason = f"{type(error).__name__}: {error}"
-            else:
-                reason = "closed"
+                with trio.CancelScope() as reset_scope:
+                    link.reset_scope = reset_scope
+                    reason = await self._pump_link(link, stream)
+                link.reset_scope = None
+                if reset_scope.cancelled_caught:
+                    silent = True
+                    reason = "silent link, redialling"
+            except* (*CONNECTION_ERRORS, FrameError, trio.TooSlowError, ConnectionError) as group:
+                reason = _describe(group)
             finally:
+                link.reset_scope = None
                 if stream is not None:
                     with trio.CancelScope(shield=True):
+                        if silent:
+                            _abort_on_close(stream.stream)  # its unsent bytes are stale
                         await stream.stream.aclose()
             was_connected = link.connected
             link.connected = False
@@ -491,19 +538,27 @@ class NodeServer:
                 )
                 next_failure_log = now + UNREACHABLE_LOG_INTERVAL
             await trio.sleep(backoff * (0.5 + self._rng.random()))
-            backoff = min(backoff * 2, BACKOFF_MAX)
+            backoff = min(backoff * 2, self.backoff_max)
 
-    async def _pump_link(self, link: PeerLink, stream: FrameStream) -> None:
-        """Send queued messages in batches; return when the peer closes the link."""
+    async def _pump_link(self, link: PeerLink, stream: FrameStream) -> str:
+        """Send queued messages in batches until the link breaks; returns why it ended.
+
+        Both tasks catch their connection errors themselves: an exception leaving this
+        nursery would come out as an ExceptionGroup (Trio), which is how a follower's
+        SIGKILL used to take its leader down with it.
+        """
+        ended = ["closed by the peer"]
         async with trio.open_nursery() as nursery:
 
             async def watch_for_close() -> None:
                 # The receiver never speaks after hello_ok; EOF or anything else means the
                 # link is gone (or a proxy reset it): reconnect.
                 try:
-                    await stream.receive()
-                except (FrameError, trio.BrokenResourceError, OSError):
-                    pass
+                    frame = await stream.receive()
+                    if frame is not None:
+                        ended[0] = f"unexpected {frame.get('type')!r:.40} frame from the peer"
+                except (*CONNECTION_ERRORS, FrameError) as error:
+                    ended[0] = f"{type(error).__name__}: {error}"
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(watch_for_close)
@@ -520,8 +575,69 @@ class NodeServer:
                     link.backlog.clear()
                     link.queue.clear()
                     await stream.send_raw(data)
+            except CONNECTION_ERRORS as error:
+                ended[0] = f"{type(error).__name__}: {error}"
+                nursery.cancel_scope.cancel()
             finally:
                 link.stream = None
+        return ended[0]
+
+    async def _watch_silent_links(self) -> None:
+        """Redial a peer link that went silent while the path looks open.
+
+        A path that drops packets without closing the connection (a one-way partition in
+        the kernel, a black hole) leaves TCP retransmitting with exponential back-off:
+        after the path heals, the connection carries nothing until the next
+        retransmission, which comes up to two minutes later. Raft tells us when a link is
+        silent: a follower answers every append and heartbeat of its leader (§5.2, §5.3),
+        so a leader that gets no answer from a peer for ``SILENT_LINK_TIMEOUTS`` election
+        timeouts while its link to that peer is up closes both directions of the link
+        (it redials its own; the peer redials its own when ours closes). Either direction
+        being black-holed silences the answers, so this covers both. A paused or dead peer
+        is silent too; redialling it costs one connection attempt per period.
+
+        A leader whose own loop stalled (its watchdog woke late) skips that round: the
+        answers may be waiting, unread, in its socket buffers.
+        """
+        assert self.driver is not None
+        period = self.silent_link_seconds / 4
+        led_since: float | None = None  # when this node (last) became leader, in its term
+        led_term = -1
+        woke = trio.current_time()
+        while True:
+            await trio.sleep(period)
+            now = trio.current_time()
+            stalled = now - woke > 2 * period
+            woke = now
+            status = self.driver.status()
+            if status["role"] != "leader":
+                led_since = None
+                continue
+            if led_since is None or status["term"] != led_term:
+                led_since, led_term = now, status["term"]
+                continue
+            if stalled:
+                continue
+            for link in self.links.values():
+                scope = link.reset_scope
+                if not link.connected or scope is None or scope.cancel_called:
+                    continue  # dialling (the dial timeout bounds that), or being reset
+                quiet_since = max(
+                    self._answered.get(link.peer_id, -math.inf), led_since, link.connected_at
+                )
+                if now - quiet_since >= self.silent_link_seconds:
+                    self._reset_peer(link, now - quiet_since)
+
+    def _reset_peer(self, link: PeerLink, quiet: float) -> None:
+        self.silent_resets += 1
+        self.log(
+            f"peer {link.peer_id} silent for {quiet:.2f} s (no append answer to this "
+            f"leader): redialling peer link"
+        )
+        if link.reset_scope is not None:
+            link.reset_scope.cancel()
+        for scope in self._inbound.get(link.peer_id, ()):
+            scope.cancel()
 
     # --- inbound connections ---------------------------------------------------------
 
@@ -559,12 +675,16 @@ class NodeServer:
                 await self._serve_peer(stream, hello.sender)
             else:
                 error_reply = await self._serve_client(stream, hello.role, peer_name)
-        except FrameError as error:
+        # except*: an error may reach here wrapped in an ExceptionGroup by a nursery
+        # below; whatever the other side does ends this connection, never the node.
+        except* FrameError as group:
+            error = _first_leaf(group)
+            assert isinstance(error, FrameError)
             self.log(f"closing connection from {peer_name}: {error.reason}")
             error_reply = {"type": "error", "error": error.code, "reason": error.reason}
-        except trio.TooSlowError:
+        except* trio.TooSlowError:
             self.log(f"closing connection from {peer_name}: no hello within {HELLO_TIMEOUT} s")
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        except* CONNECTION_ERRORS:
             pass  # the other side went away: nothing to answer
         finally:
             with trio.CancelScope(shield=True):
@@ -579,14 +699,22 @@ class NodeServer:
     async def _serve_peer(self, stream: FrameStream, sender: str) -> None:
         assert self.driver is not None
         node_id = self.config.node_id
-        while True:
-            frames = await stream.receive_batch()
-            if not frames:
-                return
-            self._peer_frames(frames, sender, node_id)
+        # The silent-link watchdog may close this link (cancel) to make the peer redial.
+        inbound = self._inbound.setdefault(sender, set())
+        with trio.CancelScope() as scope:
+            inbound.add(scope)
+            try:
+                while True:
+                    frames = await stream.receive_batch()
+                    if not frames:
+                        return
+                    self._peer_frames(frames, sender, node_id)
+            finally:
+                inbound.discard(scope)
 
     def _peer_frames(self, frames: list[dict[str, Any]], sender: str, node_id: str) -> None:
         assert self.driver is not None
+        answered = False
         for frame in frames:
             if frame["type"] != "raft":
                 raise FrameError(f"unexpected frame type {frame['type']!r:.40} on a peer link")
@@ -598,7 +726,11 @@ class NodeServer:
                 raise FrameError(
                     f"foreign raft message {msg.src}->{msg.dst} on the link from {sender}"
                 )
+            if msg.type in _PEER_ANSWERS:
+                answered = True
             self.driver.receive(msg)
+        if answered:  # the silent-link watchdog's evidence that the link works both ways
+            self._answered[sender] = trio.current_time()
 
     def _client_frames(
         self,
@@ -647,6 +779,10 @@ class NodeServer:
                         await trio.sleep(0.005)
             except FrameError as error:
                 bad_frame = error
+            except CONNECTION_ERRORS:
+                # The client went away (a reset, say): caught here, inside the nursery,
+                # or it would leave as an ExceptionGroup.
+                pass
             nursery.cancel_scope.cancel()
         writer.broken = True  # answers that come later have nowhere to go
         if bad_frame is not None:
@@ -680,6 +816,27 @@ class NodeServer:
             f"clock set by {peer_name}: offset={self.clock.offset:g}s rate={self.clock.rate:g}"
         )
         return {**reply, "ok": True}
+
+
+def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def _describe(group: BaseExceptionGroup[Any]) -> str:
+    error = _first_leaf(group)
+    return f"{type(error).__name__}: {error}"
+
+
+def _abort_on_close(stream: trio.abc.Stream) -> None:
+    """Make the coming close send a TCP reset and drop unsent bytes (SO_LINGER 0)."""
+    linger = struct.pack("ii", 1, 0)
+    try:
+        stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)  # type: ignore[attr-defined]
+    except (OSError, AttributeError, trio.ClosedResourceError):
+        pass
 
 
 def start_answer(
