@@ -18,6 +18,16 @@ knowing anything inside a frame, and so every fault acts per message:
   and wait. Healing lets the held bytes flow.
 - cut "reset": every connection is closed with a TCP reset, and new ones are accepted and
   reset at once, so the sender sees its connection refused until the link heals.
+- blackhole (per direction, like ``blocked``): what a path that silently drops packets
+  does to TCP, e.g. an iptables DROP rule. The proxy stops reading that direction and
+  forwards nothing, so the sender's bytes pile up in its kernel buffers while the
+  connection stays open; new connections are accepted and held (a SYN into the dark).
+  Healing does not make the bytes flow at once: a sender whose packets went unanswered
+  retransmits on TCP's exponential back-off, so a held direction resumes only at the
+  sender's next retransmission, counted from when it went dark (RTO from 200 ms, doubling,
+  at most 120 s; a SYN from 1 s). A 30 s blackhole thus stays dark about 21 s past its
+  heal, unless the endpoints give up on the connection and dial a new one, which passes
+  at once.
 
 The first frame of each direction of a connection (the hello handshake and its answer) is
 never dropped: a message-level fault must not turn into a protocol violation (a frame
@@ -31,11 +41,13 @@ under a nursery the campaign owns: ``await nursery.start(proxy.run)`` or
 
 from __future__ import annotations
 
+import fcntl
 import heapq
 import logging
 import random
 import socket
 import struct
+import termios
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -56,22 +68,57 @@ CUT_HOLD = "hold"
 CUT_RESET = "reset"
 CUT_MODES = (CUT_HOLD, CUT_RESET)
 
+# How a partition's grudge acts on a link: the proxy discards each message ("drop": the
+# connection stays live, and TCP retransmits nothing) or black-holes the link.
+DROP = "drop"
+BLACKHOLE = "blackhole"
+PARTITION_MODES = (DROP, BLACKHOLE)
+
+# TCP's retransmission timer as Linux runs it on loopback (RFC 6298 §2 and §5.5; Linux's
+# TCP_RTO_MIN and TCP_RTO_MAX): the first retransmission 200 ms after the unanswered send,
+# each next one twice as late, never more than 120 s apart; a SYN starts at 1 s.
+RTO_MIN_SECONDS = 0.2
+RTO_MAX_SECONDS = 120.0
+SYN_RTO_SECONDS = 1.0
+
 Address = tuple[str, int]
+
+
+def next_retransmission(dark_since: float, now: float, first_rto: float = RTO_MIN_SECONDS) -> float:
+    """When a sender whose bytes went unanswered from ``dark_since`` on retransmits next,
+    at or after ``now`` (TCP's exponential back-off; see the module docstring)."""
+    rto = first_rto
+    at = dark_since + rto
+    while at < now:
+        rto = min(rto * 2, RTO_MAX_SECONDS)
+        at += rto
+    return at
 
 
 @dataclass(slots=True)
 class LinkFaults:
-    """What happens to messages flowing one way on one link. All off means pass."""
+    """What happens to messages flowing one way on one link. All off means pass.
+
+    ``blackhole`` is changed with ``set_blackhole`` (it wakes the held readers).
+    """
 
     blocked: bool = False  # partition grudge: every message is dropped
     loss: float = 0.0  # probability that a message is dropped
     delay: float = 0.0  # seconds added to each message
     jitter: float = 0.0  # the delay is drawn uniformly from delay +/- jitter (never < 0)
     reorder: bool = False  # False: delayed messages keep their order (TCP semantics)
+    blackhole: bool = False  # nothing is read or forwarded; the connection stays open
+    _lit: trio.Event = field(default_factory=trio.Event, repr=False, compare=False)
 
     @property
     def passing(self) -> bool:
-        return not self.blocked and self.loss <= 0.0 and self.delay <= 0.0 and self.jitter <= 0.0
+        return (
+            not self.blocked
+            and not self.blackhole
+            and self.loss <= 0.0
+            and self.delay <= 0.0
+            and self.jitter <= 0.0
+        )
 
     def describe(self) -> dict[str, object]:
         return {
@@ -80,7 +127,30 @@ class LinkFaults:
             "delay": self.delay,
             "jitter": self.jitter,
             "reorder": self.reorder,
+            "blackhole": self.blackhole,
         }
+
+    def set_blackhole(self, dark: bool) -> None:
+        if dark and not self.blackhole:
+            self._lit = trio.Event()
+        self.blackhole = dark
+        if not dark:
+            self._lit.set()
+
+    async def wait_lit(self) -> None:
+        while self.blackhole:
+            if self._lit.is_set():  # the flag was set without set_blackhole
+                self._lit = trio.Event()
+            await self._lit.wait()
+
+    async def wait_out_blackhole(self, dark_since: float, first_rto: float) -> None:
+        """Return once this direction is lit and the sender, in the dark since
+        ``dark_since``, retransmits (its next retransmission after the heal)."""
+        while True:
+            await self.wait_lit()
+            await trio.sleep_until(next_retransmission(dark_since, trio.current_time(), first_rto))
+            if not self.blackhole:  # dark again before it: that one was lost too
+                return
 
 
 @dataclass(slots=True)
@@ -93,6 +163,7 @@ class LinkStats:
     bytes_forwarded: int = 0
     connections_accepted: int = 0
     connections_reset: int = 0
+    blackhole_holds: int = 0  # times a connection had bytes (or a SYN) held in a blackhole
 
 
 class ProxyError(Exception):
@@ -101,6 +172,15 @@ class ProxyError(Exception):
 
 class _FrameTooLarge(Exception):
     pass
+
+
+def _unread_bytes(stream: trio.SocketStream) -> int:
+    """Bytes waiting in the socket's receive buffer (FIONREAD), 0 if unknown."""
+    try:
+        answer = fcntl.ioctl(stream.socket.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return 0
+    return int(struct.unpack("i", answer)[0])
 
 
 def _set_linger_reset(stream: trio.SocketStream) -> None:
@@ -271,7 +351,11 @@ class _FramePump:
         max_frame = self._proxy.max_frame_bytes
         while True:
             await self._proxy._wait_not_held()
+            if self._faults.blackhole:
+                await self._hold_in_blackhole(holding=False)
             data = await self._source.receive_some(READ_CHUNK_BYTES)
+            if self._faults.blackhole:  # these bytes (or the EOF) came into the dark
+                await self._hold_in_blackhole(holding=True)
             if not data:
                 return
             if (
@@ -332,6 +416,19 @@ class _FramePump:
                         self._frame_buffer = bytearray()
             if direct:
                 await self._flush(direct)
+
+    async def _hold_in_blackhole(self, *, holding: bool) -> None:
+        """Read nothing while the direction is dark, then wait for the sender's next
+        retransmission, if it sent anything into the dark (``holding``: the bytes just
+        read; otherwise whatever waits unread in the socket)."""
+        faults = self._faults
+        dark_since = trio.current_time()
+        if not holding:
+            await faults.wait_lit()
+            if not _unread_bytes(self._source):
+                return  # nothing was sent into the dark: nothing to retransmit
+        self._stats.blackhole_holds += 1
+        await faults.wait_out_blackhole(dark_since, RTO_MIN_SECONDS)
 
     def _skip_frames(self, data: bytes, max_frame: int) -> int:
         """Advance the frame state over ``data``, where every frame passes; returns how
@@ -439,6 +536,7 @@ class LinkProxy:
             faults.delay = 0.0
             faults.jitter = 0.0
             faults.reorder = False
+            faults.set_blackhole(False)
         self.set_cut(None)
 
     @property
@@ -448,6 +546,11 @@ class LinkProxy:
     async def _wait_not_held(self) -> None:
         while self.cut == CUT_HOLD:
             await self._unheld.wait()
+
+    def set_blackhole(self, dark: bool) -> None:
+        """Black-hole this link's direction source -> destination (see the module
+        docstring), or light it again."""
+        self.faults.set_blackhole(dark)
 
     def _reset(self, connection: _Connection) -> None:
         connection.reset = True
@@ -537,6 +640,12 @@ class LinkProxy:
         try:
             with connection.cancel_scope:
                 await self._wait_not_held()
+                if self.faults.blackhole:
+                    # A SYN into the dark: the source's connect stays unanswered until
+                    # the link is lit and the SYN retransmitted (only then is the
+                    # destination dialled and the hello forwarded).
+                    self.stats.blackhole_holds += 1
+                    await self.faults.wait_out_blackhole(trio.current_time(), SYN_RTO_SECONDS)
                 try:
                     with trio.fail_after(CONNECT_TIMEOUT_SECONDS):
                         server = await trio.open_tcp_stream(*self.target)
@@ -738,17 +847,28 @@ class ProxyMesh:
         if unknown:
             raise ValueError(f"unknown nodes {unknown}; nodes: {', '.join(self.node_ids)}")
 
-    def apply_grudge(self, grudge: Mapping[str, set[str] | list[str] | tuple[str, ...]]) -> None:
+    def apply_grudge(
+        self,
+        grudge: Mapping[str, set[str] | list[str] | tuple[str, ...]],
+        mode: str = DROP,
+    ) -> None:
         """Replace the current partition: ``grudge[j]`` is the set of nodes j drops from.
 
-        Links not named in the grudge are unblocked (other faults such as delay stay).
+        ``mode`` says how: ``"drop"`` discards every message on those links (``blocked``),
+        ``"blackhole"`` black-holes them (see the module docstring). Links not named in
+        the grudge are unblocked and lit (other faults such as delay stay).
         """
+        if mode not in PARTITION_MODES:
+            valid = ", ".join(PARTITION_MODES)
+            raise ValueError(f"unknown partition mode {mode!r}; valid: {valid}")
         self._check_nodes(list(grudge))
         for sources in grudge.values():
             self._check_nodes(list(sources))
         self.grudge = {dst: set(srcs) - {dst} for dst, srcs in grudge.items() if set(srcs) - {dst}}
         for (source, destination), faults in self.link_faults.items():
-            faults.blocked = source in self.grudge.get(destination, set())
+            cut = source in self.grudge.get(destination, set())
+            faults.blocked = cut and mode == DROP
+            faults.set_blackhole(cut and mode == BLACKHOLE)
 
     def links_touching(
         self, nodes: set[str] | list[str] | tuple[str, ...]
@@ -782,6 +902,11 @@ class ProxyMesh:
     def set_cut(self, mode: str | None, links: list[tuple[str, str]] | None = None) -> None:
         for link in links if links is not None else list(self.ports):
             self.proxies[link].set_cut(mode)
+
+    def set_blackhole(self, dark: bool, links: list[tuple[str, str]] | None = None) -> None:
+        """Black-hole (or light) the given directed links, every link by default."""
+        for link in links if links is not None else list(self.ports):
+            self.link_faults[link].set_blackhole(dark)
 
     def heal(self) -> None:
         """Every link passes again: no grudge, loss, delay or cut."""

@@ -16,6 +16,18 @@ shape functions are pure (node ids and a seeded RNG in, a grudge out).
 - ``leader``: isolate the current leader (a random node when none is known).
 - ``one-way``: one random node either cannot send (everyone drops what comes from it) or
   cannot receive (it drops what comes from everyone); the RNG chooses which.
+
+How the cut links fail is the fault's ``modes`` option (``nemesis.proxy``):
+
+- ``drop`` (the default): the proxies discard every message on a cut link; connections
+  stay up, so the moment the partition heals, messages flow again.
+- ``blackhole``: packets vanish as under an iptables DROP rule (what Jepsen's partitions
+  do): nothing is read or forwarded, the senders' kernel buffers fill and TCP backs off,
+  and after the heal a held connection resumes only at its sender's next retransmission,
+  seconds later. A node must notice the silent link and redial to catch up sooner.
+
+With several modes, each start draws one with the seeded RNG (after the shape) and
+records it as ``mode``.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ from typing import Any, ClassVar
 
 from nemesis.control import ClusterControl
 from nemesis.faults.base import FaultEvent, check_variants, majority_size
+from nemesis.proxy import DROP, PARTITION_MODES
 
 Grudge = dict[str, set[str]]
 
@@ -137,13 +150,24 @@ class PartitionFault:
     name: ClassVar[str] = "partition"
     variants: ClassVar[tuple[str, ...]] = SHAPES
 
-    def __init__(self, shapes: Sequence[str] = ()) -> None:
+    def __init__(self, shapes: Sequence[str] = (), *, modes: Sequence[str] = (DROP,)) -> None:
         self.shapes = check_variants(self.name, tuple(shapes), SHAPES)
+        if isinstance(modes, str):
+            modes = (modes,)
+        unknown = [mode for mode in modes if mode not in PARTITION_MODES]
+        if unknown or not modes:
+            raise ValueError(
+                f"unknown partition mode(s) {', '.join(unknown) or '(none given)'}; "
+                f"valid: {', '.join(PARTITION_MODES)}"
+            )
+        self.modes = tuple(modes)
 
     async def start(self, ctx: ClusterControl, rng: random.Random) -> FaultEvent:
         node_ids = list(ctx.node_ids)
         shape = rng.choice(self.shapes)
-        value: dict[str, Any] = {"fault": self.name, "shape": shape}
+        # One mode draws nothing, so the default keeps every seed's schedule as it was.
+        mode = self.modes[0] if len(self.modes) == 1 else rng.choice(self.modes)
+        value: dict[str, Any] = {"fault": self.name, "shape": shape, "mode": mode}
         if shape == "one":
             grudge = shape_one(node_ids, rng)
         elif shape == "majority":
@@ -165,7 +189,10 @@ class PartitionFault:
             grudge, node, direction = shape_one_way(node_ids, rng)
             value["node"] = node
             value["direction"] = direction
-        ctx.mesh.apply_grudge(grudge)
+        if mode == DROP:
+            ctx.mesh.apply_grudge(grudge)
+        else:  # a mesh that cannot black-hole (an HTTP target's) refuses the keyword
+            ctx.mesh.apply_grudge(grudge, mode=mode)  # type: ignore[call-arg]
         value["grudge"] = grudge_to_json(grudge)
         return FaultEvent("start-partition", value)
 

@@ -12,11 +12,15 @@ import trio
 from nemesis_helpers import FrameSink, frame, free_port, free_ports, read_frame
 
 from nemesis.proxy import (
+    BLACKHOLE,
+    RTO_MAX_SECONDS,
+    SYN_RTO_SECONDS,
     LinkFaults,
     LinkProxy,
     ProxyError,
     ProxyMesh,
     assign_proxy_ports,
+    next_retransmission,
 )
 
 HELLO = b"hello"
@@ -290,6 +294,80 @@ async def test_cut_hold_forwards_nothing_until_healed() -> None:
         nursery.cancel_scope.cancel()
 
 
+async def test_blackhole_holds_the_link_until_the_senders_next_retransmission() -> None:
+    """Issue 9, defect 5: a black-holed direction reads and forwards nothing, holds new
+    connections (a SYN into the dark), and after the heal stays dark until the sender's
+    TCP would retransmit (0.2 s, then 0.6, 1.4, 3.0 s after it went dark), while a
+    connection dialled after the heal passes at once."""
+    async with trio.open_nursery() as nursery:
+        sink, proxy = await _setup(nursery)
+        stream, buffer = await _dial(proxy)
+        proxy.set_blackhole(True)
+        assert not proxy.faults.passing
+        await stream.send_all(frame(b"dark-1") + frame(b"dark-2"))
+        second = await trio.open_tcp_stream("127.0.0.1", proxy.listen[1])
+        await second.send_all(frame(b"second-hello"))
+        with trio.fail_after(10):
+            while proxy.stats.blackhole_holds < 2:
+                await trio.sleep(0.01)
+        await trio.sleep(1.5)  # dark long enough: the next retransmission is 3.0 s in
+        assert sink.payloads() == [HELLO]
+        assert sink.connections == 1  # the SYN into the dark reached nobody
+        assert proxy.connection_count == 2  # and both connections are still open
+        proxy.heal()
+        third, _ = await _dial(proxy)
+        await third.send_all(frame(b"after-heal"))
+        with trio.fail_after(10):
+            while b"after-heal" not in sink.payloads():
+                await sink.wait_for(len(sink.frames) + 1)
+        assert b"dark-1" not in sink.payloads()  # still waiting for its retransmission
+        with trio.fail_after(30):
+            await sink.wait_for(6)
+        assert sink.payloads(1) == [HELLO, b"dark-1", b"dark-2"]
+        assert b"second-hello" in sink.payloads()
+        # The connection is healthy again in both directions.
+        await stream.send_all(frame(b"later"))
+        with trio.fail_after(10):
+            await sink.wait_for(7)
+        assert sink.payloads(1)[-1] == b"later"
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_idle_connection_in_a_healed_blackhole_passes_at_once() -> None:
+    """Nothing was sent into the dark, so nothing waits for a retransmission."""
+    async with trio.open_nursery() as nursery:
+        sink, proxy = await _setup(nursery)
+        stream, _ = await _dial(proxy)
+        proxy.set_blackhole(True)
+        await trio.sleep(0.3)
+        proxy.set_blackhole(False)
+        await stream.send_all(frame(b"after"))
+        with trio.fail_after(10):
+            await sink.wait_for(2)
+        assert sink.payloads() == [HELLO, b"after"]
+        assert proxy.stats.blackhole_holds == 0
+        nursery.cancel_scope.cancel()
+
+
+def test_next_retransmission_follows_tcp_exponential_backoff() -> None:
+    assert next_retransmission(0.0, 0.0) == pytest.approx(0.2)
+    assert next_retransmission(0.0, 0.2) == pytest.approx(0.2)
+    assert next_retransmission(0.0, 0.25) == pytest.approx(0.6)
+    assert next_retransmission(10.0, 11.5) == pytest.approx(13.0)
+    # The issue's case: 30 s dark, healed; the sender is silent ~21 s more.
+    assert next_retransmission(0.0, 30.0) == pytest.approx(51.0)
+    assert next_retransmission(0.0, 2.0, SYN_RTO_SECONDS) == pytest.approx(3.0)
+    times = [0.0]
+    while times[-1] < 2000:
+        times.append(next_retransmission(0.0, times[-1] + 1e-9))
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert max(gaps) == pytest.approx(RTO_MAX_SECONDS)
+    assert all(
+        b == pytest.approx(min(2 * a, RTO_MAX_SECONDS))
+        for a, b in zip(gaps[1:], gaps[2:], strict=False)
+    )
+
+
 async def test_cut_reset_closes_connections_and_refuses_new_ones() -> None:
     async with trio.open_nursery() as nursery:
         sink, proxy = await _setup(nursery)
@@ -364,6 +442,7 @@ def test_link_faults_passing() -> None:
     assert not LinkFaults(loss=0.1).passing
     assert not LinkFaults(blocked=True).passing
     assert not LinkFaults(delay=0.01).passing
+    assert not LinkFaults(blackhole=True).passing
 
 
 # -- ProxyMesh -------------------------------------------------------------------------
@@ -416,6 +495,36 @@ def test_mesh_apply_grudge_blocks_exactly_the_named_directions() -> None:
     mesh.heal()
     assert not any(faults.blocked for faults in mesh.link_faults.values())
     assert mesh.describe() == {}
+
+
+def test_mesh_blackhole_grudge_darkens_exactly_the_named_directions() -> None:
+    nodes = {f"n{i}": ("127.0.0.1", 18950 + i) for i in range(1, 4)}
+    mesh = ProxyMesh(nodes, base_port=18960)
+    mesh.apply_grudge({"n2": {"n1"}}, BLACKHOLE)
+    dark = {link for link, faults in mesh.link_faults.items() if faults.blackhole}
+    assert dark == {("n1", "n2")}
+    assert not any(faults.blocked for faults in mesh.link_faults.values())
+    assert mesh.describe() == {
+        "n1->n2": {
+            "blocked": False,
+            "loss": 0.0,
+            "delay": 0.0,
+            "jitter": 0.0,
+            "reorder": False,
+            "blackhole": True,
+            "cut": None,
+        }
+    }
+    # The proxy n2 -> n1 carries n1's answers to n2 on its connections: they obey n1 -> n2.
+    assert mesh.proxies[("n2", "n1")].reverse_faults.blackhole
+    mesh.apply_grudge({"n1": {"n2"}})  # a new partition, dropping: the old one is lit
+    assert not any(faults.blackhole for faults in mesh.link_faults.values())
+    assert mesh.link_faults[("n2", "n1")].blocked
+    mesh.set_blackhole(True, [("n3", "n1")])
+    mesh.heal()
+    assert mesh.describe() == {}
+    with pytest.raises(ValueError, match="unknown partition mode"):
+        mesh.apply_grudge({"n2": {"n1"}}, "cut")
 
 
 async def test_mesh_one_way_grudge_on_live_links() -> None:

@@ -1,5 +1,6 @@
 """The nemesis against real raftnode processes: proxies carry the peer traffic, a
-partition moves leadership, clock requests are accepted, a killed node comes back.
+partition moves leadership, clock requests are accepted, a killed node comes back, a
+black-holed link is redialled.
 
 Only behaviour is asserted (who leads, who answers), with generous timeouts: node start-up
 takes seconds on a loaded machine.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from nemesis.admin import AdminError, ping
 from nemesis.clock import ClockSetting, set_clock
 from nemesis.faults.partition import PartitionFault
 from nemesis.process import NodeProcess, ProcessGroup
-from nemesis.proxy import ProxyMesh
+from nemesis.proxy import BLACKHOLE, ProxyMesh
 from raftnode.client import ClientError, RaftClient
 
 pytestmark = pytest.mark.slow
@@ -32,7 +33,7 @@ TIMEOUT = 60.0
 
 
 class RealCluster:
-    def __init__(self, tmp_path: Path, group: ProcessGroup) -> None:
+    def __init__(self, tmp_path: Path, group: ProcessGroup, extra: Sequence[str] = ()) -> None:
         ports = free_ports(3 + 6)
         self.node_ids = NODE_IDS
         self.cluster_id = CLUSTER
@@ -55,6 +56,7 @@ class RealCluster:
                 "--cluster-id",
                 CLUSTER,
                 *self.mesh.peer_args(node),
+                *extra,
             ]
             group.add(
                 NodeProcess(node, argv, self.data_dir(node), tmp_path / "nodes" / f"{node}.log")
@@ -96,10 +98,14 @@ class RealCluster:
                 await trio.sleep(0.2)
 
 
+    def log_text(self, node_id: str) -> str:
+        return (self.tmp_path / "nodes" / f"{node_id}.log").read_text(errors="replace")
+
+
 @asynccontextmanager
-async def real_cluster(tmp_path: Path) -> AsyncIterator[RealCluster]:
+async def real_cluster(tmp_path: Path, extra: Sequence[str] = ()) -> AsyncIterator[RealCluster]:
     async with ProcessGroup() as group:
-        cluster = RealCluster(tmp_path, group)
+        cluster = RealCluster(tmp_path, group, extra)
         async with cluster.mesh.serving(), cluster.client:
             await group.start_all()
             yield cluster
@@ -145,3 +151,60 @@ async def test_clock_requests_and_restarts_on_real_nodes(tmp_path: Path) -> None
                     await trio.sleep(0.2)
         assert (tmp_path / "nodes" / "n2.log").read_text().count("=== raftlab n2: start #") == 2
         await cluster.wait_for_leader()
+
+
+ELECTION_MS = 300
+FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", str(ELECTION_MS)]
+
+
+async def test_a_black_holed_link_is_redialled_and_the_follower_catches_up(
+    tmp_path: Path,
+) -> None:
+    """Issue 9, defect 5: leader -> follower black-holed under load (the connection stays
+    open, the proxy reads nothing, TCP backs off), then healed. The held connection would
+    resume only at the leader's next retransmission (~6 s after this heal); the leader
+    notices the silent link (no append answers for two election timeouts), redials, and
+    the follower catches up long before that. The bound is generous (over ten election
+    timeouts) so a loaded machine cannot flake it, and still well short of the back-off."""
+    async with real_cluster(tmp_path, FAST) as cluster:
+        leader = await cluster.wait_for_leader()
+        follower = next(node for node in NODE_IDS if node != leader)
+        stop = trio.Event()
+        writes = [0]
+
+        async def write() -> None:
+            async with RaftClient(cluster.nodes, "writer", cluster_id=CLUSTER, timeout=2.0) as c:
+                i = 0
+                while not stop.is_set():
+                    try:
+                        await c.put(f"k{i % 20}", "v" * 1000 + str(i))
+                        writes[0] += 1
+                    except ClientError:
+                        await trio.sleep(0.01)
+                    i += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write)
+            with trio.fail_after(TIMEOUT):
+                while writes[0] < 20:
+                    await trio.sleep(0.05)
+            cluster.mesh.apply_grudge({follower: {leader}}, BLACKHOLE)
+            # Long enough for the held connection's retransmission to be due late
+            # (0.2 s RTO doubling: 6.2 s, then 12.6 s after it went dark).
+            await trio.sleep(6.5)
+            held = cluster.mesh.proxies[(leader, follower)].stats.blackhole_holds
+            assert held >= 1  # the leader really sent into the dark
+            lagging = await cluster.client.status(follower, 1.0)
+            led = await cluster.client.status(leader, 1.0)
+            assert led["role"] == "leader" and led["term"] == lagging["term"]
+            assert lagging["commit_index"] < led["commit_index"]  # it fell behind
+            cluster.mesh.heal()
+            healed_at = trio.current_time()
+            target = led["commit_index"]
+            with trio.fail_after(TIMEOUT):
+                while (await cluster.client.status(follower, 1.0))["commit_index"] < target:
+                    await trio.sleep(0.02)
+            caught_up_after = trio.current_time() - healed_at
+            stop.set()
+        assert caught_up_after < 4.0, f"caught up {caught_up_after:.2f} s after the heal"
+        assert f"peer {follower} silent for" in cluster.log_text(leader)

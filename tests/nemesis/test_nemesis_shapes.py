@@ -1,4 +1,5 @@
-"""Partition shapes and target selection: pure functions of node ids and a seeded RNG."""
+"""Partition shapes and target selection: pure functions of node ids and a seeded RNG;
+and the partition fault's modes (drop, blackhole) on a mesh's link faults."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from nemesis.faults.base import majority_size, minority_size, pick_targets
 from nemesis.faults.partition import (
     SHAPES,
+    PartitionFault,
     complete_grudge,
     heard_by,
     minority_third_size,
@@ -20,6 +22,7 @@ from nemesis.faults.partition import (
     shape_one,
     shape_one_way,
 )
+from nemesis.proxy import ProxyMesh
 
 SIZES = [3, 5]
 SEEDS = range(20)
@@ -173,3 +176,52 @@ def test_target_sizes(count: int) -> None:
         assert len(set(chosen)) == len(chosen) and set(chosen) <= set(node_ids)
     with pytest.raises(ValueError, match="unknown target"):
         pick_targets("most", node_ids, rng)
+
+
+class _MeshOnly:
+    """What PartitionFault uses of a ClusterControl: node ids, the mesh, the leader."""
+
+    def __init__(self, mesh: ProxyMesh) -> None:
+        self.mesh = mesh
+        self.node_ids = mesh.node_ids
+
+    async def current_leader(self) -> str | None:
+        return "n1"
+
+
+def _mesh() -> ProxyMesh:
+    # Never served: applying a grudge only sets each link's faults.
+    return ProxyMesh({f"n{i}": ("127.0.0.1", 18980 + i) for i in range(1, 4)}, base_port=18990)
+
+
+async def test_partition_modes_drop_by_default_and_blackhole_on_request() -> None:
+    for modes, flag in (((), "blocked"), (("blackhole",), "blackhole")):
+        ctx = _MeshOnly(_mesh())
+        fault = PartitionFault(["leader"], **({"modes": modes} if modes else {}))
+        event = await fault.start(ctx, random.Random(3))  # type: ignore[arg-type]
+        assert event.value["mode"] == ("blackhole" if modes else "drop")
+        cut = {
+            (source, destination)
+            for destination, sources in event.value["grudge"].items()
+            for source in sources
+        }
+        assert cut == {("n1", "n2"), ("n1", "n3"), ("n2", "n1"), ("n3", "n1")}
+        for link, faults in ctx.mesh.link_faults.items():
+            assert getattr(faults, flag) == (link in cut)
+            assert not getattr(faults, "blackhole" if flag == "blocked" else "blocked")
+        await fault.stop(ctx)  # type: ignore[arg-type]
+        assert all(faults.passing for faults in ctx.mesh.link_faults.values())
+
+
+async def test_partition_mode_draws_keep_the_default_schedule_and_mix_when_asked() -> None:
+    # One mode draws nothing from the RNG: the default's shapes are those of before modes.
+    async def start(fault: PartitionFault, seed: int) -> dict[str, object]:
+        return (await fault.start(_MeshOnly(_mesh()), random.Random(seed))).value  # type: ignore[arg-type]
+
+    single = [(await start(PartitionFault(), seed))["shape"] for seed in SEEDS]
+    assert single == [random.Random(seed).choice(SHAPES) for seed in SEEDS]
+    both = PartitionFault(modes=("drop", "blackhole"))
+    mixed = {(await start(both, seed))["mode"] for seed in SEEDS}
+    assert mixed == {"drop", "blackhole"}
+    with pytest.raises(ValueError, match="unknown partition mode"):
+        PartitionFault(modes=("hold",))
