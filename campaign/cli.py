@@ -29,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "serve": "campaign.serve:serve_command",
     "sim": "campaign.sim.cli:sim_command",
     "wal": "raftnode.wal_cli:wal_group",
+    "member": "raftnode.membership_cli:member_group",
+    "transfer-leader": "raftnode.membership_cli:transfer_leader_command",
 }
 
 

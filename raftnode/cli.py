@@ -148,6 +148,13 @@ def _cluster_option(text: str) -> dict[str, tuple[str, int]]:
 )
 @click.option("--seed", type=int, default=None, help="Seed of the node's randomness (logged).")
 @click.option(
+    "--join",
+    default=None,
+    metavar="ID=HOST:PORT,...",
+    help="Start as a new, empty member of a running cluster (these are its members); it "
+    "catches up as a learner once `raftlab member add` adds it.",
+)
+@click.option(
     "--max-frame-bytes",
     type=click.IntRange(min=1024),
     default=32 * 1024 * 1024,
@@ -175,6 +182,7 @@ def node_command(
     unsafe: bool,
     unsafe_local_reads: bool,
     seed: int | None,
+    join: str | None,
     max_frame_bytes: int,
     request_timeout: float,
 ) -> None:
@@ -198,6 +206,10 @@ def node_command(
             peer_map[peer_id] = parse_address(address)
         except ValueError as error:
             raise click.UsageError(f"--peer {peer_id}: {error}") from None
+    if join is not None:
+        for peer_id, address in _cluster_option(join).items():
+            if peer_id != node_id:
+                peer_map.setdefault(peer_id, address)
     try:
         Timing.from_ms(heartbeat_ms, election_timeout_ms)
     except ValueError as error:
@@ -233,6 +245,7 @@ def node_command(
         max_frame_bytes=max_frame_bytes,
         request_timeout=request_timeout,
         seed=seed,
+        join=join is not None,
     )
     sys.exit(run_node(config))
 

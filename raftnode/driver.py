@@ -59,15 +59,18 @@ from typing import Any, Protocol
 
 import trio
 
-from raftnode.core import NotLeader, RaftCore, Ready
+from raftnode.core import ChangeRefused, ConfChange, NotLeader, RaftCore, Ready
 from raftnode.kv import STALE_READS_BUG, TXN_OP, is_txn_read, with_reads_at_proposal
 from raftnode.messages import (
+    ConfState,
     Entry,
     EntryKind,
     HardState,
     Message,
     MessageType,
     Snapshot,
+    conf_from_bytes,
+    conf_to_wire,
 )
 from raftnode.statemachine import StateMachine
 from raftnode.storage.interface import Storage
@@ -235,6 +238,10 @@ class NodeDriver:
         self._last_commit_logged = -1
         self._next_commit_log_time = float("-inf")
         self._highest_commit = 0  # a regression is logged at once, not sampled
+        # Membership (§4): called with the new ConfState whenever the configuration in
+        # force changes (the node process dials new members and drops removed ones).
+        self.on_conf_change: Callable[[ConfState], None] | None = None
+        self._last_conf: ConfState | None = None
         self.stopped = False
 
     # --- inputs ----------------------------------------------------------------------
@@ -309,7 +316,48 @@ class NodeDriver:
             "applied_index": self.applied_index,
             "last_log_index": status.last_log_index,
             "snapshot_index": status.snapshot_index,
+            "voters": list(status.voters),
+            "learners": list(status.learners),
         }
+
+    # --- membership and leadership transfer (§4, §3.10) --------------------------
+
+    def start_conf_change(self, change: ConfChange, on_done: OnDone) -> None:
+        """Propose a single-server configuration change; ``on_done`` gets
+        ``{"ok": True, "value": {"index", "voters", "learners", "addresses"}}`` once it is
+        committed and applied here, ``{"ok": False, "error": REASON}`` if the core
+        refused it, or NotLeaderError / TimeoutError as for writes."""
+        request = self._new_request(on_done)
+
+        def propose() -> None:
+            try:
+                index, term = self.core.propose_conf_change(change)
+            except NotLeader as error:
+                request.fail(NotLeaderError(_hint_of(error)))
+                return
+            except ChangeRefused as error:
+                request.resolve({"ok": False, "error": error.reason, "reason": error.detail})
+                return
+            self._pending_proposals[index] = _PendingProposal(term, request, None)
+
+        self._do(propose)
+
+    def start_transfer(self, target: str, on_done: OnDone) -> None:
+        """Begin a leadership transfer (§3.10); answered at once (``{"ok": True}`` when
+        it began): watch the status for the new leader."""
+
+        def begin() -> None:
+            try:
+                self.core.transfer_leadership(target)
+            except NotLeader as error:
+                on_done(NotLeaderError(_hint_of(error)))
+                return
+            except ChangeRefused as error:
+                on_done({"ok": False, "error": error.reason, "reason": error.detail})
+                return
+            on_done({"ok": True, "value": None})
+
+        self._do(begin)
 
     # --- the loop --------------------------------------------------------------------
 
@@ -516,6 +564,9 @@ class NodeDriver:
         if pending is not None:
             if pending.term == entry.term and entry.kind == EntryKind.COMMAND:
                 pending.request.resolve(normalize_reply(reply))
+            elif pending.term == entry.term and entry.kind == EntryKind.CONFIG:
+                value = {"index": entry.index, **conf_to_wire(conf_from_bytes(entry.data))}
+                pending.request.resolve({"ok": True, "value": value})
             else:
                 # Another leader's entry sits at our index: ours was overwritten and can
                 # never commit (Log Matching, §5.3). Definite failure.
@@ -546,6 +597,16 @@ class NodeDriver:
             if role != "leader" and self._pending_reads:
                 for read_id in list(self._pending_reads):
                     self._fail_read(read_id)
+        conf = core.conf_state()
+        if conf is not self._last_conf:
+            if conf != self._last_conf:
+                self.log(
+                    f"configuration voters={','.join(conf.voters)} "
+                    f"learners={','.join(conf.learners)}"
+                )
+                if self.on_conf_change is not None:
+                    self.on_conf_change(conf)
+            self._last_conf = conf
         commit_index = core.log.committed
         if commit_index < self._highest_commit:  # Raft never lowers it (Figure 2)
             self.log(f"commit_index regressed from={self._highest_commit} to={commit_index}")

@@ -71,7 +71,8 @@ def conf_to_wire(conf: ConfState) -> dict[str, Any]:
 def conf_from_wire(raw: Any) -> ConfState:
     if not isinstance(raw, dict):
         raise MessageError("a configuration must be a map")
-    voters, learners, addresses = raw.get("voters"), raw.get("learners", []), raw.get("addresses", {})
+    voters, learners = raw.get("voters"), raw.get("learners", [])
+    addresses = raw.get("addresses", {})
     if not isinstance(voters, list) or not isinstance(learners, list):
         raise MessageError("configuration voters and learners must be lists")
     ids = [*voters, *learners]

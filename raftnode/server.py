@@ -31,11 +31,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import trio
 
+if TYPE_CHECKING:
+    from raftnode.messages import ConfState
+
+from raftnode.client import parse_address
 from raftnode.clock import ClockError, SkewableClock
+from raftnode.core.membership import ConfChange, ConfChangeType
 from raftnode.driver import (
     READ_OPS,
     WRITE_OPS,
@@ -107,6 +112,9 @@ class NodeConfig:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     request_timeout: float = 10.0
     seed: int | None = None
+    # A new, empty node joining a running cluster (``raftlab node --join``): ``peers`` are
+    # the members it was told of; it learns its role (learner, then voter) from the log.
+    join: bool = False
 
 
 @dataclass(slots=True, frozen=True)
@@ -341,6 +349,10 @@ class NodeServer:
         self.links = {
             peer_id: PeerLink(peer_id, address) for peer_id, address in config.peers.items()
         }
+        # Membership (§4): links to members added later are started in the serving
+        # nursery, each under its own cancel scope so a removed member's link stops.
+        self._nursery: trio.Nursery | None = None
+        self._link_scopes: dict[str, trio.CancelScope] = {}
         # Peer links heal within about two election timeouts of their path healing: a
         # silent link is redialled after that long (_watch_silent_links), a dial that
         # hangs gives up after that long, and the back-off between dials stays below half
@@ -380,7 +392,10 @@ class NodeServer:
             applied_term = restored.snapshot.meta.term
         raft_config = RaftConfig(
             node_id=config.node_id,
-            peers=tuple(sorted({config.node_id, *config.peers})),
+            peers=tuple(
+                sorted(set(config.peers) if config.join else {config.node_id, *config.peers})
+            ),
+            joining=config.join,
             election_ticks=timing.election_ticks,
             heartbeat_ticks=timing.heartbeat_ticks,
             snapshot_threshold=config.snapshot_threshold,
@@ -434,6 +449,7 @@ class NodeServer:
         """Open storage and build the driver (NodeStartError on a bad data directory)."""
         if self.driver is None:
             self.driver = self._build_driver()
+            self.driver.on_conf_change = self._conf_changed
 
     async def bind(self) -> list[trio.SocketListener]:
         """Listen on the configured address (NodeStartError if it is taken)."""
@@ -464,8 +480,9 @@ class NodeServer:
                 await nursery.start(trio.serve_listeners, self._handle_connection, listeners)
                 self.log(f"listening on {self.config.listen_host}:{self.port}")
                 await nursery.start(self.driver.run)
-                for link in self.links.values():
-                    nursery.start_soon(self._run_link, link)
+                self._nursery = nursery
+                for link in list(self.links.values()):
+                    self._start_link(link)
                 if self.links:
                     nursery.start_soon(self._watch_silent_links)
                 task_status.started(self.port)
@@ -666,7 +683,7 @@ class NodeServer:
                     "expected": self.config.cluster_id,
                 }
                 return
-            if hello.role == "peer" and hello.sender not in self.config.peers:
+            if hello.role == "peer" and hello.sender not in self.links:
                 self.log(f"refusing {peer_name}: {hello.sender!r:.60} is not a peer")
                 error_reply = {"type": "error", "error": "unknown_peer"}
                 return
@@ -752,6 +769,8 @@ class NodeServer:
                 )
             elif frame_type == "status":
                 writer.put(self._status_reply(request_id), last=not in_flight[0])
+            elif frame_type == "admin" and frame.get("action") in MEMBERSHIP_ACTIONS:
+                self._membership_admin(frame, request_id, writer, in_flight)
             elif frame_type == "admin":  # clients may skew clocks too: no auth
                 writer.put(self._admin(frame, request_id, peer_name), last=not in_flight[0])
             else:
@@ -789,6 +808,113 @@ class NodeServer:
             raise bad_frame
         return None
 
+    # --- membership (§4) and leadership transfer (§3.10) ----------------------------
+
+    def _start_link(self, link: PeerLink) -> None:
+        assert self._nursery is not None
+        scope = trio.CancelScope()
+        self._link_scopes[link.peer_id] = scope
+
+        async def run() -> None:
+            with scope:
+                await self._run_link(link)
+
+        self._nursery.start_soon(run)
+
+    def _conf_changed(self, conf: ConfState) -> None:
+        """The configuration in force changed: dial new members (at the address given on
+        the command line if any, else the one in the configuration), stop removed ones."""
+        members = set(conf.members) - {self.config.node_id}
+        addresses = conf.address_map()
+        for member in sorted(members - set(self.links)):
+            address = self.config.peers.get(member)
+            if address is None:
+                try:
+                    address = parse_address(addresses[member])
+                except (KeyError, ValueError):
+                    self.log(f"member {member} has no usable address: not dialling it")
+                    continue
+            link = PeerLink(member, address)
+            self.links[member] = link
+            self.log(f"peer {member} added at {address[0]}:{address[1]}")
+            if self._nursery is not None:
+                self._start_link(link)
+        for member in sorted(set(self.links) - members):
+            del self.links[member]
+            scope = self._link_scopes.pop(member, None)
+            if scope is not None:
+                scope.cancel()
+            self.log(f"peer {member} removed: link closed")
+
+    def _membership_admin(
+        self,
+        frame: dict[str, Any],
+        request_id: int,
+        writer: ResponseWriter,
+        in_flight: list[int],
+    ) -> None:
+        """``member_list``, ``member_add`` (node, address, learner), ``member_promote``,
+        ``member_remove`` (node) and ``transfer_leader`` (node): answered with an
+        ``admin_reply`` when the change is committed here (or refused)."""
+        assert self.driver is not None
+        in_flight[0] += 1
+        head = {"type": "admin_reply", "id": request_id}
+
+        def answer(result: dict[str, Any] | Exception) -> None:
+            in_flight[0] -= 1
+            writer.put({**head, **answer_of(result)}, last=not in_flight[0])
+
+        action = frame["action"]
+        if action == "member_list":
+            conf = self.driver.core.conf_state()
+            value = {
+                "voters": list(conf.voters),
+                "learners": list(conf.learners),
+                "addresses": conf.address_map(),
+                "leader": self.driver.core.status().leader,
+            }
+            answer({"ok": True, "value": value})
+            return
+        node = frame.get("node")
+        address = frame.get("address", "")
+        if not isinstance(node, str) or not node or not isinstance(address, str):
+            answer({"ok": False, "error": "malformed"})
+            return
+        if action == "transfer_leader":
+            self.driver.start_transfer(node, answer)
+            return
+        if action == "member_add":
+            if address:
+                try:
+                    parse_address(address)
+                except ValueError:
+                    answer({"ok": False, "error": "malformed"})
+                    return
+            learner = frame.get("learner", True)
+            kind = ConfChangeType.ADD_LEARNER if learner else ConfChangeType.ADD_VOTER
+        elif action == "member_promote":
+            kind = ConfChangeType.PROMOTE
+        else:
+            kind = ConfChangeType.REMOVE
+        self.driver.start_conf_change(ConfChange(kind, node, address), answer)
+
+    async def hand_over(self) -> None:
+        """§3.10 on shutdown: a leader hands leadership to its most up-to-date voter and
+        waits (at most two election timeouts) for it to take over, so a rolling restart
+        costs no election timeout."""
+        driver = self.driver
+        if driver is None or driver.core.status().role.value != "leader":
+            return
+        target = driver.core.best_transfer_target()
+        if target is None:
+            return
+        self.log(f"handing leadership to {target} before stopping")
+        driver.start_transfer(target, lambda result: None)
+        with trio.move_on_after(2 * self.config.election_timeout_ms / 1000.0):
+            while driver.core.status().role.value == "leader":
+                await trio.sleep(0.005)
+        self.log(f"leader now {driver.core.status().leader}")
+
     def _status_reply(self, request_id: int) -> dict[str, Any]:
         assert self.driver is not None
         return {
@@ -816,6 +942,11 @@ class NodeServer:
             f"clock set by {peer_name}: offset={self.clock.offset:g}s rate={self.clock.rate:g}"
         )
         return {**reply, "ok": True}
+
+
+MEMBERSHIP_ACTIONS = frozenset(
+    {"member_list", "member_add", "member_promote", "member_remove", "transfer_leader"}
+)
 
 
 def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
@@ -914,6 +1045,7 @@ def run_node(config: NodeConfig) -> int:
                 async def stop_on_signal() -> None:
                     async for signum in signals:
                         log(f"stopping on {signal.Signals(signum).name}")
+                        await server.hand_over()
                         nursery.cancel_scope.cancel()
                         return
 

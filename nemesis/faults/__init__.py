@@ -10,6 +10,7 @@ from nemesis.faults.kill import KillFault
 from nemesis.faults.loss import LossFault
 from nemesis.faults.partition import SHAPES, PartitionFault
 from nemesis.faults.pause import PauseFault
+from nemesis.faults.transfer import TransferFault
 
 # name -> the class; each takes its variants (shapes, targets or modes) as its first
 # argument, empty meaning all of them.
@@ -21,6 +22,7 @@ FAULTS: dict[str, type] = {
     "loss": LossFault,
     "clock": ClockFault,
     "disk": DiskFault,
+    "transfer": TransferFault,
 }
 
 __all__ = ["FAULTS", "SHAPES", "TARGETS", "Fault", "FaultEvent"]

@@ -223,6 +223,13 @@ class RaftCore:
         else:
             self._broadcast_pending = True  # bring it up to date first
 
+    def best_transfer_target(self) -> str | None:
+        """Leader: the other voter whose log matches most of ours (for a hand-over on
+        shutdown), or None if there is no other voter or this is not the leader."""
+        if self.role is not Role.LEADER or not self._other_voters:
+            return None
+        return max(self._other_voters, key=lambda v: self._progress[v].match)
+
     def conf_state(self) -> ConfState:
         """The configuration in force (the latest in the log, committed or not)."""
         return self._confs.current

@@ -70,7 +70,8 @@ def _voters(cluster: Cluster, node: str) -> tuple[str, ...]:
 def test_4_1_each_change_moves_at_most_one_voter() -> None:
     conf = ConfState(("a", "b", "c"))
     assert apply_change(conf, ConfChange(ADD_LEARNER, "d")).voters == ("a", "b", "c")
-    promoted = apply_change(apply_change(conf, ConfChange(ADD_LEARNER, "d")), ConfChange(PROMOTE, "d"))
+    learner = apply_change(conf, ConfChange(ADD_LEARNER, "d"))
+    promoted = apply_change(learner, ConfChange(PROMOTE, "d"))
     assert promoted.voters == ("a", "b", "c", "d") and promoted.learners == ()
     assert apply_change(conf, ConfChange(REMOVE, "b")).voters == ("a", "c")
     with_address = apply_change(conf, ConfChange(ADD_LEARNER, "d", "127.0.0.1:9"))
