@@ -155,6 +155,7 @@ def node_argv(
     heartbeat_ms: float,
     election_timeout_ms: float,
     unsafe_local_reads: bool,
+    bugs: Sequence[str] = (),
 ) -> list[str]:
     """The command line of one node (`raftlab node`, run by this interpreter).
 
@@ -172,6 +173,8 @@ def node_argv(
     ]
     if unsafe_local_reads:
         extra.append("--unsafe-local-reads")
+    if bugs:  # teaching bug switches (the raftnode target's unsafe_bugs option)
+        extra += ["--unsafe", *(word for bug in bugs for word in ("--bug", bug))]
     return raftnode_argv(
         node_id, port, dict(peers), data_dir, host=HOST, cluster_id=cluster_id, extra=extra
     )
@@ -350,6 +353,7 @@ class LocalCluster(ProcessCluster):
         unsafe_local_reads: bool = False,
         status_interval: float = 0.25,
         proxies: bool = True,
+        bugs: Sequence[str] = (),
     ) -> None:
         from nemesis.process import NodeProcess
         from nemesis.proxy import ProxyMesh
@@ -386,6 +390,7 @@ class LocalCluster(ProcessCluster):
                 heartbeat_ms=heartbeat_ms,
                 election_timeout_ms=election_timeout_ms,
                 unsafe_local_reads=unsafe_local_reads,
+                bugs=bugs,
             )
             self.group.add(NodeProcess(node_id, argv, data_dir, self.log_dir / f"{node_id}.log"))
         self._status_client = RaftClient(

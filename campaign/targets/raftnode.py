@@ -8,6 +8,7 @@ what the disk faults damage.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -15,10 +16,32 @@ from campaign.cluster import LocalCluster, ports_needed
 from campaign.targets.base import ClusterSpec, TargetOption
 
 
+def parse_bugs(text: str) -> tuple[str, ...]:
+    """Teaching bug switches (ARCHITECTURE.md "Bug switches"): comma-separated, or the
+    JSON list campaign.json records."""
+    from raftnode.core import KNOWN_BUGS
+
+    names = json.loads(text) if text.strip().startswith("[") else text.split(",")
+    bugs = tuple(sorted({str(bug).strip() for bug in names if str(bug).strip()}))
+    unknown = [bug for bug in bugs if bug not in KNOWN_BUGS]
+    if unknown:
+        known = ", ".join(sorted(KNOWN_BUGS))
+        raise ValueError(f"unknown bug switch {', '.join(unknown)}; known: {known}")
+    return bugs
+
+
 class RaftnodeTarget:
     name: ClassVar[str] = "raftnode"
     description: ClassVar[str] = "raftlab's own Raft KV store (the reference target)"
-    options: ClassVar[Mapping[str, TargetOption]] = {}
+    options: ClassVar[Mapping[str, TargetOption]] = {
+        "unsafe_bugs": TargetOption(
+            "unsafe_bugs",
+            (),
+            "teaching bug switches on every node, comma-separated (raftlab node --unsafe "
+            "--bug ...): the cluster may lose data or isolation on purpose",
+            parse_bugs,
+        ),
+    }
     unsupported_faults: ClassVar[Mapping[str, str]] = {}
     campaign_settings: ClassVar[frozenset[str]] = frozenset(
         {"heartbeat_ms", "election_timeout_ms", "unsafe_local_reads"}
@@ -40,4 +63,5 @@ class RaftnodeTarget:
             election_timeout_ms=spec.election_timeout_ms,
             unsafe_local_reads=spec.unsafe_local_reads,
             proxies=spec.proxies,
+            bugs=spec.options.get("unsafe_bugs", ()),
         )
