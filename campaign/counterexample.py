@@ -114,13 +114,17 @@ def fault_nodes(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, Mapping):
-        grudges = value.get("grudges")
+        grudges = value.get("grudges", value.get("grudge"))  # the sim's / the real nemesis's
         if isinstance(grudges, Mapping) and grudges:
             return _components(grudges)
         for key in ("nodes", "targets", "node", "target", "groups", "components"):
             if key in value:
                 return fault_nodes(value[key])
-        shown = [f"{k}={fault_nodes(v)}" for k, v in value.items() if not isinstance(v, Mapping)]
+        shown = [
+            f"{k}={fault_nodes(v)}"
+            for k, v in value.items()
+            if k != "fault" and not isinstance(v, Mapping)
+        ]
         return " ".join(shown)[:60]
     if isinstance(value, list | tuple):
         if value and all(isinstance(item, list | tuple) for item in value):

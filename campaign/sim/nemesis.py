@@ -294,7 +294,28 @@ class SimNemesis:
 
     def _log(self, f: str, value: Any) -> None:
         self.record(f, value)
-        self.records.append({"time": trio.current_time(), "f": f, "value": value})
+        # nemesis.jsonl in the one format `raftlab test` writes (ARCHITECTURE.md, results):
+        # nanoseconds on the history's clock (the recorder's zero is trio time 0 here), the
+        # phase (start / stop / heal) and the fault family; no wall time in a simulation.
+        now = round(trio.current_time() * 1_000_000_000)
+        closes = {"start": "kill", "resume": "pause", "restart": "crash"}
+        if f == "heal":
+            phase, fault = "heal", None
+        elif f.startswith("stop-") or f in closes:
+            phase, fault = "stop", f[5:] if f.startswith("stop-") else closes[f]
+        else:
+            phase, fault = "start", f[6:] if f.startswith("start-") else f
+        self.records.append(
+            {
+                "time": now,
+                "end_time": now,
+                "wall_time": None,
+                "phase": phase,
+                "fault": fault,
+                "f": f,
+                "value": value,
+            }
+        )
 
     async def run(self, schedule: list[FaultStep], started_at: float) -> None:
         if not _overlapping(schedule):
