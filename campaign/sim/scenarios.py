@@ -149,8 +149,9 @@ SCENARIOS: dict[str, BugScenario] = {
                 "takes a txn's reads from its applied state when it proposes the txn, and "
                 "the appends committed before the txn's own entry are missing from them, "
                 "while its appends land after them; Elle names the cycles (G-single, "
-                "G2-item) and lost updates. No acknowledged append is lost, so only an "
-                "isolation checker sees it"
+                "G2-item), lost updates, and incompatible orders (a read after the txn's "
+                "own append shows it right after the stale prefix). No acknowledged append "
+                "is lost, so only an isolation checker sees it"
             ),
             options=dict(
                 time=10.0,
