@@ -35,7 +35,7 @@ from checker.elle import anomalies as names
 from checker.elle import graph as g
 from checker.elle import list_append, rw_register
 from checker.elle.explain import explain_cycle, txn_summary
-from checker.elle.history import Txn, TxnHistoryError, txns_from_ops
+from checker.elle.history import Txn, txns_from_ops
 from checker.history import Op, to_jsonable
 
 WORKLOADS = {"list-append": list_append, "rw-register": rw_register}
@@ -132,7 +132,8 @@ def check_txns(
             analysis = module.analyze(txns, wfr_keys=consistency_model != "read-uncommitted")
         else:
             analysis = module.analyze(txns)
-    except TxnHistoryError as error:  # duplicate appends/writes: nothing can be inferred
+    except (list_append.DuplicateAppends, rw_register.DuplicateWrites) as error:
+        # A value written twice: reads cannot name their writers (Elle: valid? unknown).
         return {
             **base,
             "valid": "unknown",

@@ -496,3 +496,28 @@ def test_a_search_cut_short_is_unknown_for_its_kind_and_the_verdict_still_exact(
     assert "G-single" not in result["anomaly-types"]
     timeouts = result["anomalies"]["cycle-search-timeout"]
     assert "G-single" in {t["anomaly"] for t in timeouts}
+
+
+def test_input_shapes() -> None:
+    from checker.elle import TxnHistoryError
+
+    nemesis = Op(index=2, time=2, type="info", process="nemesis", f="start-partition")
+    history = serial((0, [["append", "x", 1]]), (1, [["r", "x", [1]]]))
+    history.insert(2, nemesis)
+    for i, op in enumerate(history):
+        op.index = i
+    assert check(history, "list-append")["valid"] is True  # nemesis ops are set aside
+    mismatch = ops_of(("invoke", 0, [["append", "x", 1]]), ("ok", 0, [["append", "y", 1]]))
+    with pytest.raises(TxnHistoryError, match="do not match those invoked"):
+        check(mismatch, "list-append")
+    not_a_list = ops_of(("invoke", 0, [["r", "x", None]]), ("ok", 0, [["r", "x", "abc"]]))
+    with pytest.raises(TxnHistoryError, match="expected a list-append read to return a list"):
+        check(not_a_list, "list-append")
+    not_txn = ops_of(("invoke", 0, [["r", "x", None]]))
+    not_txn[0].f = "read"
+    with pytest.raises(TxnHistoryError, match="expected f 'txn'"):
+        check(not_txn, "list-append")
+    # Keys and values may be any data: lists become hashable, and read back as they were.
+    odd = serial((0, [["append", ["k", 1], [1, 2]]]), (1, [["r", ["k", 1], [[1, 2]]]]))
+    result = check(odd, "list-append")
+    assert result["valid"] is True

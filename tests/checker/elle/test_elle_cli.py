@@ -139,3 +139,19 @@ def test_bad_arguments_exit_254(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 254 and "unknown model" in err
     code, _, err = run_cli([str(path), "--consistency-model", "serializable"], capsys)
     assert code == 254 and "--checker elle-*" in err
+
+
+def test_a_read_that_is_not_a_list_exits_254(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "history.jsonl"
+    write_jsonl(
+        path,
+        [
+            Op(0, 0, "invoke", 0, "txn", [["r", "x", None]]),
+            Op(1, 1, "ok", 0, "txn", [["r", "x", "abc"]]),
+        ],
+    )
+    code, _, err = run_cli([str(path), "--checker", "elle-list-append"], capsys)
+    assert code == 254
+    assert "expected a list-append read to return a list" in err
