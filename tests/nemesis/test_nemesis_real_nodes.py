@@ -153,7 +153,7 @@ async def test_clock_requests_and_restarts_on_real_nodes(tmp_path: Path) -> None
         await cluster.wait_for_leader()
 
 
-ELECTION_MS = 300
+ELECTION_MS = 500
 FAST = ["--heartbeat-ms", "50", "--election-timeout-ms", str(ELECTION_MS)]
 
 
@@ -164,11 +164,11 @@ async def test_a_black_holed_link_is_redialled_and_the_follower_catches_up(
     open, the proxy reads nothing, TCP backs off), then healed. The held connection would
     resume only at the leader's next retransmission (~6 s after this heal); the leader
     notices the silent link (no append answers for two election timeouts), redials, and
-    the follower catches up long before that. The bound is generous (over ten election
-    timeouts) so a loaded machine cannot flake it, and still well short of the back-off."""
+    the follower catches up long before that. The bound is generous (eight election
+    timeouts) so a loaded machine cannot flake it, and still well short of the back-off.
+    Should leadership move during the blackhole (a starved node timing out), the premise
+    is gone: heal and try again, at most three times."""
     async with real_cluster(tmp_path, FAST) as cluster:
-        leader = await cluster.wait_for_leader()
-        follower = next(node for node in NODE_IDS if node != leader)
         stop = trio.Event()
         writes = [0]
 
@@ -183,28 +183,38 @@ async def test_a_black_holed_link_is_redialled_and_the_follower_catches_up(
                         await trio.sleep(0.01)
                     i += 1
 
+        caught_up_after: float | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(write)
-            with trio.fail_after(TIMEOUT):
-                while writes[0] < 20:
-                    await trio.sleep(0.05)
-            cluster.mesh.apply_grudge({follower: {leader}}, BLACKHOLE)
-            # Long enough for the held connection's retransmission to be due late
-            # (0.2 s RTO doubling: 6.2 s, then 12.6 s after it went dark).
-            await trio.sleep(6.5)
-            held = cluster.mesh.proxies[(leader, follower)].stats.blackhole_holds
-            assert held >= 1  # the leader really sent into the dark
-            lagging = await cluster.client.status(follower, 1.0)
-            led = await cluster.client.status(leader, 1.0)
-            assert led["role"] == "leader" and led["term"] == lagging["term"]
-            assert lagging["commit_index"] < led["commit_index"]  # it fell behind
-            cluster.mesh.heal()
-            healed_at = trio.current_time()
-            target = led["commit_index"]
-            with trio.fail_after(TIMEOUT):
-                while (await cluster.client.status(follower, 1.0))["commit_index"] < target:
-                    await trio.sleep(0.02)
-            caught_up_after = trio.current_time() - healed_at
+            for _attempt in range(3):
+                leader = await cluster.wait_for_leader()
+                follower = next(node for node in NODE_IDS if node != leader)
+                before = await cluster.client.status(leader, 1.0)
+                with trio.fail_after(TIMEOUT):
+                    while writes[0] < 20:
+                        await trio.sleep(0.05)
+                cluster.mesh.apply_grudge({follower: {leader}}, BLACKHOLE)
+                # Long enough for the held connection's retransmission to be due late
+                # (0.2 s RTO doubling: 6.2 s, then 12.6 s after it went dark).
+                await trio.sleep(6.5)
+                held = cluster.mesh.proxies[(leader, follower)].stats.blackhole_holds
+                lagging = await cluster.client.status(follower, 1.0)
+                led = await cluster.client.status(leader, 1.0)
+                if led["role"] != "leader" or led["term"] != before["term"]:
+                    cluster.mesh.heal()
+                    await trio.sleep(1.0)
+                    continue
+                assert held >= 1  # the leader really sent into the dark
+                assert lagging["commit_index"] < led["commit_index"]  # it fell behind
+                cluster.mesh.heal()
+                healed_at = trio.current_time()
+                target = led["commit_index"]
+                with trio.fail_after(TIMEOUT):
+                    while (await cluster.client.status(follower, 1.0))["commit_index"] < target:
+                        await trio.sleep(0.02)
+                caught_up_after = trio.current_time() - healed_at
+                break
             stop.set()
+        assert caught_up_after is not None, "leadership moved in every attempt"
         assert caught_up_after < 4.0, f"caught up {caught_up_after:.2f} s after the heal"
         assert f"peer {follower} silent for" in cluster.log_text(leader)
