@@ -75,7 +75,7 @@ async def test_a_follower_killed_with_data_queued_for_it_never_takes_the_leader_
     assert "crashed" not in log and "ExceptionGroup" not in log
     assert after_kill[0] >= 20
     statuses = await cluster.statuses()
-    assert statuses[leader]["role"] == "leader"
+    assert leader in statuses  # it answers (whoever leads by now)
     assert f"peer {follower} at" in log  # the lost link is logged, then redialled
 
 
@@ -111,14 +111,18 @@ async def test_a_follower_names_the_leader_it_knows_in_not_leader(
 ) -> None:
     """Issue 12: a follower answered `not_leader` with `"leader": null` (as the client and
     `raftlab kv` reported it) although its status named the leader."""
-    cluster = process_cluster(3, FAST)
+    # A calm election timeout: the leader must not move while we probe.
+    cluster = process_cluster(3, ["--heartbeat-ms", "50", "--election-timeout-ms", "1000"])
     cluster.start_all()
-    leader = await cluster.wait_for_leader(timeout=60)
-    follower = next(node for node in cluster.ids if node != leader)
-    host, port = cluster.cluster[follower]
+    await cluster.wait_for_leader(timeout=60)
+    follower = leader = ""
     with trio.fail_after(30):
-        while (await cluster.statuses())[follower].get("leader") != leader:
+        while not leader:
+            for node, status in (await cluster.statuses()).items():
+                if status["role"] == "follower" and status.get("leader"):
+                    follower, leader = node, status["leader"]
             await trio.sleep(0.05)
+    host, port = cluster.cluster[follower]
     # The node's own answer, on the wire.
     stream = FrameStream(await trio.open_tcp_stream(host, port))
     async with stream.stream:
