@@ -481,7 +481,7 @@ def timeline_html(results: Mapping[str, Any], ops: Sequence[Op]) -> str:
 
 
 TIMELINE_CSS = """
-#tl-wrap { position: relative; border: 1px solid #ddd; }
+#tl-wrap { position: relative; border: 1px solid #ddd; max-height: 520px; overflow-y: auto; }
 #tl-canvas { width: 100%; display: block; cursor: grab; }
 #tl-tip { position: absolute; background: #fff; border: 1px solid #999; padding: .3em .5em;
   font-size: .85em; pointer-events: none; max-width: 36em; box-shadow: 0 1px 4px #0003; }
@@ -498,7 +498,8 @@ _TIMELINE_JS = r"""
   const ctx = cv.getContext('2d');
   const COL = ['#2e7d32', '#c62828', '#ef6c00'];
   const LEFT = 64, TOP = 34;
-  const laneH = Math.max(6, Math.min(18, 360 / Math.max(1, D.lanes.length)));
+  // Lanes stay legible (12-18 px); a long list of processes scrolls inside its frame.
+  const laneH = Math.max(12, Math.min(18, 360 / Math.max(1, D.lanes.length)));
   cv.height = TOP + laneH * D.lanes.length + 8;
   let t0 = 0, t1 = Math.max(D.end, 1), hl = null, hover = null;
   const byIndex = new Map(D.ops.map(o => [o[0], o]));
@@ -547,6 +548,8 @@ _TIMELINE_JS = r"""
   function show(index, pad) {
     const o = byIndex.get(index); if (!o) return; hl = index;
     const w = Math.max(end(o) - o[3], 1) * (pad || 8); t0 = o[3] - w; t1 = end(o) + w; draw();
+    const wrap = cv.parentElement, y = TOP + o[1] * laneH;
+    if (y < wrap.scrollTop + TOP || y > wrap.scrollTop + wrap.clientHeight - laneH) wrap.scrollTop = Math.max(0, y - wrap.clientHeight / 2);
   }
   cv.addEventListener('wheel', e => { e.preventDefault(); const r = cv.getBoundingClientRect(); zoom(e.deltaY > 0 ? 1.25 : 0.8, T(e.clientX - r.left)); }, {passive: false});
   let drag = null;
