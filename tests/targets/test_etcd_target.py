@@ -247,7 +247,10 @@ def test_serializable_reads_under_leader_partitions_come_out_invalid(tmp_path):
     The isolated member only serves stale values if the proxies cut it off for real, so
     this also checks that the sender identification routes every link's bytes.
 
-    Measured: seeds 5 and 6 each gave a named stale read in a 10 s run."""
+    A stale read needs a read to land on the isolated member after the majority moved on,
+    so a seed may miss: up to three seeds run (stopping at the first invalid one).
+    Measured: seeds 5 and 6 each gave a named stale read in a 10 s run on a quiet
+    machine; under load average ~12, seed 5 missed once in three tries."""
     base = free_block(9, "stale")
     done = run_cli(
         tmp_path,
@@ -255,7 +258,7 @@ def test_serializable_reads_under_leader_partitions_come_out_invalid(tmp_path):
         "--workload", "register", "--workload-option", "value_range=1000",
         "--workload-option", "active_keys=2", "--workload-option", "ops_per_key=400",
         "--concurrency", "10n", "--nemesis", "partition-leader", "--nemesis-interval", "2",
-        "--time-limit", "10", "--recovery-time", "1", "--seed", "5",
+        "--time-limit", "10", "--recovery-time", "1", "--seed", "5", "--test-count", "3",
         "--base-port", str(base), "--name", "etcd-stale",
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
