@@ -131,6 +131,8 @@ class EtcdTarget:
         "clock": "etcd reads the system clock; skewing one member's clock needs root or a "
         "preloaded time library",
         "disk": "the disk faults damage raftnode's WAL layout, not etcd's",
+        "transfer": "the transfer fault speaks raftnode's admin protocol; etcd moves its "
+        "leader through its own MoveLeader API",
     }
     campaign_settings: ClassVar[frozenset[str]] = frozenset()
 

@@ -85,7 +85,7 @@ def test_etcd_member_ids_are_computed_as_etcd_computes_them():
     [
         (["--target", "mongo"], "unknown target 'mongo'"),
         (["--target", "etcd", "--nemesis", "partition,clock"], "cannot take the fault(s) clock"),
-        (["--target", "etcd", "--nemesis", "all"], "cannot take the fault(s) loss, clock, disk"),
+        (["--target", "etcd", "--nemesis", "all"], "disk: the disk faults damage raftnode"),
         (["--target", "etcd", "--target-option", "nope=1"], "unknown option(s) nope"),
         (["--target", "etcd", "--heartbeat-ms", "30"], "--heartbeat-ms is raftnode's"),
         (["--target", "etcd", "--unsafe-local-reads"], "--unsafe-local-reads is raftnode's"),
