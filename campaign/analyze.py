@@ -99,5 +99,8 @@ def analyze_command(run_dir: Path, check_time_limit: float | None) -> None:
     for name, result in (results.get("checkers") or {}).items():
         click.echo(f"  {name}: {result.get('valid')}")
     click.echo(f"{folder}: valid={valid}")
+    from campaign.anomaly import echo_anomalies  # the anomaly in words, as `raftlab test` ends
+
+    echo_anomalies(folder, click.echo)
     click.echo(f"report: {folder / REPORT_FILE}")
     sys.exit(exit_code(valid))
