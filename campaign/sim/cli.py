@@ -288,9 +288,7 @@ def _valid_text(valid: Any) -> str:
     help="With --seeds: local (--jobs processes) | dask (a Dask LocalCluster of --jobs "
     "workers) | dask://HOST:PORT (an existing scheduler). Same summary on each.",
 )
-@click.option(
-    "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Workers."
-)
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Workers.")
 @click.option(
     "--shrink/--no-shrink",
     default=None,
@@ -440,8 +438,12 @@ def sim_command(
         raise click.BadParameter(str(error), param_hint="--executor") from None
     try:  # one task per seed, on `spec`; failing seeds' folders come back into results_dir
         sweep = run_sim_sweep(
-            [make(s) for s in seeds], executor=spec, jobs=jobs, results_dir=results_dir,
-            keep_all=keep_all, echo=click.echo,
+            [make(s) for s in seeds],
+            executor=spec,
+            jobs=jobs,
+            results_dir=results_dir,
+            keep_all=keep_all,
+            echo=click.echo,
         )
     except SweepError as error:
         click.echo(f"error: {error}", err=True)
