@@ -156,6 +156,7 @@ def node_argv(
     election_timeout_ms: float,
     unsafe_local_reads: bool,
     bugs: Sequence[str] = (),
+    host: str = HOST,
 ) -> list[str]:
     """The command line of one node (`raftlab node`, run by this interpreter).
 
@@ -176,7 +177,7 @@ def node_argv(
     if bugs:  # teaching bug switches (the raftnode target's unsafe_bugs option)
         extra += ["--unsafe", *(word for bug in bugs for word in ("--bug", bug))]
     return raftnode_argv(
-        node_id, port, dict(peers), data_dir, host=HOST, cluster_id=cluster_id, extra=extra
+        node_id, port, dict(peers), data_dir, host=host, cluster_id=cluster_id, extra=extra
     )
 
 
@@ -354,6 +355,7 @@ class LocalCluster(ProcessCluster):
         status_interval: float = 0.25,
         proxies: bool = True,
         bugs: Sequence[str] = (),
+        net: str = "proxy",
     ) -> None:
         from nemesis.process import NodeProcess
         from nemesis.proxy import ProxyMesh
@@ -362,12 +364,18 @@ class LocalCluster(ProcessCluster):
         self.node_addresses: dict[str, Address] = {
             node_id: (HOST, base_port + position) for position, node_id in enumerate(node_ids)
         }
-        mesh = ProxyMesh(
-            self.node_addresses,
-            base_port=base_port + len(node_ids),
-            host=HOST,
-            seed=proxy_seed,
-        )
+        if net == "netns":  # hosts mode: a namespace per node, faults in the kernel
+            from nemesis.netns import NetnsMesh
+
+            mesh: Any = NetnsMesh(node_ids, port=base_port)
+            self.node_addresses = dict(mesh.nodes)
+        else:
+            mesh = ProxyMesh(
+                self.node_addresses,
+                base_port=base_port + len(node_ids),
+                host=HOST,
+                seed=proxy_seed,
+            )
         self._setup(
             node_ids,
             cluster_id=cluster_id,
@@ -391,7 +399,10 @@ class LocalCluster(ProcessCluster):
                 election_timeout_ms=election_timeout_ms,
                 unsafe_local_reads=unsafe_local_reads,
                 bugs=bugs,
+                host=self.node_addresses[node_id][0],
             )
+            if net == "netns":
+                argv = mesh.exec_prefix(node_id) + argv
             self.group.add(NodeProcess(node_id, argv, data_dir, self.log_dir / f"{node_id}.log"))
         self._status_client = RaftClient(
             self.node_addresses, timeout=STATUS_TIMEOUT, cluster_id=cluster_id

@@ -93,6 +93,7 @@ class CampaignConfig:
     proxies: bool = True  # False only for bench/campaign_overhead.py's baseline (no link faults)
     target: str = "raftnode"  # the system under test (campaign.targets)
     target_options: dict[str, Any] = field(default_factory=dict)  # recorded with defaults
+    net: str = "proxy"  # "netns": hosts mode (nemesis/netns.py), root only
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -286,6 +287,7 @@ class _Run:
             election_timeout_ms=config.election_timeout_ms,
             unsafe_local_reads=config.unsafe_local_reads,
             proxies=config.proxies,
+            net=config.net,
             options=dict(config.target_options),
         )
         try:
@@ -484,6 +486,14 @@ def resolve_target(config: CampaignConfig) -> Any:
     target = get_target(config.target)
     config.target_options = parse_target_options(target, config.target_options)
     check_faults(target, [spec.name for spec in parse_nemesis(config.nemesis)])
+    if config.net != "proxy":
+        if config.net not in getattr(target, "nets", ("proxy",)):
+            raise TargetError(f"target {target.name!r} does not run with --net {config.net}")
+        from nemesis.netns import unsupported_reason
+
+        reason = unsupported_reason(spec.name for spec in parse_nemesis(config.nemesis))
+        if reason is not None:
+            raise TargetError(reason)
     defaults = CampaignConfig()
     for setting in ("heartbeat_ms", "election_timeout_ms", "unsafe_local_reads"):
         ignored = setting not in target.campaign_settings

@@ -220,6 +220,15 @@ def parse_target(name: str, items: tuple[str, ...], nemesis: str) -> dict[str, A
     show_default=True,
     help="Passed to every node; shorter makes short runs more eventful (e.g. 300).",
 )
+@click.option(
+    "--net",
+    type=click.Choice(["proxy", "netns"]),
+    default="proxy",
+    show_default=True,
+    help="proxy: peer links through the nemesis's TCP proxies on 127.0.0.1. netns (root "
+    "only): each node in its own network namespace on a bridge the run makes and removes; "
+    "partitions and loss are nftables rules, cuts leave TCP half-open.",
+)
 @click.pass_context
 def test_command(
     ctx: click.Context,
@@ -244,6 +253,7 @@ def test_command(
     base_port: int,
     heartbeat_ms: float,
     election_timeout_ms: float,
+    net: str,
 ) -> None:
     """Run a campaign: a local cluster, a workload under a nemesis, a verdict and a report.
 
@@ -317,6 +327,7 @@ def test_command(
             election_timeout_ms=election_timeout_ms,
             target=target,
             target_options=dict(chosen_target_options),
+            net=net,
         )
         if test_count > 1:
             click.echo(f"run {number + 1}/{test_count}: seed {config.seed}")

@@ -98,6 +98,7 @@ class ClusterSpec:
     election_timeout_ms: float = 1000.0
     unsafe_local_reads: bool = False
     proxies: bool = True  # False only for bench/campaign_overhead.py's baseline
+    net: str = "proxy"  # "netns": hosts mode, a network namespace per node (nemesis/netns.py)
     options: dict[str, Any] = field(default_factory=dict)  # validated target options
 
     def log_path(self, node_id: str) -> Path:

@@ -43,6 +43,7 @@ class RaftnodeTarget:
         ),
     }
     unsupported_faults: ClassVar[Mapping[str, str]] = {}
+    nets: ClassVar[tuple[str, ...]] = ("proxy", "netns")  # --net: see nemesis/netns.py
     campaign_settings: ClassVar[frozenset[str]] = frozenset(
         {"heartbeat_ms", "election_timeout_ms", "unsafe_local_reads"}
     )
@@ -64,4 +65,5 @@ class RaftnodeTarget:
             unsafe_local_reads=spec.unsafe_local_reads,
             proxies=spec.proxies,
             bugs=spec.options.get("unsafe_bugs", ()),
+            net=spec.net,
         )
