@@ -515,16 +515,12 @@ _TIMELINE_JS = r"""
     ctx.fillStyle = '#616161'; ctx.strokeStyle = '#eee';
     for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
       const x = X(t); ctx.beginPath(); ctx.moveTo(x, 12); ctx.lineTo(x, cv.height); ctx.stroke();
-      ctx.fillText((t / 1000).toFixed(step < 1000 ? 3 : 1) + ' s', x + 2, 10);
     }
-    D.bands.forEach((b, i) => {
+    D.bands.forEach(b => {
       const x0 = X(b[1]), x1 = Math.max(X(b[2]), x0 + 2);
       if (x1 < LEFT || x0 > cv.clientWidth) return;
       ctx.fillStyle = b[0].includes('partition') ? '#1e88e522' : '#8e24aa22';
       ctx.fillRect(x0, TOP, x1 - x0, cv.height - TOP);
-      ctx.fillStyle = b[0].includes('partition') ? '#1e88e566' : '#8e24aa66';
-      const row = 14 + (i % 2) * 9; ctx.fillRect(x0, row, x1 - x0, 8);
-      ctx.fillStyle = '#0d47a1'; ctx.fillText(clip(b[0] + ' ' + b[3], x1 - x0), x0 + 2, row + 7);
     });
     ctx.fillStyle = '#424242';
     D.lanes.forEach((p, i) => { if (laneH >= 9) ctx.fillText(p, 2, TOP + i * laneH + laneH - 3); });
@@ -541,6 +537,20 @@ _TIMELINE_JS = r"""
         ctx.strokeRect(x0 - 1, y - 1, x1 - x0 + 2, h + 2); ctx.lineWidth = 1; ctx.strokeStyle = '#eee';
       }
     }
+    // The axis and the fault strips stay at the top of the frame as the lanes scroll.
+    const oy = cv.parentElement.scrollTop;
+    ctx.fillStyle = '#fff'; ctx.fillRect(0, oy, cv.clientWidth, TOP - 2);
+    ctx.fillStyle = '#616161';
+    for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
+      ctx.fillText((t / 1000).toFixed(step < 1000 ? 3 : 1) + ' s', X(t) + 2, oy + 10);
+    }
+    D.bands.forEach((b, i) => {
+      const x0 = X(b[1]), x1 = Math.max(X(b[2]), x0 + 2);
+      if (x1 < LEFT || x0 > cv.clientWidth) return;
+      ctx.fillStyle = b[0].includes('partition') ? '#1e88e566' : '#8e24aa66';
+      const row = oy + 14 + (i % 2) * 9; ctx.fillRect(x0, row, x1 - x0, 8);
+      ctx.fillStyle = '#0d47a1'; ctx.fillText(clip(b[0] + ' ' + b[3], x1 - x0), x0 + 2, row + 7);
+    });
   }
   function clip(s, w) { const n = Math.floor(w / 5.5); return s.length <= n ? s : s.slice(0, Math.max(0, n - 1)) + '…'; }
   function nice(r) { const m = Math.pow(10, Math.floor(Math.log10(r || 1))); for (const f of [1, 2, 5, 10]) if (r <= f * m) return f * m; return 10 * m; }
@@ -559,8 +569,9 @@ _TIMELINE_JS = r"""
     const r = cv.getBoundingClientRect(), px = e.clientX - r.left, py = e.clientY - r.top;
     if (drag) { const dt = (drag.x - e.clientX) / (cv.clientWidth - LEFT - 8) * (drag.t1 - drag.t0); t0 = drag.t0 + dt; t1 = drag.t1 + dt; draw(); return; }
     const lane = Math.floor((py - TOP) / laneH), t = T(px);
-    hover = D.ops.find(o => o[1] === lane && o[3] <= t && end(o) >= t) ||
-            (py < TOP ? D.bands.find(b => b[1] <= t && b[2] >= t) : null);
+    hover = py - cv.parentElement.scrollTop < TOP
+      ? D.bands.find(b => b[1] <= t && b[2] >= t)
+      : D.ops.find(o => o[1] === lane && o[3] <= t && end(o) >= t);
     if (!hover) { tip.hidden = true; return; }
     tip.textContent = typeof hover[0] === 'number' ? hover[6] : hover[0] + ' ' + hover[3] + ': ' + (hover[1] / 1000).toFixed(3) + '–' + (hover[2] / 1000).toFixed(3) + ' s';
     tip.hidden = false; tip.style.left = Math.min(px + 12, cv.clientWidth - 300) + 'px'; tip.style.top = (py + 14) + 'px';
@@ -584,6 +595,7 @@ _TIMELINE_JS = r"""
     sel.addEventListener('change', () => stepTo(0)); on('tl-prev', () => stepTo(step - 1)); on('tl-next', () => stepTo(step + 1));
   }
   window.addEventListener('resize', () => { size(); draw(); });
+  cv.parentElement.addEventListener('scroll', draw);
   size(); if (D.culprit !== null && byIndex.has(D.culprit)) show(D.culprit, 6); else draw();
 })();
 """
