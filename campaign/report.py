@@ -316,7 +316,7 @@ def _png(figure: Any) -> str:
     # label twice, which made a report several times slower to draw.
     width, height = figure.get_size_inches()
     figure.subplots_adjust(
-        left=0.8 / width, right=1 - 0.15 / width, top=1 - 0.15 / height, bottom=0.6 / height
+        left=0.8 / width, right=1 - 0.15 / width, top=1 - 0.55 / height, bottom=0.6 / height
     )
     figure.savefig(buffer, format="png")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -352,6 +352,7 @@ def _shade(axes: Any, periods: Sequence[NemesisPeriod], instants: Sequence[Nemes
                 ha="left",
                 color="#212121",
                 clip_on=True,
+                zorder=6,
             )
     for instant in instants:
         colour = FAULT_COLOURS.get(instant.kind, FAULT_COLOURS["other"])
@@ -360,12 +361,27 @@ def _shade(axes: Any, periods: Sequence[NemesisPeriod], instants: Sequence[Nemes
         axes.axvline(instant.time / NANOS, color=colour, alpha=0.6, lw=1, ls="--", label=label)
 
 
+def _legend_above(axes: Any, **options: Any) -> None:
+    """The legend over the plot, outside it: the fault strips along the top stay readable."""
+    axes.legend(
+        loc="lower left",
+        bbox_to_anchor=(0, 1.0),
+        fontsize="small",
+        ncols=8,
+        frameon=False,
+        borderaxespad=0.2,
+        **options,
+    )
+
+
 def _rectangle(
     xy: tuple[float, float], width: float, height: float, colour: str, transform: Any
 ) -> Any:
     from matplotlib.patches import Rectangle
 
-    return Rectangle(xy, width, height, color=colour, alpha=0.45, lw=0, transform=transform)
+    return Rectangle(
+        xy, width, height, color=colour, alpha=0.45, lw=0, transform=transform, zorder=5
+    )
 
 
 def _end_seconds(ops: Sequence[Op]) -> float:
@@ -440,7 +456,7 @@ def plot_latency(completed: Sequence[CompletedOp], periods, instants, end: float
     axes.set_xlim(0, max(end, 0.001))
     axes.set_xlabel("time (s)")
     axes.set_ylabel("latency (ms)")
-    axes.legend(loc="upper left", fontsize="small", ncols=4, markerscale=2)
+    _legend_above(axes, markerscale=2)
     return _png(figure)
 
 
@@ -475,7 +491,7 @@ def plot_rate(completed: Sequence[CompletedOp], periods, instants, end: float) -
     axes.set_xlim(0, max(end, 0.001))
     axes.set_xlabel("time (s)")
     axes.set_ylabel(f"ops/s ({bucket:.2f} s buckets)")
-    axes.legend(loc="upper left", fontsize="small", ncols=4)
+    _legend_above(axes)
     return _png(figure)
 
 
@@ -515,14 +531,14 @@ def plot_nodes(events: Sequence[NodeEvent], periods, instants, end: float) -> st
             terms.append(terms[-1])
             terms_axes.step(times, terms, where="post", label=node, lw=1.2)
     roles_axes.set_yticks(range(len(nodes)), nodes)
-    roles_axes.legend(loc="upper right", fontsize="small", ncols=6)
+    _legend_above(roles_axes)
     from matplotlib.ticker import MaxNLocator
 
     terms_axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     terms_axes.set_ylabel("term")
     terms_axes.set_xlabel("time (s)")
     terms_axes.set_xlim(0, max(end, 0.001))
-    terms_axes.legend(loc="upper left", fontsize="small", ncols=8)
+    terms_axes.legend(loc="lower right", fontsize="small", ncols=8)
     return _png(figure)
 
 
