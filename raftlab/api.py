@@ -219,12 +219,15 @@ def check_history(
     time_limit: float | None = None,
     out: str | Path | None = None,
     format: str | None = None,  # noqa: A002 - the CLI's name
+    nil_read: str | None = None,
 ) -> RunResult:
     """Check a history for linearizability, as ``raftlab check`` does.
 
     `history` is a file (any format `raftlab check` reads, or a run folder) or a list of
     ops (`checker.op.Op` or conventions §1 maps). `model` defaults to the guess from the
-    ops. With `out`, results.json and explanation.html are written there.
+    ops. `nil_read` ("absent" or "unknown") says what a read of nil means, defaulting as
+    `raftlab check` does by format ("absent" for raftlab's own ops). With `out`,
+    results.json and explanation.html are written there.
     """
     from checker.cli import guess_model
     from checker.history import detect_format, read_history
@@ -243,6 +246,12 @@ def check_history(
         from campaign.results import as_ops
 
         ops = as_ops(history)
+        fmt = "jsonl"  # raftlab's own ops
+    try:
+        from checker.cli import DEFAULT_NIL_READ_BY_FORMAT
+    except ImportError:  # an older checker without the setting
+        DEFAULT_NIL_READ_BY_FORMAT = {}  # noqa: N806
+    nil_read = nil_read or DEFAULT_NIL_READ_BY_FORMAT.get(fmt)
     if model is None:
         model, why = guess_model(ops)
         if model is None:
@@ -250,6 +259,8 @@ def check_history(
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}")
     kwargs: dict[str, Any] = {"time_limit": time_limit}
+    if nil_read is not None:
+        kwargs["nil_read"] = nil_read
     if init is not None:
         kwargs["init"] = init
     result = check(ops, MODELS[model](), **kwargs)

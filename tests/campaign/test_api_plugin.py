@@ -40,6 +40,11 @@ def test_check_history_names_the_anomaly(tmp_path: Path) -> None:
     valid = check_history(_stale_history()[:4])
     assert (valid.valid, valid.anomalies, valid.exit_code) == (True, [], 0)
     assert valid.raise_for_verdict() is valid
+    # A read of nil means "absent" for raftlab's own ops, as `raftlab check` reads jsonl.
+    nil_after_write = [*_stale_history()[:4], Op(4, 13 * S, "invoke", 2, "read", [1, None])]
+    nil_after_write.append(Op(5, 14 * S, "ok", 2, "read", [1, None]))
+    assert check_history(nil_after_write).valid is False
+    assert check_history(nil_after_write, nil_read="unknown").valid is True
 
 
 def test_run_simulation_seeds_and_a_caught_bug(tmp_path: Path) -> None:
