@@ -284,26 +284,26 @@ class DaskExecutor(Executor):
         from distributed import as_completed
 
         token = f"{os.getpid()}-{time.monotonic_ns()}"
-        index_of: dict[str, int] = {}
-        self._futures = []
-        for index, item in enumerate(items):
-            key = f"raftlab-sweep-{token}-{index}"
-            future = self.client.submit(fn, item, key=key, pure=False, retries=0)
-            index_of[key] = index
-            self._futures.append(future)
+        keys = [f"raftlab-sweep-{token}-{index}" for index in range(len(items))]
+        index_of = {key: index for index, key in enumerate(keys)}
+        # One batched submission, results fetched in batches as they complete: a round
+        # trip to the scheduler per seed would cost more than many seeds' simulations.
+        self._futures = self.client.map(fn, list(items), key=keys, pure=False, retries=0)
         from distributed.scheduler import KilledWorker
 
-        for future in as_completed(self._futures):
-            try:
-                result = future.result()
-            except KilledWorker:
-                raise SweepError(
-                    f"item {index_of[future.key]} lost its Dask worker too many times "
-                    "(the scheduler's allowed-failures); giving up"
-                ) from None
-            index = index_of[future.key]
-            future.release()
-            yield index, result
+        completed = as_completed(self._futures, with_results=True, raise_errors=False)
+        for batch in completed.batches():
+            for future, result in batch:
+                if future.status == "error":
+                    error = future.exception()
+                    if isinstance(error, KilledWorker):
+                        raise SweepError(
+                            f"item {index_of[future.key]} lost its Dask worker too many times "
+                            "(the scheduler's allowed-failures); giving up"
+                        ) from None
+                    raise error
+                future.release()
+                yield index_of[future.key], result
 
     def cancel(self) -> None:
         if self._futures:
