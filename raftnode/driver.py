@@ -342,6 +342,12 @@ class NodeDriver:
 
         self._do(propose)
 
+    def peer_connection_reset(self, peer: str) -> None:
+        """``peer`` closed its connection to us (its process ended or died), as opposed
+        to going silent: if it was our leader, the core may start a pre-vote early
+        (``RaftCore.peer_connection_reset``)."""
+        self._do(partial(self.core.peer_connection_reset, peer))
+
     def start_transfer(self, target: str, on_done: OnDone) -> None:
         """Begin a leadership transfer (§3.10); answered at once (``{"ok": True}`` when
         it began): watch the status for the new leader."""

@@ -722,8 +722,16 @@ class NodeServer:
             inbound.add(scope)
             try:
                 while True:
-                    frames = await stream.receive_batch()
+                    try:
+                        frames = await stream.receive_batch()
+                    except CONNECTION_ERRORS:
+                        self.driver.peer_connection_reset(sender)  # a reset: it died
+                        raise
                     if not frames:
+                        # End of stream: the peer's process closed the link (or died and
+                        # its kernel closed it). A follower may start a pre-vote at once
+                        # if that was its leader; a partition never closes a link.
+                        self.driver.peer_connection_reset(sender)
                         return
                     self._peer_frames(frames, sender, node_id)
             finally:

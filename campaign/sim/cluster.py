@@ -86,6 +86,16 @@ class SimTransport:
 
 
 @dataclass(slots=True)
+class ConnectionClosed:
+    """What a peer sees when a process dies: its kernel closes the process's
+    connections (end of stream / reset), which a partition never does. Delivered like a
+    message, so a partition between the two blocks it too."""
+
+
+CONNECTION_CLOSED = ConnectionClosed()
+
+
+@dataclass(slots=True)
 class SimNode:
     node_id: str
     peers: tuple[str, ...]
@@ -96,6 +106,9 @@ class SimNode:
     log_lines: list[str]
     read_mode: str = "read_index"
     log_applied: bool = False  # NodeDriver's "apply" lines (the acknowledged-writes checker)
+    # A crash closes this node's connections: its peers see it (ConnectionClosed) and a
+    # follower of it may start a pre-vote at once (RaftCore.peer_connection_reset).
+    connection_resets: bool = False
     storage: MemoryStorage = field(init=False)
     driver: NodeDriver | None = None
     running: bool = False
@@ -269,6 +282,10 @@ class SimNode:
         if tear:
             self.storage.crash(_ForceTear())
         self.log("crashed")
+        if self.connection_resets:
+            for peer in self.peers:
+                if peer != self.node_id:
+                    self.network.send(self.node_id, peer, CONNECTION_CLOSED)
 
     def pause(self) -> None:
         """SIGSTOP: the node is frozen with everything it holds. Its driver is not
@@ -330,6 +347,8 @@ class SimNode:
         try:
             if isinstance(payload, Message):
                 self.driver.receive(payload)
+            elif isinstance(payload, ConnectionClosed):
+                self.driver.peer_connection_reset(src)
             elif isinstance(payload, ClientRequest):
                 key = (payload.reply_to, payload.request_id)
                 self._pending_clients[key] = payload
@@ -408,6 +427,7 @@ class SimCluster:
     bugs: frozenset[str] = frozenset()
     read_mode: str = "read_index"
     log_applied: bool = False
+    connection_resets: bool = False
     nodes: dict[str, SimNode] = field(default_factory=dict)
     log_lines: dict[str, list[str]] = field(default_factory=dict)
     committed_terms: dict[int, tuple[int, str]] = field(default_factory=dict)
@@ -429,6 +449,7 @@ class SimCluster:
                 read_mode=self.read_mode,
                 log_applied=self.log_applied,
                 committed_terms=self.committed_terms,
+                connection_resets=self.connection_resets,
             )
 
     async def start(self, nursery: trio.Nursery) -> None:

@@ -24,7 +24,7 @@ import trio
 from campaign.sim.cluster import SimCluster
 from campaign.sim.network import LinkConditions
 
-SIM_FAULTS = ("partition", "kill", "pause", "delay", "loss", "clock", "disk", "crash")
+SIM_FAULTS = ("partition", "kill", "pause", "delay", "loss", "clock", "disk", "crash", "transfer")
 PARTITION_SHAPES = (
     "one",
     "majority",
@@ -228,6 +228,8 @@ def options_for(fault: str) -> tuple[str, ...]:
         return ("mild", "severe")
     if fault == "clock":
         return ("fast", "slow", "strobe")
+    if fault == "transfer":
+        return ("any",)
     raise NemesisSpecError(f"unknown fault {fault!r}")
 
 
@@ -389,6 +391,19 @@ class SimNemesis:
             rate = {"fast": 2.0, "slow": 0.5, "strobe": 4.0}[step.option]
             await self._set_rate(target, rate)
             self._log("start-clock", {"node": target, "rate": rate})
+        elif fault == "transfer":
+            # §3.10, as an operator's rolling restart asks: the leader hands over to
+            # another running node (the transfer nemesis of `raftlab test`).
+            others = [n for n in nodes if n != leader and cluster.nodes[n].running]
+            value: dict[str, Any] = {"from": leader}
+            if leader is None or not others:
+                value["note"] = "no leader or no other running node: nothing to transfer"
+            else:
+                value["to"] = to = others[rng.randrange(len(others))]
+                driver = cluster.nodes[leader].driver
+                assert driver is not None
+                driver.start_transfer(to, lambda result: None)
+            self._log("start-transfer", value)
         else:
             raise NemesisSpecError(f"unknown fault {fault!r}")
 
@@ -422,6 +437,8 @@ class SimNemesis:
             for node_id in cluster.node_ids:
                 await self._set_rate(node_id, 1.0)
             self._log("stop-clock", None)
+        elif fault == "transfer":
+            self._log("stop-transfer", {"leader": cluster.leader()})  # nothing to undo
 
     async def _restart_down(
         self, *, paused_only: bool = False, only: list[str] | None = None

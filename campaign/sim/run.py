@@ -69,6 +69,10 @@ class SimConfig:
     # The node process's "apply" log lines, and the acknowledged-writes checker over them
     # (campaign/node_checks.py): off by default, the lines cost memory and time.
     log_applied: bool = False
+    # A crashed node's peers see its connections closed (as a killed process's kernel
+    # closes its sockets) and a follower of it may start a pre-vote at once. Off by
+    # default so recorded seeds keep their histories.
+    connection_resets: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,6 +157,7 @@ def run_simulation(config: SimConfig) -> SimOutcome:
         bugs=frozenset(config.bugs),
         read_mode=config.read_mode,
         log_applied=config.log_applied,
+        connection_resets=config.connection_resets,
     )
     state: dict[str, Any] = {"liveness": None, "ops": [], "records": []}
 

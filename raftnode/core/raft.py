@@ -223,6 +223,36 @@ class RaftCore:
         else:
             self._broadcast_pending = True  # bring it up to date first
 
+    def peer_connection_reset(self, peer: str) -> None:
+        """The driver saw ``peer``'s connection closed by the peer's host (a reset or an
+        end of stream: the process died), not a timeout. If ``peer`` is our leader, a
+        follower need not wait out its election timeout: it forgets the leader (so it
+        grants others' pre-votes) and starts a pre-vote (§9.6) within a short random
+        delay (0 to half an election timeout, drawn like the election timeout, §5.2), so
+        the followers that all saw the same reset rarely split the vote.
+
+        Safety does not depend on it: Raft's safety never depends on timing, and only
+        the timing of a pre-vote changes. Nor does it disrupt a live leader: the
+        pre-vote needs a majority, and every voter that heard from the leader within its
+        election timeout refuses it (and the leader ignores it, check-quorum's lease), so
+        a reset of one healthy link only makes this follower poll and fall back when the
+        next heartbeat comes. Without pre-vote this hint is ignored (a real campaign
+        would bump the term and depose a live leader)."""
+        if (
+            self.role is not Role.FOLLOWER
+            or peer != self.leader
+            or not self._pre_vote
+            or not self._is_voter
+        ):
+            return
+        self.leader = None
+        delay = self._rng.randrange(0, self.config.election_ticks // 2 + 1)
+        self._election_elapsed = max(
+            self._election_elapsed, self._randomized_election_timeout - 1 - delay
+        )
+        if delay == 0:
+            self._campaign(pre_vote=True)
+
     def best_transfer_target(self) -> str | None:
         """Leader: the other voter whose log matches most of ours (for a hand-over on
         shutdown), or None if there is no other voter or this is not the leader."""
