@@ -214,7 +214,7 @@ def summarize(result: Mapping[str, Any]) -> list[str]:
             lines.append(f"key: {json.dumps(to_jsonable(key))}")
         previous = violation.get("previous_ok")
         if previous is not None:
-            lines.append(f"after: {_describe_op(previous)} (end of the longest linearization)")
+            lines.append(f"after: {_describe_op(previous)} (the last ok op of the longest linearization)")
         states = violation.get("states")
         if isinstance(states, list) and states:
             shown = ", ".join(json.dumps(to_jsonable(s)) for s in states[:8])
@@ -244,8 +244,68 @@ def _write_outputs(out_dir: Path, document: Mapping[str, Any], ops: Sequence[Op]
     (out_dir / "explanation.html").write_text(page, encoding="utf-8")
 
 
+def _check_many(
+    history_files: Sequence[Path],
+    model_name: str | None,
+    has_init: bool,
+    init_value: Any,
+    format_name: str | None,
+    time_limit: float | None,
+    nil_read: str | None,
+) -> int:
+    """Check each file in this process, one line each; the worst exit code."""
+    from checker.linearizable import check
+    from checker.models import ModelError
+
+    codes: list[int] = []
+    for given in history_files:
+        started = time.monotonic()
+        try:
+            history_file = _history_path(given)
+            fmt = format_name or detect_format(history_file)
+            ops = read_history(history_file, fmt)
+            model, _ = _choose_model(model_name, fmt, ops)
+            model_class = available_models().get(model)
+            model_object: Any = (
+                model_class() if isinstance(model_class, type) else model_class or model
+            )
+            kwargs: dict[str, Any] = {
+                "time_limit": time_limit,
+                "nil_read": nil_read or DEFAULT_NIL_READ_BY_FORMAT.get(fmt, "unknown"),
+                "started": started,
+            }
+            if has_init:
+                kwargs["init"] = init_value
+            result = check(ops, model_object, **kwargs)
+        except (HistoryError, ModelError, click.ClickException) as error:
+            message = error.format_message() if isinstance(error, click.ClickException) else error
+            click.echo(f"{given}: BAD INPUT: {message}")
+            codes.append(EXIT_BAD_INPUT)
+            continue
+        valid = result.get("valid")
+        seconds = time.monotonic() - started
+        line = (
+            f"{given}: {_verdict_word(valid)}, model {model}, {len(ops)} ops, {seconds:.3f} s"
+        )
+        details = summarize(result)
+        if valid is not True and details:
+            line += " — " + "; ".join(details[:2])
+        click.echo(line)
+        codes.append(EXIT_VALID if valid is True else EXIT_INVALID if valid is False
+                     else EXIT_UNKNOWN)
+    if EXIT_BAD_INPUT in codes:
+        return EXIT_BAD_INPUT
+    if EXIT_INVALID in codes:
+        return EXIT_INVALID
+    if EXIT_UNKNOWN in codes:
+        return EXIT_UNKNOWN
+    return EXIT_VALID
+
+
 @click.command(name="check")
-@click.argument("history_file", metavar="FILE", type=click.Path(path_type=Path))
+@click.argument(
+    "history_files", metavar="FILE...", nargs=-1, required=True, type=click.Path(path_type=Path)
+)
 @click.option(
     "--model",
     "model_name",
@@ -302,7 +362,7 @@ def _write_outputs(out_dir: Path, document: Mapping[str, Any], ops: Sequence[Op]
     metavar="DIR",
 )
 def check_command(
-    history_file: Path,
+    history_files: tuple[Path, ...],
     model_name: str | None,
     init_text: str | None,
     format_name: str | None,
@@ -314,7 +374,11 @@ def check_command(
 ) -> None:
     """Check that the history in FILE is linearizable.
 
-    FILE may also be a run's results folder: its history.jsonl is checked.
+    FILE may also be a run's results folder: its history.jsonl is checked. Given several
+    files, each is checked in this one process (the model guessed per file unless
+    --model is given, --time-limit per file) and summed up in one line; the exit code is
+    the worst: 254 if any file is malformed, else 1 if any is invalid, else 2 if any is
+    unknown, else 0.
 
     \b
     Exit codes:
@@ -330,7 +394,14 @@ def check_command(
 
     budget_started = time.monotonic()  # --time-limit counts the reading too
     has_init, init_value = _parse_init(init_text)
-    history_file = _history_path(history_file)
+    if len(history_files) > 1:
+        if out_dir is not None:
+            raise click.UsageError("--out takes one FILE")
+        if checker_name != "linearizable" or consistency_model is not None:
+            raise click.UsageError("--checker elle-* takes one FILE")
+        sys.exit(_check_many(history_files, model_name, has_init, init_value, format_name,
+                             time_limit, nil_read))
+    history_file = _history_path(history_files[0])
     try:
         fmt = format_name or detect_format(history_file)
         ops = read_history(history_file, fmt)

@@ -30,16 +30,28 @@ import decimal
 import json
 import os
 import re
+import sys
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import edn_format
-from edn_format import Char, EDNDecodeError, Keyword, Symbol
-
 from checker.op import NEMESIS, OP_TYPES, Op
+
+
+class _LazyEdnFormat:
+    """edn_format, imported on first use: `raftlab check` of a JSONL history or of an EDN
+    history the fast reader takes never pays for it (its import costs tens of ms)."""
+
+    def __getattr__(self, name: str) -> Any:
+        import edn_format as module
+
+        globals()["edn_format"] = module
+        return getattr(module, name)
+
+
+edn_format: Any = _LazyEdnFormat()
 
 __all__ = [
     "FORMATS",
@@ -120,7 +132,8 @@ def to_jsonable(value: Any) -> Any:
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, Keyword | Symbol):
+    edn_module = sys.modules.get("edn_format")  # no keyword exists before it is imported
+    if edn_module is not None and isinstance(value, edn_module.Keyword | edn_module.Symbol):
         return value.name
     if isinstance(value, datetime.date | datetime.datetime):
         return value.isoformat()
@@ -157,7 +170,7 @@ def _from_edn(value: Any) -> Any:
     """
     if value is None or isinstance(value, str | bool | int | float):
         return value
-    if isinstance(value, Keyword | Symbol):
+    if isinstance(value, edn_format.Keyword | edn_format.Symbol):
         return value.name
     if isinstance(value, Mapping):
         out: dict[Any, Any] = {}
@@ -177,7 +190,7 @@ def _from_edn(value: Any) -> Any:
             return sorted(items)
         except TypeError:
             return items
-    if isinstance(value, Char):
+    if isinstance(value, edn_format.Char):
         return str(value)
     if isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
@@ -201,7 +214,7 @@ _KEYWORD_NAME = re.compile(r"[A-Za-z*+!_?<>=\-][A-Za-z0-9*+!_?<>=\-.]*(/[A-Za-z0
 
 def _keyword_if_possible(text: str) -> Any:
     return (
-        Keyword(text)
+        edn_format.Keyword(text)
         if _KEYWORD_NAME.fullmatch(text) and text not in ("nil", "true", "false")
         else text
     )
@@ -246,7 +259,7 @@ def parse_literal(text: str) -> Any:
         pass
     try:
         values = _edn_loads_all(stripped)
-    except (EDNDecodeError, NotImplementedError, ValueError, TypeError, IndexError) as error:
+    except (edn_format.EDNDecodeError, NotImplementedError, ValueError, TypeError, IndexError) as error:
         raise ValueError(f"expected a JSON or EDN literal, got {text!r} ({error})") from None
     if len(values) != 1:
         raise ValueError(f"expected one JSON or EDN literal, got {len(values)} in {text!r}")
@@ -601,8 +614,8 @@ def _parse_forms(text: str, forms: list[_Form], path: Any) -> Iterator[tuple[_Fo
         try:
             values = _edn_loads_all(source)
             if len(values) != 1 or len(values[0]) != len(batch):
-                raise EDNDecodeError("form count mismatch")
-        except (EDNDecodeError, NotImplementedError, ValueError, TypeError, IndexError) as error:
+                raise edn_format.EDNDecodeError("form count mismatch")
+        except (edn_format.EDNDecodeError, NotImplementedError, ValueError, TypeError, IndexError) as error:
             if len(batch) == 1:
                 message = str(error) or type(error).__name__
                 raise HistoryError(
@@ -621,8 +634,151 @@ def _parse_forms(text: str, forms: list[_Form], path: Any) -> Iterator[tuple[_Fo
                 raise HistoryError("expected one form, got several", path=path, line=form.line)
 
 
+# The fast reader: Jepsen writes one flat-ish op map per line, made of keywords, integers,
+# floats, strings without escapes, nil, true, false, vectors, lists and maps. A line made
+# of exactly those tokens, forming exactly one map, is built here directly; anything else
+# in the file (a set, a tag, a char, a symbol, a ratio, an escape, a comment, a form over
+# several lines, a syntax error) sends the whole file to the general reader below, which
+# gives the same values (tests/checker/test_history_fast.py compares the two) and the
+# errors with their lines. Atoms must end at a delimiter, so "1.5x" or ":a#b" fall back.
+_FAST_EDN_TOKEN = re.compile(
+    r"""[\s,]*(?:
+        ([{}\[\]()])
+      | (?::([A-Za-z*+!_?<>=\-][A-Za-z0-9*+!_?<>=\-.]*)
+        |(-?(?:0|[1-9][0-9]*))
+        |(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+))
+        |(nil|true|false)
+        |"([^"\\]*)"
+        )(?=[\s,{}\[\]()]|$)
+    )""",
+    re.VERBOSE,
+)
+_FAST_ATOMS = {"nil": None, "true": True, "false": False}
+_CLOSERS = {"}": "{", "]": "[", ")": "("}
+
+
+def _fast_edn_map(line: str) -> dict[Any, Any] | None:
+    """The op map on ``line`` (stripped), or None when the fast reader does not know it."""
+    if not line.startswith("{"):
+        return None
+    stack: list[tuple[str, list[Any]]] = []
+    items: list[Any] = []
+    result: Any = _NOTHING
+    position = 0
+    end = len(line)
+    match_at = _FAST_EDN_TOKEN.match
+    while position < end:
+        match = match_at(line, position)
+        if match is None or result is not _NOTHING:
+            return None
+        position = match.end()
+        bracket, keyword, integer, real, atom, string = match.groups()
+        if bracket is not None:
+            if bracket in "{[(":
+                stack.append((bracket, items))
+                items = []
+                continue
+            if not stack:
+                return None
+            opener, outer = stack.pop()
+            if _CLOSERS[bracket] != opener:
+                return None
+            if opener == "{":
+                if len(items) % 2:
+                    return None
+                value: Any = {}
+                for key, item in zip(items[::2], items[1::2], strict=True):
+                    if isinstance(key, list | dict):
+                        key = _freeze(key)
+                    value[key] = item
+                if len(value) * 2 != len(items):
+                    return None  # a repeated key: the general reader decides
+            else:
+                value = items
+            items = outer
+            if not stack:
+                result = value
+                continue
+        elif keyword is not None:
+            value = keyword
+        elif integer is not None:
+            value = int(integer)
+        elif real is not None:
+            value = float(real)
+        elif atom is not None:
+            value = _FAST_ATOMS[atom]
+        else:
+            value = string
+        if not stack:
+            return None
+        items.append(value)
+    if stack or result is _NOTHING:
+        return None
+    return result
+
+
+_NOTHING = object()
+
+
+def _iter_edn_fast(path: str | os.PathLike[str]) -> list[Op] | None:
+    """All ops of an EDN history when every line is one op map the fast reader knows.
+
+    Reads line by line (the text is never held whole); None sends the caller to the
+    general reader. A history written as one vector (``[`` on the first line, ``]`` on
+    the last) is read too.
+    """
+    ops: list[Op] = []
+    append = ops.append
+    opened = ""  # "[" or "(" when the history is one vector or list
+    closed = False
+    started = False
+    with _open_text(path) as stream:
+        try:
+            for line_number, text in enumerate(stream, start=1):
+                line = text.strip()
+                if not line:
+                    continue
+                if closed:
+                    return None  # something after the closing bracket
+                if not started:
+                    started = True
+                    if line[0] in "[(":
+                        opened = line[0]
+                        line = line[1:].lstrip()
+                if opened and line and line[-1] == _CLOSE_OF[opened]:
+                    closed = True
+                    line = line[:-1].rstrip()
+                if not line:
+                    continue
+                data = _fast_edn_map(line)
+                if data is None:
+                    return None
+                append(op_from_mapping(data, position=len(ops), path=path, line=line_number))
+        except (UnicodeDecodeError, HistoryError):
+            return None  # the general reader says it, with the same words
+    if opened and not closed:
+        return None
+    return ops if ops else None
+
+
+_CLOSE_OF = {"[": "]", "(": ")"}
+
+
 def iter_edn(path: str | os.PathLike[str]) -> Iterator[Op]:
-    """Stream the ops of a Jepsen EDN history (one map per line, or one vector of maps)."""
+    """Stream the ops of a Jepsen EDN history (one map per line, or one vector of maps).
+
+    The fast reader (:func:`_iter_edn_fast`) takes the usual shape of a Jepsen history;
+    anything else goes to the general reader (edn_format), form by form.
+    """
+    fast = _iter_edn_fast(path)
+    if fast is not None:
+        yield from fast
+        return
+    yield from _iter_edn_general(path)
+
+
+def _iter_edn_general(path: str | os.PathLike[str]) -> Iterator[Op]:
+    """The general EDN reader: every form through edn_format."""
     with _open_text(path) as stream:
         try:
             text = stream.read()
@@ -651,19 +807,19 @@ _EDN_KEY_ORDER = ("index", "type", "f", "process", "value", "time")
 
 def _op_to_edn_map(op: Op) -> dict[Any, Any]:
     out: dict[Any, Any] = {
-        Keyword("index"): op.index,
-        Keyword("type"): Keyword(op.type),
-        Keyword("f"): _keyword_if_possible(op.f),
-        Keyword("process"): Keyword(op.process) if isinstance(op.process, str) else op.process,
-        Keyword("value"): _to_edn(op.value),
-        Keyword("time"): op.time,
+        edn_format.Keyword("index"): op.index,
+        edn_format.Keyword("type"): edn_format.Keyword(op.type),
+        edn_format.Keyword("f"): _keyword_if_possible(op.f),
+        edn_format.Keyword("process"): edn_format.Keyword(op.process) if isinstance(op.process, str) else op.process,
+        edn_format.Keyword("value"): _to_edn(op.value),
+        edn_format.Keyword("time"): op.time,
     }
     if op.error is not None:
-        out[Keyword("error")] = (
+        out[edn_format.Keyword("error")] = (
             _keyword_if_possible(op.error) if isinstance(op.error, str) else _to_edn(op.error)
         )
     if op.node is not None:
-        out[Keyword("node")] = op.node
+        out[edn_format.Keyword("node")] = op.node
     for key, value in op.extra.items():
         out[_keyword_if_possible(key)] = _to_edn(value)
     return out

@@ -289,3 +289,43 @@ def test_the_installed_command_runs_a_corpus_log_as_a_user_would(tmp_path: Path)
     )
     assert completed.returncode == 254
     assert "line 1" in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_many_files_one_line_each_and_the_worst_exit_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    valid, invalid = tmp_path / "valid.jsonl", tmp_path / "invalid.edn"
+    write_jsonl(valid, VALID)
+    write_edn(invalid, INVALID)
+    code, out, _ = run_cli([str(valid), str(valid)], capsys)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and all("VALID" in line and "valid.jsonl" in line for line in lines)
+    code, out, _ = run_cli([str(valid), str(invalid), str(valid)], capsys)
+    assert code == 1
+    lines = out.strip().splitlines()
+    assert len(lines) == 3
+    assert "INVALID" in lines[1] and "invalid.edn" in lines[1] and "cannot linearize" in lines[1]
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"type": "invoke"\n', encoding="utf-8")
+    code, out, _ = run_cli([str(invalid), str(broken)], capsys)
+    assert code == 254
+    assert "broken.jsonl: BAD INPUT" in out and "invalid.edn: INVALID" in out
+    code, _, _ = run_cli([str(valid), str(valid), "--out", str(tmp_path / "o")], capsys)
+    assert code == 254  # --out names one file's outputs
+
+
+def test_check_imports_no_heavy_library_it_does_not_need(tmp_path: Path) -> None:
+    path = tmp_path / "h.edn"
+    write_edn(path, VALID)
+    probe = (
+        "import sys; from campaign.cli import main\n"
+        "try:\n    main(['check', sys.argv[1]])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('networkx', 'edn_format', 'matplotlib', 'rich') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(path)],
+        capture_output=True, text=True, cwd=PROJECT_ROOT, check=False,
+    )
+    assert "HEAVY []" in done.stdout, done.stdout + done.stderr

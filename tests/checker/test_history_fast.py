@@ -1,0 +1,132 @@
+"""The fast EDN reader against the general one (edn_format): the same Ops, or a fall-back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from checker.history import _fast_edn_map, _iter_edn_fast, _iter_edn_general, read_edn
+
+SETTINGS = settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+# EDN text of values, both the kinds the fast reader takes and the ones it must leave to
+# the general reader (sets, chars, symbols, tags, escapes, ratios, big numbers, comments).
+ATOMS = [
+    "nil", "true", "false", "0", "-0", "1", "-17", "1.0", "-2.5", "1e3", "1.5E-2", "12345678901234567890",
+    ":a", ":read", ":x-y.z", ":a/b", '"s"', '""', '"a b, c"', '"q\\"q"', '"tab\\t"', "\\c",
+    "sym", "1/2", "1N", "1.5M", "#{1 2}", "#inst \"2020-01-01T00:00:00Z\"", "#_ 5 6", "+3",
+    "007", "1.", ".5", "nil?", ":a#b", "#uuid \"f81d4fae-7dec-11d0-a765-00a0c91e6bf6\"",
+]
+
+
+@st.composite
+def edn_values(draw: Any, depth: int = 0) -> str:
+    if depth >= 2 or draw(st.integers(0, 3)) > 0:
+        return draw(st.sampled_from(ATOMS))
+    kind = draw(st.sampled_from(["[", "(", "{"]))
+    count = draw(st.integers(0, 3))
+    if kind == "{":
+        parts = [
+            f"{draw(edn_values(depth + 1))} {draw(edn_values(depth + 1))}" for _ in range(count)
+        ]
+        return "{" + ", ".join(parts) + "}"
+    closer = "]" if kind == "[" else ")"
+    return kind + " ".join(draw(edn_values(depth + 1)) for _ in range(count)) + closer
+
+
+@st.composite
+def op_lines(draw: Any) -> str:
+    fields = [
+        f":type {draw(st.sampled_from([':invoke', ':ok', ':fail', ':info']))}",
+        f":f {draw(st.sampled_from([':read', ':write', ':cas', ':txn']))}",
+        f":process {draw(st.sampled_from(['0', '3', ':nemesis']))}",
+        f":value {draw(edn_values())}",
+    ]
+    if draw(st.booleans()):
+        fields.append(f":time {draw(st.integers(0, 10**12))}")
+    if draw(st.booleans()):
+        fields.append(f":error {draw(edn_values())}")
+    if draw(st.booleans()):
+        fields.append(f":extra {draw(edn_values())}")
+    order = draw(st.permutations(fields))
+    return "{" + draw(st.sampled_from([", ", " "])).join(order) + "}"
+
+
+@SETTINGS
+@given(lines=st.lists(op_lines(), min_size=1, max_size=4), vector=st.booleans())
+def test_the_fast_reader_gives_the_general_readers_ops_or_falls_back(
+    tmp_path: Path, lines: list[str], vector: bool
+) -> None:
+    text = "\n".join(lines) + "\n"
+    if vector:
+        text = "[" + text.rstrip("\n") + "]\n"
+    path = tmp_path / "h.edn"
+    path.write_text(text, encoding="utf-8")
+    try:
+        general = [op.to_dict() for op in _iter_edn_general(path)]
+    except Exception as error:  # noqa: BLE001 - the general reader refuses: so must read_edn
+        general = error
+    fast = _iter_edn_fast(path)
+    if isinstance(general, Exception):
+        assert fast is None, text
+        return
+    if fast is not None:
+        assert [op.to_dict() for op in fast] == general, text
+        for op, plain in zip(fast, general, strict=True):  # typing too: 1, 1.0, true differ
+            assert type(op.value) is type(plain["value"]), text
+    assert [op.to_dict() for op in read_edn(path)] == general
+
+
+def test_typing_survives_the_fast_reader() -> None:
+    data = _fast_edn_map('{:type :ok, :f :write, :process 0, :value [1 1.0 true "1" :one nil]}')
+    assert data is not None
+    assert [type(item) for item in data["value"]] == [int, float, bool, str, str, type(None)]
+    assert data["value"][:3] == [1, 1.0, True]
+
+
+def test_the_fast_reader_declines_what_it_does_not_know() -> None:
+    for line in (
+        '{:type :ok, :value #{1}}',
+        '{:type :ok, :value \\c}',
+        '{:type :ok, :value "a\\"b"}',
+        "{:type :ok, :value 1/2}",
+        "{:type :ok, :value sym}",
+        "{:type :ok :type :ok}",
+        "{:type :ok} {:type :ok}",
+        "{:type :ok",
+        "{:a 1 :b}",
+    ):
+        assert _fast_edn_map(line) is None, line
+
+
+def test_a_malformed_history_still_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.edn"
+    path.write_text('{:type :invoke, :f :read, :process 0}\n{:type :ok, :f :read\n', "utf-8")
+    try:
+        read_edn(path)
+    except Exception as error:  # noqa: BLE001
+        assert "line 2" in str(error) or ":2" in str(error), str(error)
+    else:  # pragma: no cover
+        raise AssertionError("a malformed history was read")
+
+
+def test_a_jepsen_history_takes_the_fast_path(tmp_path: Path) -> None:
+    path = tmp_path / "h.edn"
+    path.write_text(
+        "[{:type :invoke, :f :cas, :process 0, :value [1 2], :time 5, :index 0}\n"
+        " {:type :fail, :f :cas, :process 0, :value [1 2], :error :mismatch, :index 1}]\n",
+        "utf-8",
+    )
+    fast = _iter_edn_fast(path)
+    assert fast is not None
+    assert [op.to_dict() for op in fast] == [op.to_dict() for op in _iter_edn_general(path)]
+    assert fast[1].error == "mismatch" and fast[0].value == [1, 2]
