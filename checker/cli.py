@@ -214,7 +214,7 @@ def summarize(result: Mapping[str, Any]) -> list[str]:
             lines.append(f"key: {json.dumps(to_jsonable(key))}")
         previous = violation.get("previous_ok")
         if previous is not None:
-            lines.append(f"after: {_describe_op(previous)} (the last ok op of the longest linearization)")
+            lines.append(f"after: {_describe_op(previous)} (last ok op linearized)")
         states = violation.get("states")
         if isinstance(states, list) and states:
             shown = ", ".join(json.dumps(to_jsonable(s)) for s in states[:8])

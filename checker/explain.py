@@ -624,7 +624,7 @@ def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None
     if previous_ok is not None:
         rows.append(
             (
-                "last op of the longest partial linearization",
+                "last ok op of the longest partial linearization",
                 f"<code>{_e(_op_label(previous_ok))}</code>",
             )
         )

@@ -117,7 +117,9 @@ The result dict (JSON-ready once passed through ``checker.history.to_jsonable``)
         the operation that cannot be linearized: the one whose completion no search
         could get past (an *op record*, below).
     ``previous_ok``
-        the last operation of the longest partial linearization found (op record or None).
+        the last ok operation (acknowledged, ``type`` "ok") of the longest partial
+        linearization found (op record), or None when it has none. Info ops it linearized
+        after that one are in ``linearized``.
     ``linearized``
         that longest partial linearization: op indices (the invoke's ``index``) in
         linearization order. Every history event before ``op``'s completion is covered by it.
@@ -1409,7 +1411,12 @@ def _explain(
     explanation: dict[str, Any] = {
         "key": _key_label(key) if keyed else None,
         "op": None,
-        "previous_ok": _op_record(members[longest[-1]]) if longest else None,
+        # The last *ok* op of it: an info op linearized after it (one that may have taken
+        # effect) is in "linearized" but is no acknowledged operation to name here.
+        "previous_ok": next(
+            (_op_record(members[i]) for i in reversed(longest) if members[i].pair.type == "ok"),
+            None,
+        ),
         "linearized": [members[i].view.index for i in longest],
         "partial_linearizations": [
             {
