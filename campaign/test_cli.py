@@ -64,16 +64,22 @@ def parse_workload_options(workload: str, items: tuple[str, ...]) -> dict[str, A
     return options
 
 
-def parse_target(name: str, items: tuple[str, ...], nemesis: str) -> dict[str, Any]:
+def parse_target(
+    name: str, items: tuple[str, ...], nemesis: str, workload: str | None = None
+) -> dict[str, Any]:
     """The target's validated options (defaults filled in); its faults checked against
-    ``--nemesis``. A bad name, option or fault is a usage error (exit 254)."""
+    ``--nemesis`` and ``workload`` against what it runs. A bad name, option, fault or
+    workload is a usage error (exit 254)."""
     from campaign.targets import TargetError, check_faults, get_target, parse_target_options
+    from campaign.targets.base import check_workload
     from nemesis.schedule import parse_nemesis
 
     try:
         target = get_target(name)
         options = parse_target_options(target, items)
         check_faults(target, [spec.name for spec in parse_nemesis(nemesis)])
+        if workload is not None:
+            check_workload(target, workload)
     except TargetError as error:
         raise click.UsageError(str(error)) from None
     return options
@@ -289,7 +295,7 @@ def test_command(
             param_hint="--election-timeout-ms",
         )
     validate_nemesis(nemesis)
-    chosen_target_options = parse_target(target, target_options, nemesis)
+    chosen_target_options = parse_target(target, target_options, nemesis, workload)
     if target != "raftnode":
         from campaign.targets import get_target
 

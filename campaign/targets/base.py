@@ -7,6 +7,8 @@ results and reports work for every target. A target says:
   and a help text; unknown keys and bad values are refused before anything starts;
 - which **faults** it cannot take (``unsupported_faults``: fault name -> why), refused up
   front with that reason (exit 254), never skipped silently;
+- which **workloads** it cannot run (optional ``unsupported_workloads``: workload name ->
+  why, e.g. a client without transactions), refused up front the same way (exit 254);
 - how many **ports** a cluster of n nodes needs (one block from ``--base-port``);
 - how to **build a cluster** from a `ClusterSpec`: a `TargetCluster`, which runs the nodes
   (one `nemesis.process.NodeProcess` per node: argv, environment, data directory, log
@@ -198,6 +200,22 @@ def parse_target_options(
             where = f"--target-option {name}={raw}" if name in given else f"{name} (default)"
             raise TargetError(f"target {target.name!r}: {where}: {error} ({option.help})") from None
     return values
+
+
+def check_workload(target: Target, workload: str) -> None:
+    """Refuse, with the target's reason, a workload its client cannot run.
+
+    ``unsupported_workloads`` is optional (targets written before it run every workload)."""
+    unsupported: Mapping[str, str] = getattr(target, "unsupported_workloads", None) or {}
+    if workload not in unsupported:
+        return
+    from workloads import WORKLOADS
+
+    possible = [name for name in WORKLOADS if name not in unsupported]
+    raise TargetError(
+        f"target {target.name!r} cannot run the workload {workload} ({unsupported[workload]}); "
+        f"its workloads: {', '.join(possible)}"
+    )
 
 
 def check_faults(target: Target, fault_names: Sequence[str]) -> None:
