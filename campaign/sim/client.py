@@ -22,7 +22,7 @@ class SimClient(RaftClient):
 
     def __init__(self, cluster: SimCluster, client_id: str, *, timeout: float, seed: int) -> None:
         super().__init__(
-            {node_id: ("sim", 0) for node_id in cluster.node_ids},
+            {node_id: ("sim", 0) for node_id in cluster.all_ids},
             client_id,
             timeout=timeout,
             seed=seed,

@@ -109,6 +109,9 @@ class SimNode:
     # A crash closes this node's connections: its peers see it (ConnectionClosed) and a
     # follower of it may start a pre-vote at once (RaftCore.peer_connection_reset).
     connection_resets: bool = False
+    # A spare node outside the initial configuration (`raftlab node --join`): the member
+    # fault adds it as a learner, promotes it, removes it (§4).
+    joining: bool = False
     storage: MemoryStorage = field(init=False)
     driver: NodeDriver | None = None
     running: bool = False
@@ -196,6 +199,7 @@ class SimNode:
                 max_entries_per_append=self.timing.max_entries_per_append,
                 read_mode=self.read_mode,
                 bugs=self.bugs,
+                joining=self.joining,
             ),
             random.Random(self.rng.getrandbits(64)),
             restored,
@@ -428,14 +432,20 @@ class SimCluster:
     read_mode: str = "read_index"
     log_applied: bool = False
     connection_resets: bool = False
+    spares: tuple[str, ...] = ()  # joining nodes the member fault may add (§4)
     nodes: dict[str, SimNode] = field(default_factory=dict)
     log_lines: dict[str, list[str]] = field(default_factory=dict)
     committed_terms: dict[int, tuple[int, str]] = field(default_factory=dict)
     _nursery: trio.Nursery | None = None
     on_event: Callable[[str, dict[str, Any]], None] | None = None
 
+    @property
+    def all_ids(self) -> tuple[str, ...]:
+        """The initial voters and the spares (clients know them all)."""
+        return self.node_ids + self.spares
+
     def __post_init__(self) -> None:
-        for node_id in self.node_ids:
+        for node_id in self.all_ids:
             lines: list[str] = []
             self.log_lines[node_id] = lines
             self.nodes[node_id] = SimNode(
@@ -450,6 +460,7 @@ class SimCluster:
                 log_applied=self.log_applied,
                 committed_terms=self.committed_terms,
                 connection_resets=self.connection_resets,
+                joining=node_id in self.spares,
             )
 
     async def start(self, nursery: trio.Nursery) -> None:

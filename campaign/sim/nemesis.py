@@ -23,8 +23,13 @@ import trio
 
 from campaign.sim.cluster import SimCluster
 from campaign.sim.network import LinkConditions
+from raftnode.core import ConfChange, ConfChangeType
 
-SIM_FAULTS = ("partition", "kill", "pause", "delay", "loss", "clock", "disk", "crash", "transfer")
+SIM_FAULTS = (
+    "partition", "kill", "pause", "delay", "loss", "clock", "disk", "crash", "transfer", "member",
+)  # fmt: skip
+# The member fault never leaves fewer voters than this (Jepsen's etcd member nemesis).
+MIN_VOTERS = 3
 PARTITION_SHAPES = (
     "one",
     "majority",
@@ -51,6 +56,8 @@ def is_explicit_option(fault: str, option: str) -> bool:
         return bool(EXPLICIT_GROUPS.match(option) or EXPLICIT_CUTS.match(option))
     if fault in ("kill", "pause", "crash", "disk"):
         return bool(EXPLICIT_TARGET.match(option))
+    if fault == "member":
+        return option == "learner"
     return False
 
 
@@ -230,6 +237,8 @@ def options_for(fault: str) -> tuple[str, ...]:
         return ("fast", "slow", "strobe")
     if fault == "transfer":
         return ("any",)
+    if fault == "member":
+        return ("grow", "shrink")  # "member:learner" (explicit only): grow, never promote
     raise NemesisSpecError(f"unknown fault {fault!r}")
 
 
@@ -404,8 +413,52 @@ class SimNemesis:
                 assert driver is not None
                 driver.start_transfer(to, lambda result: None)
             self._log("start-transfer", value)
+        elif fault == "member":
+            self._log("start-member", self._change_membership(step.option, leader))
         else:
             raise NemesisSpecError(f"unknown fault {fault!r}")
+
+    # --- the member fault (§4): one single-server change per step, through the leader
+
+    def _conf(self, leader: str | None) -> Any:
+        driver = self.cluster.nodes[leader].driver if leader else None
+        return driver.core.conf_state() if driver is not None else None
+
+    def _propose(self, leader: str | None, kind: Any, node: str) -> dict[str, Any]:
+        value: dict[str, Any] = {"change": str(kind), "node": node}
+        driver = self.cluster.nodes[leader].driver if leader else None
+        if driver is None:
+            value["result"] = "no leader"
+            return value
+        outcome: list[Any] = []
+        driver.start_conf_change(ConfChange(kind, node), outcome.append)
+        # Refusals come back at once (change_pending while the last one commits).
+        if outcome and isinstance(outcome[0], dict) and not outcome[0].get("ok"):
+            value["result"] = f"refused: {outcome[0].get('error')}"
+        else:
+            value["result"] = "proposed"
+        return value
+
+    def _change_membership(self, option: str, leader: str | None) -> dict[str, Any]:
+        """grow: add a non-member as a learner (promoted when the step stops); shrink:
+        remove a random voter (the leader too) while more than MIN_VOTERS remain."""
+        conf = self._conf(leader)
+        if conf is None:
+            return {"option": option, "result": "no leader"}
+        outside = [n for n in self.cluster.all_ids if n not in conf.members]
+        if option == "learner":
+            option = "grow"  # the stop leaves it a learner
+        if option == "grow" and not outside and len(conf.voters) > MIN_VOTERS:
+            option = "shrink"
+        if option == "shrink" and len(conf.voters) <= MIN_VOTERS:
+            option = "grow"
+        if option == "grow":
+            if not outside:
+                return {"option": option, "result": "no node outside the configuration"}
+            node = outside[self.rng.randrange(len(outside))]
+            return {"option": option, **self._propose(leader, ConfChangeType.ADD_LEARNER, node)}
+        node = conf.voters[self.rng.randrange(len(conf.voters))]
+        return {"option": option, **self._propose(leader, ConfChangeType.REMOVE, node)}
 
     async def _set_rate(self, node_id: str, rate: float) -> None:
         self.cluster.nodes[node_id].set_clock_rate(rate)
@@ -439,6 +492,16 @@ class SimNemesis:
             self._log("stop-clock", None)
         elif fault == "transfer":
             self._log("stop-transfer", {"leader": cluster.leader()})  # nothing to undo
+        elif fault == "member" and step.option == "learner":
+            self._log("stop-member", {"leader": cluster.leader()})  # left a learner
+        elif fault == "member":
+            # A learner added by start is promoted now that it had time to catch up.
+            leader = cluster.leader()
+            learners = self._conf(leader).learners if leader else ()
+            value: dict[str, Any] = {"leader": leader}
+            if learners:
+                value.update(self._propose(leader, ConfChangeType.PROMOTE, learners[0]))
+            self._log("stop-member", value)
 
     async def _restart_down(
         self, *, paused_only: bool = False, only: list[str] | None = None

@@ -73,6 +73,9 @@ class SimConfig:
     # closes its sockets) and a follower of it may start a pre-vote at once. Off by
     # default so recorded seeds keep their histories.
     connection_resets: bool = False
+    # Spare nodes (n<nodes+1>...) that start empty outside the configuration; the member
+    # fault grows the cluster with them. None: 2 when the nemesis has `member`, else 0.
+    spares: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,6 +161,7 @@ def run_simulation(config: SimConfig) -> SimOutcome:
         read_mode=config.read_mode,
         log_applied=config.log_applied,
         connection_resets=config.connection_resets,
+        spares=tuple(f"n{config.nodes + 1 + i}" for i in range(_spare_count(config))),
     )
     state: dict[str, Any] = {"liveness": None, "ops": [], "records": []}
 
@@ -320,3 +324,10 @@ def _liveness_result(recovered_after: float | None, config: SimConfig) -> dict[s
 
 
 __all__ = ["SimConfig", "SimOutcome", "run_simulation", "UNKNOWN"]
+
+
+def _spare_count(config: SimConfig) -> int:
+    if config.spares is not None:
+        return config.spares
+    faults = parse_faults(config.nemesis) if config.nemesis else ()
+    return 2 if any(f.partition(":")[0] == "member" for f in faults) else 0

@@ -370,6 +370,31 @@ SCENARIOS: dict[str, BugScenario] = {
             test_time=6.0,
             expected_checkers=("state-machine-safety", "linearizable"),
         ),
+        BugScenario(
+            bug="learner-quorum",
+            why=(
+                "the member fault adds a spare node as a learner and leaves it one; the "
+                "leader is then cut off from the other voters but not from the learner "
+                "(a partition of the voters), so the leader and the learner alone commit "
+                "and acknowledge writes until check-quorum deposes it; the voters' new "
+                "leader never had them and overwrites them: two entries committed at one "
+                "index (state machine safety) and lost writes (linearizability)"
+            ),
+            options=dict(
+                time=15.0,
+                nodes=3,
+                rate=100.0,
+                workload="register",
+                nemesis="member:learner,partition:leader",
+                nemesis_interval=1.5,
+                heartbeat_ms=50.0,
+                election_timeout_ms=300.0,
+                recovery_time=2.0,
+            ),
+            seeds=(1, 2, 3, 4, 5, 6),
+            test_seeds=(3, 4, 5),
+            expected_checkers=("state-machine-safety", "linearizable"),
+        ),
     )
 }
 

@@ -25,6 +25,7 @@ KNOWN_BUGS: frozenset[str] = frozenset(
         "no-dedup",  # KV: client sessions ignored
         "txn-stale-reads",  # driver/KV: a txn's reads at proposal, its writes at commit
         "no-prevote-checkquorum",  # core: pre-vote and check-quorum both off (etcd #9241)
+        "learner-quorum",  # core: learners' replicas count toward commit (§4.2.1)
     }
 )
 
@@ -36,6 +37,7 @@ CORE_BUGS: frozenset[str] = frozenset(
         "truncate-always",
         "commit-regress",
         "no-prevote-checkquorum",
+        "learner-quorum",
     }
 )
 

@@ -888,7 +888,13 @@ class RaftCore:
         # Quorums count over the voters of the configuration in force (§4.1), never
         # learners, and the leader itself only if it is one of them (§4.2.2).
         progress = self._progress
-        matches = sorted((progress[v].match for v in self._voters), reverse=True)
+        if self._bug("learner-quorum"):
+            # Bug learner-quorum: learners' replicas counted like voters' (as if every
+            # member voted), so a leader and a learner commit an entry no majority of
+            # the voters holds; a new leader elected by the voters overwrites it.
+            matches = sorted((p.match for p in progress.values()), reverse=True)
+        else:
+            matches = sorted((progress[v].match for v in self._voters), reverse=True)
         candidate = matches[self._quorum - 1]
         if candidate <= self.log.committed:
             return False

@@ -21,6 +21,7 @@ ARCHITECTURE_BUGS = {
     "no-fsync",
     "no-dedup",
     "no-prevote-checkquorum",
+    "learner-quorum",
 }
 
 

@@ -488,3 +488,19 @@ def test_random_schedules_with_changes_keep_raft_safe(
     _check_log_matching(cluster)
     _check_recovers_with_members(cluster)
 
+
+
+def test_bug_learner_quorum_commits_with_a_learner_instead_of_a_voter() -> None:
+    """The teaching bug learner-quorum (§4.2.1): the leader and a learner alone commit."""
+    for bugs, commits in (((), False), (("learner-quorum",), True)):
+        cluster = Cluster(3, seed=3, spares=1, election_ticks=5, bugs=bugs)
+        leader = cluster.elect()
+        _change(cluster, leader, ADD_LEARNER, "n4")
+        cluster.run(5)
+        for node in cluster.voter_ids:
+            if node != leader:
+                cluster.isolate(node)
+        cluster.blocked -= {(leader, "n4"), ("n4", leader)}
+        index = _write(cluster, leader, b"x")
+        cluster.deliver_all()
+        assert (cluster.cores[leader].status().commit_index >= index) is commits, bugs
