@@ -11,6 +11,11 @@ inline CSS and SVG (no script, no network), so it opens from a CI artifact or a 
   linearizations) with the model state after each step; and the states the model could
   be in when the culprit had to take effect.
 
+The page opens on the violation: the culprit in words, then the lanes (drawn within
+``MAX_LANES_WIDTH``, so the failing window is on screen without scrolling), then the
+search's figures and the lists. In :func:`render_html` the culprit's bar has
+``id="culprit"`` (``explanation.html#culprit``).
+
 :func:`render_html` gives the whole page; :func:`render_fragment` the same content as a
 ``<section>`` (with its own scoped style) for the campaign's report. Both accept the
 result straight from :func:`checker.linearizable.check` or read back from
@@ -32,6 +37,11 @@ from checker.history import HistoryError, Op, pair_operations, to_jsonable
 TYPE_COLOURS = {"ok": "#2e7d32", "fail": "#c62828", "info": "#ef6c00", "invoke": "#757575"}
 VERDICT_COLOURS = {"valid": "#2e7d32", "invalid": "#c62828", "unknown": "#ef6c00"}
 MAX_LANE_OPS = 120  # bars drawn around the failing window; more would not be readable
+# The lanes' drawing fits this width, so a 1280 px window (less the page's margins) shows
+# the failing window and the culprit without scrolling sideways: context earlier and later
+# than the window is drawn only as far as it fits (the whole history is in report.html).
+MAX_LANES_WIDTH = 1180
+LANE_LEFT, LANE_RIGHT_MARGIN, MIN_SLOT_WIDTH = 70, 120, 14.0
 MAX_AFTER_WINDOW = 10  # bars kept after the failing window, when room is short
 MAX_PATHS = 12  # partial linearizations listed
 MAX_PATH_STEPS = 40  # steps shown of each (the last ones: those next to the failure)
@@ -316,6 +326,7 @@ def _lanes_svg(
     involved: list[dict[str, Any]],
     window_override: tuple[float, float] | None = None,
     key: Any = None,
+    culprit_id: str | None = None,
 ) -> str:
     """A lane per process, each op a bar; the failing window shaded, the culprit outlined.
 
@@ -345,7 +356,8 @@ def _lanes_svg(
     if window_override is not None:
         window = window_override
     # Keep the picture readable and on the failure: every bar overlapping the window, then
-    # what led up to it (nearest first), and only a few of the bars that followed it.
+    # a few that followed it and what led up to it (nearest first), as far as the drawing
+    # stays within MAX_LANES_WIDTH and MAX_LANE_OPS.
     if window is not None:
         low, high = window
         centre = [bar for bar in bars if bar.start <= high and bar_end(bar) >= low]
@@ -355,11 +367,23 @@ def _lanes_svg(
             key=lambda bar: low - bar_end(bar),
         )
         after = [bar for bar in bars if id(bar) not in centre_ids and bar.start > high]
-        room = max(0, MAX_LANE_OPS - len(centre))
-        after_room = min(len(after), MAX_AFTER_WINDOW, room)
-        keep = centre[:MAX_LANE_OPS] + before[: room - after_room] + after[:after_room]
+        keep = centre[:MAX_LANE_OPS]
         if culprit_bar is not None and culprit_bar not in keep:
             keep.append(culprit_bar)
+        drawn = {bar.start for bar in keep} | {bar.end for bar in keep if bar.end is not None}
+        max_slots = int((MAX_LANES_WIDTH - LANE_LEFT - LANE_RIGHT_MARGIN) / MIN_SLOT_WIDTH) - 1
+
+        def take(candidates: list[_Bar]) -> None:
+            for bar in candidates:  # nearest first: stop at the first that does not fit
+                new = {bar.start} | ({bar.end} if bar.end is not None else set())
+                if len(keep) >= MAX_LANE_OPS or len(drawn | new) > max_slots:
+                    return
+                keep.append(bar)
+                drawn.update(new)
+
+        take(after[:3])
+        take(before)
+        take(after[3:MAX_AFTER_WINDOW])
         bars = sorted(keep, key=lambda bar: bar.start)
     elif len(bars) > MAX_LANE_OPS:
         bars = bars[:MAX_LANE_OPS]
@@ -377,8 +401,10 @@ def _lanes_svg(
         {bar.process for bar in bars}, key=lambda p: (isinstance(p, str), str(p).zfill(12))
     )
     lane_of = {process: number for number, process in enumerate(processes)}
-    lane_height, bar_height, left, top, right_margin = 26, 18, 70, 22, 120
-    unit = max(14.0, min(60.0, 1300.0 / max(1, last_slot + 1)))
+    lane_height, bar_height, top = 26, 18, 22
+    left, right_margin = LANE_LEFT, LANE_RIGHT_MARGIN
+    room = MAX_LANES_WIDTH - left - right_margin
+    unit = max(MIN_SLOT_WIDTH, min(60.0, room / max(1, last_slot + 1)))
     width = left + int((last_slot + 1) * unit) + right_margin
     height = top + lane_height * len(processes) + 10
 
@@ -437,8 +463,9 @@ def _lanes_svg(
             + ")"
             + (" — cannot be linearized" if is_culprit else "")
         )
+        element_id = f' id="{_e(culprit_id)}"' if is_culprit and culprit_id else ""
         parts.append(
-            f'<g><title>{_e(title)}</title><rect x="{start:.1f}" y="{y}" width="{bar_width:.1f}" '
+            f'<g{element_id}><title>{_e(title)}</title><rect x="{start:.1f}" y="{y}" width="{bar_width:.1f}" '
             f'height="{bar_height}" rx="3" fill="{fill}" fill-opacity="{opacity}"{stroke}/>'
         )
         if bar.outcome == "info" and bar.end is not None:
@@ -589,7 +616,16 @@ def _window_positions(
     return float(first), float(last)
 
 
-def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None) -> list[str]:
+def _explain_invalid(
+    result: Mapping[str, Any],
+    history_ops: Sequence[Op] | None,
+    *,
+    after_picture: Sequence[str] = (),
+    culprit_id: str | None = None,
+) -> list[str]:
+    """The violation, laid out so the page opens on it: the culprit in words, then the
+    lanes around the failing window; ``after_picture`` (the search's figures) and the rest
+    (concurrent ops, partial linearizations, states) follow below."""
     violation, key = find_violation(result)
     culprit = _op_view(_first(violation, "op", "failed_op", "culprit"))
     previous_ok = _op_view(violation.get("previous_ok"))
@@ -632,12 +668,6 @@ def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None
     if isinstance(reason, str):
         rows.append(("why", _e(reason)))
     out.append(_table(rows))
-    out.append(
-        '<p class="muted">Every order of the operations that respects real time was tried. '
-        "Each partial linearization below is a longest prefix the model accepts, ending in "
-        "the state shown; the culprit could not be appended to any of them, nor could any "
-        "operation concurrent with it have made room.</p>"
-    )
     bars = _bars_from_history(history_ops) if history_ops else []
     if key is not None and not isinstance(to_jsonable(key), list) and bars:
         # One key's operations (a multi-key component, keyed by a list, keeps them all).
@@ -656,12 +686,18 @@ def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None
             views.extend(step["op"] for step in steps if step["op"] is not None)
         bars = _bars_from_views(views)
     lanes = _lanes_svg(
-        bars, culprit, involved, _window_positions(violation, history_ops), key=to_jsonable(key)
+        bars,
+        culprit,
+        involved,
+        _window_positions(violation, history_ops),
+        key=to_jsonable(key),
+        culprit_id=culprit_id,
     )
     if lanes:
-        out.append("<h3>Operations per process</h3>")
+        heading = "Operations per process"
         if key is not None and history_ops and not isinstance(to_jsonable(key), list):
-            out.append(f'<p class="muted">Operations on key <code>{_e(_j(key))}</code> only.</p>')
+            heading += f' <span class="muted">(on key <code>{_e(_j(key))}</code> only)</span>'
+        out.append(f"<h3>{heading}</h3>")
         out.append(_legend())
         out.append(f'<div class="lanes">{lanes}</div>')
         if not history_ops:
@@ -669,6 +705,13 @@ def _explain_invalid(result: Mapping[str, Any], history_ops: Sequence[Op] | None
                 '<p class="muted">Drawn from the operations the explanation names '
                 "(the culprit and those concurrent with it); positions are history indexes.</p>"
             )
+    out.append(
+        '<p class="muted">Every order of the operations that respects real time was tried. '
+        "Each partial linearization below is a longest prefix the model accepts, ending in "
+        "the state shown; the culprit could not be appended to any of them, nor could any "
+        "operation concurrent with it have made room.</p>"
+    )
+    out.extend(after_picture)
     out.append("<h3>Concurrent operations involved</h3>")
     if involved:
         out.append("<table><tr><th>process</th><th>operation</th><th>op index</th></tr>")
@@ -730,7 +773,13 @@ def _value_key(value: Any) -> Any:
     return None
 
 
-def _body(result: Mapping[str, Any], history_ops: Sequence[Op] | None, *, heading: str) -> str:
+def _body(
+    result: Mapping[str, Any],
+    history_ops: Sequence[Op] | None,
+    *,
+    heading: str,
+    culprit_id: str | None = None,
+) -> str:
     plain = to_jsonable(result) if not isinstance(result, Mapping) else result
     if not isinstance(plain, Mapping):
         plain = {"valid": "unknown", "error": f"not a check result: {_j(result)}"}
@@ -748,12 +797,15 @@ def _body(result: Mapping[str, Any], history_ops: Sequence[Op] | None, *, headin
     nested = plain.get("result")
     if isinstance(nested, Mapping):  # a results.json document from `raftlab check --out`
         rows = rows + [row for row in _summary_rows(nested) if row not in rows]
-    if rows:
-        out.append(_table(rows))
     inner = nested if isinstance(nested, Mapping) and "valid" in nested else plain
-    if verdict == "invalid":
-        out.extend(_explain_invalid(inner, history_ops))
+    if verdict == "invalid":  # the violation first; the search's figures below its picture
+        search = ["<h3>The search</h3>", _table(rows)] if rows else []
+        out.extend(
+            _explain_invalid(inner, history_ops, after_picture=search, culprit_id=culprit_id)
+        )
     elif verdict == "unknown":
+        if rows:
+            out.append(_table(rows))
         reason = _first(inner, "reason", "error", "cause", "message")
         out.append(
             "<p>The checker could not decide: "
@@ -762,6 +814,8 @@ def _body(result: Mapping[str, Any], history_ops: Sequence[Op] | None, *, headin
             "<code>--time-limit</code> to decide.</p>"
         )
     else:
+        if rows:
+            out.append(_table(rows))
         out.append(
             "<p>Every operation was placed in an order that respects real time and that the "
             "model accepts; info operations were either placed or left out.</p>"
@@ -778,9 +832,14 @@ def render_fragment(
     history_ops: Sequence[Op] | None = None,
     *,
     heading: str = "Linearizability",
+    culprit_id: str | None = None,
 ) -> str:
-    """The explanation as one ``<section>`` with its own scoped style (for other pages)."""
-    return f'<section class="rl-explain"><style>{_STYLE}</style>\n{_body(result, history_ops, heading=heading)}\n</section>'
+    """The explanation as one ``<section>`` with its own scoped style (for other pages).
+
+    ``culprit_id``: an ``id`` for the culprit's bar (render_html gives ``culprit``; a page
+    that embeds several fragments, or has its own culprit, leaves it out)."""
+    body = _body(result, history_ops, heading=heading, culprit_id=culprit_id)
+    return f'<section class="rl-explain"><style>{_STYLE}</style>\n{body}\n</section>'
 
 
 def render_html(
@@ -793,5 +852,6 @@ def render_html(
         f'<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}: {verdict}</title>'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<style>body{margin:1.5em;max-width:1500px}</style></head><body>\n"
-        f"{render_fragment(result, history_ops, heading=title)}\n</body></html>\n"
+        f"{render_fragment(result, history_ops, heading=title, culprit_id='culprit')}\n"
+        "</body></html>\n"
     )

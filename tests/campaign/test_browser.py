@@ -173,11 +173,6 @@ def test_report_opens_on_the_culprit(invalid_run: Path, tmp_path: Path) -> None:
     _assert_in_first_viewport(_render(invalid_run / "report.html", "#anomaly", tmp_path), "report")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="checker/explain.py (H1's) draws the culprit right of a 1280 px viewport and "
-    "below the fold (x 1440, y 826 of 757 here); strict: this test says so once it is fixed",
-)
 def test_explanation_opens_on_the_culprit(invalid_run: Path, tmp_path: Path) -> None:
     from campaign.results import read_history_file
     from checker import explain
@@ -188,8 +183,12 @@ def test_explanation_opens_on_the_culprit(invalid_run: Path, tmp_path: Path) -> 
     result = check(ops, MODELS["cas-register"], independent=True)
     page = tmp_path / "explanation.html"
     document = {"valid": result["valid"], "model": "cas-register", "result": result}
-    page.write_text(explain.render_html(ops, document), encoding="utf-8")
-    seen = _render(page, 'rect[stroke="#b71c1c"]', tmp_path)  # explain.py's culprit outline
+    text = explain.render_html(ops, document)
+    assert text.count('id="culprit"') == 1
+    page.write_text(text, encoding="utf-8")
+    _assert_in_first_viewport(_render(page, "#culprit", tmp_path), "explanation")
+    # The culprit's bar (outlined) is that element.
+    seen = _render(page, '#culprit > rect[stroke="#b71c1c"]', tmp_path)
     _assert_in_first_viewport(seen, "explanation")
 
 
