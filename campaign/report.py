@@ -388,41 +388,6 @@ def _end_seconds(ops: Sequence[Op]) -> float:
     return max((op.time for op in ops), default=0) / NANOS
 
 
-def plot_timeline(completed: Sequence[CompletedOp], periods, instants, end: float) -> str | None:
-    """One row per client process; a bar from invoke to completion, coloured by outcome."""
-    from matplotlib.collections import LineCollection
-
-    processes = sorted({item.process for item in completed}, key=lambda p: (str(type(p)), p))
-    if not processes:
-        return None
-    row_of = {process: row for row, process in enumerate(processes)}
-    height = min(2.0 + 0.18 * len(processes), 28.0)
-    figure = _figure(12, height)
-    axes = figure.add_subplot()
-    _shade(axes, periods, instants)
-    for kind in ("ok", "fail", "info"):
-        segments = [
-            (
-                (item.start / NANOS, row_of[item.process]),
-                (max(item.end, item.start + NANOS // 2000) / NANOS, row_of[item.process]),
-            )
-            for item in completed
-            if item.type == kind
-        ]
-        if segments:
-            axes.add_collection(
-                LineCollection(segments, colors=TYPE_COLOURS[kind], linewidths=4, label=kind)
-            )
-    axes.set_xlim(0, max(end, 0.001))
-    axes.set_ylim(-1, len(processes))
-    if len(processes) <= 60:
-        axes.set_yticks(range(len(processes)), [str(p) for p in processes])
-    axes.set_xlabel("time (s)")
-    axes.set_ylabel("process")
-    axes.legend(loc="upper right", fontsize="small", ncols=4)
-    return _png(figure)
-
-
 def plot_latency(completed: Sequence[CompletedOp], periods, instants, end: float) -> str | None:
     """Latency of every operation against its invocation time, log scale (Jepsen's latency-raw)."""
     if not completed:
