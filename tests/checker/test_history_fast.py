@@ -130,3 +130,35 @@ def test_a_jepsen_history_takes_the_fast_path(tmp_path: Path) -> None:
     assert fast is not None
     assert [op.to_dict() for op in fast] == [op.to_dict() for op in _iter_edn_general(path)]
     assert fast[1].error == "mismatch" and fast[0].value == [1, 2]
+
+
+@SETTINGS
+@given(
+    data=st.dictionaries(
+        st.sampled_from(["type", "process", "f", "index", "time", "value", "error", "node", "x"]),
+        st.one_of(
+            st.sampled_from(["invoke", "ok", "read", "nemesis", "", "info"]),
+            st.integers(-2, 3), st.booleans(), st.none(), st.floats(allow_nan=False),
+            st.lists(st.integers(), max_size=2),
+        ),
+    )
+)
+def test_op_from_mapping_fast_path_agrees_with_the_checks(data: dict[str, Any]) -> None:
+    """The usual-op shortcut of op_from_mapping builds what the full checks build."""
+    from checker.history import HistoryError, op_from_mapping
+
+    def full(mapping: Any) -> Any:
+        try:  # a Mapping that is not a dict takes the full path
+            return op_from_mapping(_Mapping(mapping), position=4).to_dict()
+        except HistoryError as error:
+            return str(error)
+
+    try:
+        got: Any = op_from_mapping(data, position=4).to_dict()
+    except HistoryError as error:
+        got = str(error)
+    assert got == full(data)
+
+
+class _Mapping(dict):  # type(...) is not dict: op_from_mapping's full checks
+    pass
