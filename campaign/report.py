@@ -522,6 +522,8 @@ pre { background: #fafafa; border: 1px solid #eee; padding: 0.6em; overflow-x: a
 img { max-width: 100%; }
 nav a { margin-right: 1em; }
 .muted { color: #757575; }
+.elle-cycle { display: flex; gap: 1em; align-items: center; border-top: 1px solid #ddd; padding: 0.4em 0; }
+.elle-cycle svg { flex: none; }
 """
 
 
@@ -577,6 +579,71 @@ def _explanation(name: str, result: Mapping[str, Any], ops: Sequence[Op]) -> str
     except Exception as error:  # noqa: BLE001 - the page must survive an explainer bug
         fragment = f'<p class="fail">the explanation could not be drawn: {_e(error)}</p>{raw}'
     return fragment
+
+
+MAX_ELLE_CASES = 3  # cycles drawn per anomaly kind (the rest are in results.json)
+
+
+def _elle_results(results: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """(checker name, result) of every Elle-style checker result that found anomalies."""
+    from checker.summary import checker_results
+
+    return [
+        (name, result)
+        for name, result in checker_results(results).items()
+        if isinstance(result.get("anomalies"), Mapping) and result.get("anomaly-types")
+    ]
+
+
+def elle_anomalies_html(results: Mapping[str, Any]) -> str:
+    """Each Elle anomaly named, with its cycle drawn (checker.elle.page.cycle_svg) and
+    every edge in words; anomalies without a cycle (G1a, G1b, incompatible order, ...)
+    in words only. Empty when no checker found any."""
+    found = _elle_results(results)
+    if not found:
+        return ""
+    from checker.elle.page import cycle_svg
+
+    parts = ['<section id="elle">']
+    for name, result in found:
+        ruled_out = [*(result.get("not") or []), *(result.get("also-not") or [])]
+        parts.append(
+            f"<h2>Transactional anomalies <span class=\"muted\">[{_e(name)}, checked as "
+            f"{_e(result.get('consistency-model', '?'))}]</span></h2>"
+        )
+        if ruled_out:
+            possible = ", ".join(result.get("possible") or []) or "none of the models checked"
+            parts.append(
+                f"<p>Ruled out: <b>{_e(', '.join(ruled_out))}</b>. Still possible: "
+                f"{_e(possible)}.</p>"
+            )
+        counts = result.get("anomaly-counts") or {}
+        for kind in result["anomaly-types"]:
+            cases = result["anomalies"].get(kind) or []
+            if not isinstance(cases, list):
+                continue
+            parts.append(f'<h3 class="elle-kind">{_e(kind)} ({_e(counts.get(kind, len(cases)))})</h3>')
+            for case in cases[:MAX_ELLE_CASES]:
+                if not isinstance(case, Mapping):
+                    continue
+                steps = [step for step in case.get("steps") or [] if isinstance(step, Mapping)]
+                if steps and all("from" in step for step in steps):
+                    cycle = " → ".join(str(t) for t in case.get("cycle") or [])
+                    sentences = "".join(f"<li>{_e(step.get('text', step))}</li>" for step in steps)
+                    parts.append(
+                        f'<div class="elle-cycle">{cycle_svg([dict(step) for step in steps])}'
+                        f"<div><p><b>{_e(kind)}</b>: <code>{_e(cycle)}</code></p>"
+                        f"<ol>{sentences}</ol></div></div>"
+                    )
+                else:
+                    parts.append(f"<p>{_e(case.get('text') or _short(case, 300))}</p>")
+            if len(cases) > MAX_ELLE_CASES:
+                parts.append(
+                    f'<p class="muted">{len(cases) - MAX_ELLE_CASES} more {_e(kind)} in '
+                    "results.json</p>"
+                )
+    parts.append("</section>")
+    return "".join(parts)
 
 
 def _checker_summary(result: Mapping[str, Any]) -> str:
@@ -637,6 +704,10 @@ def render_report(data: RunData, *, run_dir: Path | None = None) -> str:
             out.append(counterexample_html(results, ops))
         except Exception as error:  # noqa: BLE001 - the page must survive a drawing bug
             out.append(f'<p class="fail">the counterexample could not be drawn: {_e(error)}</p>')
+        try:  # Elle's anomalies: each cycle drawn, its edges in words
+            out.append(elle_anomalies_html(results))
+        except Exception as error:  # noqa: BLE001 - the page must survive a drawing bug
+            out.append(f'<p class="fail">the anomalies could not be drawn: {_e(error)}</p>')
     if campaign.get("replay"):
         out.append(f"<p>Replay this run exactly: <code>{_e(campaign['replay'])}</code></p>")
     out.append(

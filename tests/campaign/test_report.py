@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 from html.parser import HTMLParser
@@ -283,3 +284,79 @@ def test_invalid_report_opens_on_the_anomaly_and_its_lanes(stale_history):
     )
     assert len(data["ops"]) == sum(1 for op in client if op.type == "invoke")  # all of it
     assert data["culprit"] == culprit["index"] and data["linearizations"]
+
+
+def _txn_ops(*events: tuple[str, int, list]) -> list[Op]:
+    return [
+        Op(index=i, time=i * 1_000_000, type=t, process=p, f="txn", value=v)
+        for i, (t, p, v) in enumerate(events)
+    ]
+
+
+def test_elle_anomalies_are_drawn_as_cycles_near_the_top():
+    """A list-append read skew (G-single): the report names it before the timeline, draws
+    its cycle and says every edge in words, with the models it rules out."""
+    from checker.elle import check
+
+    ops = _txn_ops(
+        ("invoke", 0, [["r", "x", None], ["r", "y", None]]),
+        ("invoke", 1, [["append", "x", 1], ["append", "y", 1]]),
+        ("invoke", 2, [["r", "x", None]]),
+        ("ok", 0, [["r", "x", []], ["r", "y", [1]]]),
+        ("ok", 1, [["append", "x", 1], ["append", "y", 1]]),
+        ("ok", 2, [["r", "x", [1]]]),
+    )
+    result = check(ops, "list-append", consistency_model="snapshot-isolation")
+    assert result["anomaly-types"] == ["G-single"]
+    page = render_report(
+        run_data(ops, {"valid": False, "checkers": {"elle-list-append": result}})
+    )
+    check_wellformed(page)
+    section = page[page.index('id="elle"') : page.index("</section>", page.index('id="elle"'))]
+    assert page.index('id="elle"') < page.index('id="timeline"') < page.index('id="checkers"')
+    assert "G-single (1)" in section and "T3 → T4 → T3" in section
+    assert "Ruled out: <b>snapshot-isolation, repeatable-read" in section
+    # The cycle drawn: one arrow per edge, coloured by kind, the txns as labelled nodes.
+    assert section.count("<svg") == 1
+    assert 'marker-end="url(#arrow-rw)"' in section and 'marker-end="url(#arrow-wr)"' in section
+    assert ">T3</text>" in section and ">T4</text>" in section
+    # Every edge in words.
+    for step in result["anomalies"]["G-single"][0]["steps"]:
+        assert f"<li>{html.escape(step['text'])}</li>" in section
+
+
+def test_elle_section_from_a_hand_built_result():
+    """Cycles and cycle-less anomalies (in words only) from a results.json-shaped dict;
+    at most three cycles drawn per kind; nothing for a run without Elle anomalies."""
+    from campaign.report import MAX_ELLE_CASES, elle_anomalies_html
+
+    step = {"from": "T1", "to": "T2", "type": "ww", "key": "x", "text": "T2 appended after T1"}
+    back = {"from": "T2", "to": "T1", "type": "ww", "key": "y", "text": "T1 appended after <T2>"}
+    g0 = {"type": "G0", "cycle": ["T1", "T2", "T1"], "steps": [step, back]}
+    g1a = {"type": "G1a", "text": "T7 read x = [5], but T3's append of 5 failed"}
+    results = {
+        "valid": False,
+        "checkers": {
+            "elle-list-append": {
+                "valid": False,
+                "consistency-model": "read-committed",
+                "anomaly-types": ["G0", "G1a"],
+                "anomalies": {"G0": [g0] * 5, "G1a": [g1a]},
+                "anomaly-counts": {"G0": 5, "G1a": 1},
+                "not": ["read-committed"],
+                "also-not": ["serializable"],
+                "possible": ["read-uncommitted"],
+            },
+            "linearizable": {"valid": True},
+        },
+    }
+    section = elle_anomalies_html(results)
+    assert section.count("<svg") == MAX_ELLE_CASES == 3
+    assert "G0 (5)" in section and "2 more G0 in results.json" in section
+    assert "G1a (1)" in section and "T3&#x27;s append of 5 failed" in section
+    assert "T1 appended after &lt;T2&gt;" in section  # escaped
+    assert "Still possible: read-uncommitted" in section
+    page = render_report(run_data([], results))
+    check_wellformed(page)
+    assert page.index('id="elle"') < page.index('id="checkers"')
+    assert elle_anomalies_html({"valid": True, "checkers": {"linearizable": {"valid": True}}}) == ""
