@@ -482,6 +482,31 @@ def _election_anomalies(checker: str, result: Mapping[str, Any]) -> list[Anomaly
     ]
 
 
+def _elle_anomalies(checker: str, result: Mapping[str, Any], limit: int) -> list[Anomaly]:
+    """Elle's anomalies (checker.elle): the first case of each kind, its cycle and every
+    edge in words (``G-single: T3 → T4 → T3: T3 read x = [] without ...; ...``)."""
+    found: list[Anomaly] = []
+    for kind in result.get("anomaly-types") or []:
+        cases = result["anomalies"].get(kind)
+        case = cases[0] if isinstance(cases, list) and cases else None
+        if not isinstance(case, Mapping):
+            continue
+        steps = [step for step in case.get("steps") or [] if isinstance(step, Mapping)]
+        if steps:
+            cycle = " → ".join(str(name) for name in case.get("cycle") or [])
+            words = "; ".join(str(step.get("text", "")) for step in steps)
+            text = f"{kind}: {cycle}: {words}" if cycle else f"{kind}: {words}"
+        else:
+            text = f"{kind}: {case.get('text') or _short_json(case)}"
+        found.append(Anomaly(checker, str(kind), text))
+    return found[:limit]
+
+
+def _short_json(value: Any, limit: int = 200) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _availability_anomalies(checker: str, result: Mapping[str, Any]) -> list[Anomaly]:
     windows = result.get("windows")
     if not isinstance(windows, list) or not windows or not isinstance(windows[0], Mapping):
@@ -561,6 +586,8 @@ def describe(
             found = _election_anomalies(name, result)
         elif "windows" in result:
             found = _availability_anomalies(name, result)
+        elif isinstance(result.get("anomalies"), Mapping) and result.get("anomaly-types"):
+            found = _elle_anomalies(name, result, limit)
         if not found:
             text = _generic_text(result) or "the checker found the history invalid"
             found = [Anomaly(name, "invalid", f"invalid: {text}")]
