@@ -127,6 +127,11 @@ class SimNode:
     # first node)); a node committing another term at a known index is a violation.
     committed_terms: dict[int, tuple[int, str]] = field(default_factory=dict)
     safety_violations: list[str] = field(default_factory=list)
+    # Commit quorum, watched from outside and configuration-aware (§4.1): every index a
+    # leader commits is durable on a majority of the voters of the configuration in
+    # force on that leader. ``storages``: every node's storage, shared by the cluster.
+    storages: dict[str, MemoryStorage] = field(default_factory=dict)
+    quorum_violations: list[str] = field(default_factory=list)
     _highest_commit: int = 0
     _scope: trio.CancelScope | None = None
     _nursery: trio.Nursery | None = None
@@ -149,6 +154,8 @@ class SimNode:
             )
         if commit > self._highest_commit:
             self._record_committed(self._highest_commit + 1, commit)
+            if self.driver.core.role == "leader" and self.storages:
+                self._check_commit_quorum(commit)
         self._highest_commit = max(self._highest_commit, commit)
 
     def _record_committed(self, first: int, last: int) -> None:
@@ -164,6 +171,27 @@ class SimNode:
                     f"{trio.current_time():.6f} {self.node_id} committed index {index} of "
                     f"term {term}, {known[1]} committed term {known[0]} there"
                 )
+
+    def _check_commit_quorum(self, index: int) -> None:
+        assert self.driver is not None
+        core = self.driver.core
+        term = core.term_at(index)
+        if term is None:
+            return
+        voters = core.conf_state().voters
+        # The leader counts once its own log has the entry (its fsync may still run:
+        # nothing is acknowledged before it returns); the others, once it is durable.
+        storages = self.storages
+        holding = [
+            v
+            for v in voters
+            if v == self.node_id or (v in storages and storages[v].durably_holds(index, term))
+        ]
+        if len(holding) <= len(voters) // 2 and len(self.quorum_violations) < 20:
+            self.quorum_violations.append(
+                f"{trio.current_time():.6f} {self.node_id} committed index {index} (term "
+                f"{term}) held by {sorted(holding)} of voters {sorted(voters)}"
+            )
 
     def set_clock_rate(self, rate: float) -> None:
         """Clock skew: the node's timers run ``rate`` times as fast as real time."""
@@ -433,6 +461,7 @@ class SimCluster:
     log_applied: bool = False
     connection_resets: bool = False
     spares: tuple[str, ...] = ()  # joining nodes the member fault may add (§4)
+    _storages: dict[str, MemoryStorage] = field(default_factory=dict)  # for invariant checks
     nodes: dict[str, SimNode] = field(default_factory=dict)
     log_lines: dict[str, list[str]] = field(default_factory=dict)
     committed_terms: dict[int, tuple[int, str]] = field(default_factory=dict)
@@ -461,7 +490,9 @@ class SimCluster:
                 committed_terms=self.committed_terms,
                 connection_resets=self.connection_resets,
                 joining=node_id in self.spares,
+                storages=self._storages,
             )
+            self._storages[node_id] = self.nodes[node_id].storage
 
     async def start(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery

@@ -229,6 +229,7 @@ def run_simulation(config: SimConfig) -> SimOutcome:
     checkers["commit-monotonic"] = _commit_result(cluster)
     checkers["election-safety"] = election_safety(cluster.log_lines)
     checkers["state-machine-safety"] = _state_machine_safety_result(cluster)
+    checkers["commit-quorum"] = _commit_quorum_result(cluster)
     checkers["availability"] = availability(
         ops,
         node_ids,
@@ -307,6 +308,20 @@ def _state_machine_safety_result(cluster: SimCluster) -> dict[str, Any]:
             "violations": violations,
         }
     return {"valid": True, "indices": len(cluster.committed_terms)}
+
+
+def _commit_quorum_result(cluster: SimCluster) -> dict[str, Any]:
+    """Configuration-aware commitment (§4.1, §5.3): each index a leader commits is
+    durable on a majority of the voters of the configuration in force on that leader
+    (learners and removed servers do not count), read from the nodes' storage."""
+    violations = [line for node in cluster.nodes.values() for line in node.quorum_violations]
+    if violations:
+        return {
+            "valid": False,
+            "error": "an index was committed without a majority of the voters holding it",
+            "violations": violations,
+        }
+    return {"valid": True}
 
 
 def _liveness_result(recovered_after: float | None, config: SimConfig) -> dict[str, Any]:

@@ -172,6 +172,12 @@ class MemoryStorage:
     def unsynced_records(self) -> int:
         return len(self._unsynced)
 
+    def durably_holds(self, index: int, term: int) -> bool:
+        """Does the durable state (what a crash now would keep) hold entry (index, term),
+        or a snapshot covering it? For the simulation's invariant checks."""
+        state = self._durable.state
+        return index <= state.base.index or state.term_at(index) == term
+
     def crash(self, rng: CrashRandom, *, writeback: bool = False) -> None:
         """Power loss: every unsynced record is lost; maybe a torn tail record.
 

@@ -82,3 +82,19 @@ def test_memory_storage_keeps_the_configuration_too() -> None:
     storage.compact(Snapshot(SnapshotMeta(2, 1, ConfState(("n1", "n2", "n3"))), b"s"))
     restored = storage.load()
     assert _core(restored).conf_state() == GROWN  # the entry at 3 is after the snapshot
+
+
+def test_memory_storage_says_what_is_durable() -> None:
+    """``durably_holds`` (the simulation's commit-quorum check) sees only what a crash
+    would keep: with the no-fsync bug, nothing persisted since the last sync."""
+    storage = MemoryStorage()
+    storage.load()
+    storage.persist(HardState(1, "n1", 0), _log())
+    assert storage.durably_holds(4, 1) and not storage.durably_holds(4, 2)
+    assert not storage.durably_holds(5, 1)
+    storage.compact(Snapshot(SnapshotMeta(2, 1, ConfState(("n1", "n2", "n3"))), b"s"))
+    assert storage.durably_holds(1, 1)  # covered by the snapshot
+    unsynced = MemoryStorage(bugs=frozenset({"no-fsync"}))
+    unsynced.load()
+    unsynced.persist(HardState(1, "n1", 0), _log())
+    assert not unsynced.durably_holds(4, 1)
