@@ -3,7 +3,8 @@
 Usage: ``python3 bench/checker_scale.py [--time-limit S] [--quick] [--rows NAME,...]``.
 
 Each row generates one seeded history with :func:`checker.generate.cas_register_history`
-(one cas-register, N clients, M operations, valid or with one planted stale read), checks
+(one cas-register, N clients, M operations, unique values or (rows "-v5") values drawn
+from range(5), valid or with one planted stale read), checks
 it with :func:`checker.linearizable.check` in a fresh process (so that the peak memory is
 the row's own) and prints the verdict, the wall time, the configurations visited, the
 peak resident memory, Porcupine's figure from issue 14 (same kind of history, Go, these
@@ -46,6 +47,8 @@ ROWS: list[tuple[str, int, int, int, float | None, float]] = [
     ("10c-20k", 10, 20_000, 0, 0.42, 0.42),
     ("20c-20k", 20, 20_000, 0, None, 60.0),
     ("50c-5k", 50, 5_000, 0, None, 60.0),
+    ("5c-20k-v5", 5, 20_000, 0, None, 60.0),
+    ("10c-20k-v5", 10, 20_000, 0, None, 60.0),
     ("5c-20k-stale", 5, 20_000, 1, None, 60.0),
     ("20c-5k-stale", 20, 5_000, 1, None, 60.0),
     ("20c-20k-stale", 20, 20_000, 1, None, 60.0),
@@ -61,15 +64,22 @@ BEFORE = {
     "5c-20k-stale": "42",
     "20c-5k-stale": "t/o",
 }
+# Rows whose written values are drawn from range(5) (Knossos' and Porcupine's generators:
+# many reads of each value, the case where the old search rescanned every read of a value).
+VALUE_RANGE = {"5c-20k-v5": 5, "10c-20k-v5": 5}
 KNOSSOS_BATCH = {"files": 122, "per_process_s": 4.3, "one_process_read_s": 4.6}
 
 
-def run_row(clients: int, ops: int, stale: int, time_limit: float) -> dict[str, object]:
+def run_row(
+    clients: int, ops: int, stale: int, time_limit: float, value_range: int | None = None
+) -> dict[str, object]:
     """Generate and check one history (in this process); the figures as a dict."""
     from checker.generate import cas_register_history
     from checker.linearizable import check
 
-    history = cas_register_history(clients, ops, seed=SEED, stale_reads=stale)
+    history = cas_register_history(
+        clients, ops, seed=SEED, stale_reads=stale, value_range=value_range
+    )
     started = time.perf_counter()
     started_cpu = time.process_time()
     result = check(history, "cas-register", time_limit=time_limit, explain=False)
@@ -86,12 +96,14 @@ def run_row(clients: int, ops: int, stale: int, time_limit: float) -> dict[str, 
     }
 
 
-def _row_in_child(clients: int, ops: int, stale: int, time_limit: float) -> dict[str, object]:
+def _row_in_child(
+    clients: int, ops: int, stale: int, time_limit: float, value_range: int | None
+) -> dict[str, object]:
     command = [
         sys.executable,
         __file__,
         "--child",
-        json.dumps([clients, ops, stale, time_limit]),
+        json.dumps([clients, ops, stale, time_limit, value_range]),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -167,8 +179,8 @@ def main() -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        clients, ops, stale, limit = json.loads(args.child)
-        print(json.dumps(run_row(clients, ops, stale, limit)))
+        clients, ops, stale, limit, value_range = json.loads(args.child)
+        print(json.dumps(run_row(clients, ops, stale, limit, value_range)))
         return 0
     wanted = {name for name in args.rows.split(",") if name}
     print(f"seed {SEED}, time limit {args.time_limit:g} s per row, python {sys.version.split()[0]},"
@@ -182,8 +194,9 @@ def main() -> int:
             continue
         if args.quick and ops > 20_000:
             continue
-        figures = _row_in_child(clients, ops, stale, args.time_limit)
-        if clients == 5 and not stale:
+        value_range = VALUE_RANGE.get(name)
+        figures = _row_in_child(clients, ops, stale, args.time_limit, value_range)
+        if clients == 5 and not stale and value_range is None:
             growth.append((ops, float(figures["cpu"])))  # type: ignore[arg-type]
         porcupine_text = f"{porcupine:g}" if porcupine is not None else (
             "t/o" if aim == 60.0 and (stale or clients >= 20) else "-")
