@@ -8,6 +8,7 @@ from nemesis.faults.delay import DelayFault
 from nemesis.faults.disk import DiskFault
 from nemesis.faults.kill import KillFault
 from nemesis.faults.loss import LossFault
+from nemesis.faults.member import MemberFault
 from nemesis.faults.partition import SHAPES, PartitionFault
 from nemesis.faults.pause import PauseFault
 from nemesis.faults.transfer import TransferFault
@@ -23,6 +24,7 @@ FAULTS: dict[str, type] = {
     "clock": ClockFault,
     "disk": DiskFault,
     "transfer": TransferFault,
+    "member": MemberFault,
 }
 
 __all__ = ["FAULTS", "SHAPES", "TARGETS", "Fault", "FaultEvent"]

@@ -284,6 +284,6 @@ async def test_nemesis_heal_all_on_a_real_cluster(tmp_path: Path) -> None:
 def test_registry_names_match_conventions() -> None:
     # conventions §4's names, plus raftlab's leadership transfer (ARCHITECTURE, Nemesis).
     conventions = {"partition", "kill", "pause", "delay", "loss", "clock", "disk"}
-    assert set(FAULTS) == conventions | {"transfer"}
+    assert set(FAULTS) == conventions | {"transfer", "member"}
     for name, fault_class in FAULTS.items():
         assert fault_class.name == name

@@ -177,3 +177,32 @@ def test_the_transfer_fault_moves_leadership(process_cluster) -> None:
         assert stopped.f == "stop-transfer" and stopped.value["leader"] == event.value["to"]
 
     trio.run(scenario)
+
+
+def test_the_member_fault_shrinks_and_grows_back(process_cluster) -> None:
+    cluster = process_cluster(4, FAST)
+    cluster.start_all()
+    control = _Control(cluster)
+    fault = FAULTS["member"](("leader",))
+    acked: dict[str, str] = {}
+
+    async def scenario() -> None:
+        leader = await cluster.wait_for_leader()
+        event = await fault.start(control, random.Random(3))
+        assert event.f == "start-member" and event.value["result"] == "removed", event.value
+        assert event.value["removed"] == leader and len(event.value["voters"]) == 3
+        async with cluster.client(timeout=2.0) as client:
+            await _write_some(client, "m", 10, acked)
+        # At 3 voters the fault does not shrink further.
+        refused = await fault.start(control, random.Random(4))
+        assert refused.value["result"].startswith("not shrinking"), refused.value
+        stopped = await fault.stop(control)
+        assert stopped.value["added"] == [leader], stopped.value
+        assert sorted(stopped.value["voters"]) == sorted(cluster.ids)
+        async with cluster.client(timeout=2.0) as client:
+            await _write_some(client, "n", 10, acked)
+            for key, value in acked.items():
+                assert await client.get(key) == value
+
+    trio.run(scenario)
+    assert len(acked) >= 15
