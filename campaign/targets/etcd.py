@@ -133,6 +133,8 @@ class EtcdTarget:
         "disk": "the disk faults damage raftnode's WAL layout, not etcd's",
         "transfer": "the transfer fault speaks raftnode's admin protocol; etcd moves its "
         "leader through its own MoveLeader API",
+        "member": "the member fault speaks raftnode's admin protocol; etcd changes members "
+        "through its own MemberRemove/MemberAdd API",
     }
     # The etcd client (etcd_client.py) has no txn of micro-ops: Elle's workloads need one.
     unsupported_workloads: ClassVar[Mapping[str, str]] = {

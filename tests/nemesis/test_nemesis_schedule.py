@@ -31,6 +31,8 @@ def test_parse_names_in_registry_order() -> None:
         "loss",
         "clock",
         "disk",
+        "transfer",
+        "member",
     ]
 
 
