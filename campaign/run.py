@@ -75,6 +75,8 @@ class CampaignConfig:
     workload_options: dict[str, Any] = field(default_factory=dict)
     nemesis: str = "partition,kill"
     nemesis_interval: float = 5.0
+    # fault -> its keyword options (``--nemesis-option partition.modes=blackhole``)
+    nemesis_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     nodes: int = 5
     time_limit: float = 60.0
     concurrency: str = "2n"
@@ -476,16 +478,40 @@ def _print_cluster(cluster: ProcessCluster, run_dir: Path) -> None:
         print(f"  {node_id} {endpoint}")
 
 
+def check_nemesis_options(nemesis: str, options: dict[str, dict[str, Any]]) -> None:
+    """Refuse (TargetError: bad arguments, nothing started) options for a fault the run
+    does not use, and options its fault class does not take or rejects."""
+    from nemesis.faults import FAULTS
+    from nemesis.schedule import build_faults, parse_nemesis
+
+    specs = parse_nemesis(nemesis)
+    chosen = {spec.name for spec in specs}
+    for name in options:
+        if name not in FAULTS:
+            raise TargetError(
+                f"--nemesis-option: unknown fault {name!r}; known: {', '.join(FAULTS)}"
+            )
+        if name not in chosen:
+            raise TargetError(f"--nemesis-option: fault {name!r} is not in --nemesis {nemesis}")
+    try:
+        build_faults(specs, options)
+    except (TypeError, ValueError) as error:
+        raise TargetError(f"--nemesis-option: {error}") from None
+
+
 def resolve_target(config: CampaignConfig) -> Any:
     """The run's target, with ``config.target_options`` validated and completed with the
     defaults (so campaign.json records every option), and the nemesis's faults checked
     against what the target can take. Raises `campaign.targets.TargetError` (bad
     arguments: nothing has started)."""
+    from campaign.targets.base import check_workload
     from nemesis.schedule import parse_nemesis
 
     target = get_target(config.target)
     config.target_options = parse_target_options(target, config.target_options)
     check_faults(target, [spec.name for spec in parse_nemesis(config.nemesis)])
+    check_workload(target, config.workload)
+    check_nemesis_options(config.nemesis, config.nemesis_options)
     if config.net != "proxy":
         if config.net not in getattr(target, "nets", ("proxy",)):
             raise TargetError(f"target {target.name!r} does not run with --net {config.net}")
@@ -532,4 +558,5 @@ def make_nemesis(
         log_path=log_path,
         records=records,
         time_ns=cluster.time_ns,
+        fault_options=config.nemesis_options,
     )

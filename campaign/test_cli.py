@@ -64,6 +64,32 @@ def parse_workload_options(workload: str, items: tuple[str, ...]) -> dict[str, A
     return options
 
 
+def parse_nemesis_options(nemesis: str, items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``FAULT.KEY=VALUE`` pairs into each fault's keyword options, checked by building the
+    faults (a bad fault, key or value is a usage error, exit 254)."""
+    from campaign.run import check_nemesis_options
+    from campaign.targets import TargetError
+
+    options: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, separator, text = item.partition("=")
+        fault, dot, key = name.strip().partition(".")
+        if not separator or not dot or not fault or not key:
+            raise click.BadParameter(
+                f"expected FAULT.KEY=VALUE, got {item!r}", param_hint="--nemesis-option"
+            )
+        try:
+            value: Any = json.loads(text)
+        except json.JSONDecodeError:
+            value = [part.strip() for part in text.split(",")] if "," in text else text
+        options.setdefault(fault, {})[key] = value
+    try:
+        check_nemesis_options(nemesis, options)
+    except TargetError as error:
+        raise click.BadParameter(str(error), param_hint="--nemesis-option") from None
+    return options
+
+
 def parse_target(
     name: str, items: tuple[str, ...], nemesis: str, workload: str | None = None
 ) -> dict[str, Any]:
@@ -122,6 +148,16 @@ def parse_target(
     show_default=True,
     help="Faults, comma-separated: partition, kill, pause, delay, loss, clock, disk; or all / none. "
     "A suffix narrows a fault to one shape or target: partition-leader, kill-minority, clock-strobe.",
+)
+@click.option(
+    "--nemesis-option",
+    "nemesis_options",
+    multiple=True,
+    metavar="FAULT.KEY=VALUE",
+    help="A fault's option (repeatable), e.g. partition.modes=blackhole (cut links stop "
+    "reading, so the sender's TCP backs off as under a kernel packet drop) or "
+    "partition.modes=drop,blackhole (each start draws one). Values are JSON or plain text; "
+    "a comma list becomes a list.",
 )
 @click.option(
     "--nemesis-interval",
@@ -244,6 +280,7 @@ def test_command(
     workload_options: tuple[str, ...],
     nemesis: str,
     nemesis_interval: float,
+    nemesis_options: tuple[str, ...],
     nodes: int,
     time_limit: float,
     concurrency: str,
@@ -309,6 +346,7 @@ def test_command(
                     "(see --target-option)"
                 )
     options = parse_workload_options(workload, workload_options)
+    parsed_nemesis_options = parse_nemesis_options(nemesis, nemesis_options)
     first_seed = seed if seed is not None else draw_seed()
     code = EXIT_VALID
     for number in range(test_count):
@@ -318,6 +356,7 @@ def test_command(
             workload_options=dict(options),
             nemesis=nemesis,
             nemesis_interval=nemesis_interval,
+            nemesis_options=parsed_nemesis_options,
             nodes=nodes,
             time_limit=time_limit,
             concurrency=concurrency,

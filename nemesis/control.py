@@ -28,8 +28,15 @@ class LinkMesh(Protocol):
         """Where each node really listens (its host is used for clock requests)."""
         ...
 
-    def apply_grudge(self, grudge: Mapping[str, set[str] | list[str] | tuple[str, ...]]) -> None:
-        """Replace the partition: ``grudge[j]`` is the set of nodes whose traffic j never gets."""
+    def apply_grudge(
+        self, grudge: Mapping[str, set[str] | list[str] | tuple[str, ...]], *, mode: str = "drop"
+    ) -> None:
+        """Replace the partition: ``grudge[j]`` is the set of nodes whose traffic j never gets.
+
+        ``mode`` is how the cut links fail (`nemesis.proxy.PARTITION_MODES`): ``drop`` or
+        ``blackhole`` (nothing read or forwarded, so the sender's TCP backs off). A mesh
+        that cannot do a mode raises ValueError naming the ones it can.
+        """
         ...
 
     def links_touching(self, nodes: set[str] | list[str] | tuple[str, ...]) -> list[Link]: ...

@@ -288,7 +288,14 @@ class NetnsMesh:
 
     # --- LinkMesh -----------------------------------------------------------------------
 
-    def apply_grudge(self, grudge: Mapping[str, set[str] | list[str] | tuple[str, ...]]) -> None:
+    def apply_grudge(
+        self, grudge: Mapping[str, set[str] | list[str] | tuple[str, ...]], *, mode: str = "drop"
+    ) -> None:
+        # Both modes are the same rule here: an nftables drop below TCP *is* a black hole
+        # (nothing is acknowledged, the sender's TCP retransmits with back-off), which the
+        # proxies' "blackhole" mode imitates and their "drop" mode (per frame) does not.
+        if mode not in ("drop", "blackhole"):
+            raise ValueError(f"unknown partition mode {mode!r}; valid: drop, blackhole")
         blocked = {node: set(grudge.get(node, ())) - {node} for node in self.node_ids}
         changed = [node for node in self.node_ids if blocked[node] != self._blocked[node]]
         self._blocked = blocked

@@ -189,10 +189,10 @@ class PartitionFault:
             grudge, node, direction = shape_one_way(node_ids, rng)
             value["node"] = node
             value["direction"] = direction
-        if mode == DROP:
+        if mode == DROP:  # the default: a third-party mesh need not know the keyword
             ctx.mesh.apply_grudge(grudge)
-        else:  # a mesh that cannot black-hole (an HTTP target's) refuses the keyword
-            ctx.mesh.apply_grudge(grudge, mode=mode)  # type: ignore[call-arg]
+        else:
+            ctx.mesh.apply_grudge(grudge, mode=mode)
         value["grudge"] = grudge_to_json(grudge)
         return FaultEvent("start-partition", value)
 
