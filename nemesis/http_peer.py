@@ -44,14 +44,20 @@ from __future__ import annotations
 import logging
 import random
 import socket
-import struct
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
 
-from nemesis.proxy import CUT_MODES, CUT_RESET, LinkFaults, ProxyError
+from nemesis.proxy import (
+    CUT_MODES,
+    CUT_RESET,
+    LinkFaults,
+    ProxyError,
+    close_streams,
+    set_linger_reset,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -108,13 +114,6 @@ class _PeerConnection:
     sender: str | None = None
     identified: bool = False
     reset: bool = False
-
-
-def _set_linger_reset(stream: trio.SocketStream) -> None:
-    try:
-        stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except (OSError, trio.ClosedResourceError):
-        pass
 
 
 class HttpPeerMesh:
@@ -362,7 +361,7 @@ class HttpPeerMesh:
             key = (connection.sender or "?", connection.destination)
             self.stats[key].connections_reset += 1
         for stream in connection.streams:
-            _set_linger_reset(stream)
+            set_linger_reset(stream)
         connection.cancel_scope.cancel()
 
     async def _read_head(self, client: trio.SocketStream) -> bytes:
@@ -409,7 +408,7 @@ class HttpPeerMesh:
                     return
                 connection.streams.append(server)
                 if connection.reset:
-                    _set_linger_reset(server)
+                    set_linger_reset(server)
                     return
                 for stream in (client, server):
                     try:
@@ -425,14 +424,7 @@ class HttpPeerMesh:
             pass  # either end went away: the connection is over
         finally:
             self._connections.discard(connection)
-            with trio.CancelScope(shield=True):
-                for stream in connection.streams:
-                    if connection.reset:
-                        _set_linger_reset(stream)
-                    try:
-                        await stream.aclose()
-                    except (OSError, trio.BrokenResourceError):
-                        pass
+            await close_streams(connection.streams, reset=connection.reset)
 
     async def _wait_passing(
         self, connection: _PeerConnection, link: Link | None, source: trio.SocketStream | None

@@ -183,12 +183,25 @@ def _unread_bytes(stream: trio.SocketStream) -> int:
     return int(struct.unpack("i", answer)[0])
 
 
-def _set_linger_reset(stream: trio.SocketStream) -> None:
+def set_linger_reset(stream: trio.SocketStream) -> None:
     """Make the next close send a TCP RST instead of a FIN."""
     try:
         stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     except (OSError, trio.ClosedResourceError):
         pass
+
+
+async def close_streams(streams: list[trio.SocketStream], *, reset: bool) -> None:
+    """Close both ends of a proxied connection (with a RST when ``reset``), shielded: it
+    runs in ``finally`` blocks of cancelled tasks, and a socket must never leak."""
+    with trio.CancelScope(shield=True):
+        for stream in streams:
+            if reset:
+                set_linger_reset(stream)
+            try:
+                await stream.aclose()
+            except (OSError, trio.BrokenResourceError):
+                pass
 
 
 @dataclass(slots=True, eq=False)  # identity hashing: kept in a set of live connections
@@ -555,7 +568,7 @@ class LinkProxy:
     def _reset(self, connection: _Connection) -> None:
         connection.reset = True
         for stream in connection.streams:
-            _set_linger_reset(stream)
+            set_linger_reset(stream)
         connection.cancel_scope.cancel()
         self.stats.connections_reset += 1
 
@@ -631,7 +644,7 @@ class LinkProxy:
         connection = _Connection(cancel_scope=trio.CancelScope(), streams=[client])
         self.stats.connections_accepted += 1
         if self.cut == CUT_RESET:
-            _set_linger_reset(client)
+            set_linger_reset(client)
             self.stats.connections_reset += 1
             with trio.CancelScope(shield=True):
                 await client.aclose()
@@ -655,7 +668,7 @@ class LinkProxy:
                     return
                 connection.streams.append(server)
                 if connection.reset:  # reset while we were dialling
-                    _set_linger_reset(server)
+                    set_linger_reset(server)
                     return
                 for stream in (client, server):
                     try:
@@ -676,14 +689,7 @@ class LinkProxy:
                     )
         finally:
             self._connections.discard(connection)
-            with trio.CancelScope(shield=True):
-                for stream in connection.streams:
-                    if connection.reset:
-                        _set_linger_reset(stream)
-                    try:
-                        await stream.aclose()
-                    except (OSError, trio.BrokenResourceError):
-                        pass
+            await close_streams(connection.streams, reset=connection.reset)
 
     async def _direction(
         self,
