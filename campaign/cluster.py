@@ -16,6 +16,7 @@ then the n·(n−1) proxies), or, with base port 0, from a free block found by b
 
 from __future__ import annotations
 
+import abc
 import errno
 import random
 import socket
@@ -181,7 +182,7 @@ def node_argv(
     )
 
 
-class ProcessCluster:
+class ProcessCluster(abc.ABC):
     """Node processes behind a proxy mesh; subclasses fill in the target-specific parts.
 
     A subclass calls ``self._setup(node_ids, mesh=..., ...)``, adds one `NodeProcess` per
@@ -224,18 +225,22 @@ class ProcessCluster:
 
     # --- what a target's cluster provides ---------------------------------------------
 
+    @abc.abstractmethod
     async def node_status(self, node_id: str) -> dict[str, Any] | None:
         """``{"role", "term", "leader", ...}`` of one running node, None if it does not answer."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def node_port(self, node_id: str) -> int:
         """Where the node really listens for admin requests (clock faults), not its proxies."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def client_factory(self) -> Any:
         """The workloads' `ClientFactory` for this cluster."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def client_endpoints(self) -> dict[str, str]:
         """Node id -> where clients reach it, for people (`--leave-cluster-running`)."""
         raise NotImplementedError

@@ -30,6 +30,7 @@ a scheduler whose workers have several threads still runs one simulation at a ti
 
 from __future__ import annotations
 
+import abc
 import os
 import shutil
 import signal
@@ -93,7 +94,7 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-class Executor:
+class Executor(abc.ABC):
     """Runs ``fn(item)`` for every item; yields ``(index, result)`` as they complete."""
 
     workers: int = 1
@@ -104,16 +105,19 @@ class Executor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @abc.abstractmethod
     def map_unordered(
         self, fn: Callable[..., Any], items: Sequence[Any]
     ) -> Iterator[tuple[int, Any]]:
         raise NotImplementedError
 
-    def cancel(self) -> None:
+    # Deliberate no-op defaults (B027): an executor with nothing to cancel or release
+    # (the in-process one) inherits them.
+    def cancel(self) -> None:  # noqa: B027
         """Drop every task not yet finished (Ctrl-C); `close` follows."""
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027
+        """Release the workers."""
 
 
 class InProcessExecutor(Executor):
