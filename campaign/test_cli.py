@@ -146,7 +146,8 @@ def parse_target(
     "--nemesis",
     default=DEFAULT_NEMESIS,
     show_default=True,
-    help="Faults, comma-separated: partition, kill, pause, delay, loss, clock, disk; or all / none. "
+    help="Faults, comma-separated: partition, kill, pause, delay, loss, clock, disk, transfer, "
+    "member; or all / none. "
     "A suffix narrows a fault to one shape or target: partition-leader, kill-minority, clock-strobe.",
 )
 @click.option(
