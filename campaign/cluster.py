@@ -228,22 +228,18 @@ class ProcessCluster(abc.ABC):
     @abc.abstractmethod
     async def node_status(self, node_id: str) -> dict[str, Any] | None:
         """``{"role", "term", "leader", ...}`` of one running node, None if it does not answer."""
-        raise NotImplementedError
 
     @abc.abstractmethod
     def node_port(self, node_id: str) -> int:
         """Where the node really listens for admin requests (clock faults), not its proxies."""
-        raise NotImplementedError
 
     @abc.abstractmethod
     def client_factory(self) -> Any:
         """The workloads' `ClientFactory` for this cluster."""
-        raise NotImplementedError
 
     @abc.abstractmethod
     def client_endpoints(self) -> dict[str, str]:
         """Node id -> where clients reach it, for people (`--leave-cluster-running`)."""
-        raise NotImplementedError
 
     def status_session(self) -> AbstractAsyncContextManager[Any]:
         """Entered around the cluster's life (e.g. the status client's connections)."""

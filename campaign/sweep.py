@@ -109,7 +109,8 @@ class Executor(abc.ABC):
     def map_unordered(
         self, fn: Callable[..., Any], items: Sequence[Any]
     ) -> Iterator[tuple[int, Any]]:
-        raise NotImplementedError
+        """``fn(item)`` for every item, yielded as ``(index in items, result)`` in the
+        order the tasks complete."""
 
     # Deliberate no-op defaults (B027): an executor with nothing to cancel or release
     # (the in-process one) inherits them.

@@ -57,6 +57,7 @@ from nemesis.proxy import (
     ProxyError,
     close_streams,
     set_linger_reset,
+    set_nodelay,
 )
 
 logger = logging.getLogger(__name__)
@@ -410,11 +411,7 @@ class HttpPeerMesh:
                 if connection.reset:
                     set_linger_reset(server)
                     return
-                for stream in (client, server):
-                    try:
-                        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-                    except OSError:
-                        pass
+                set_nodelay(client, server)
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._direction, connection, client, server, up, head)
                     nursery.start_soon(self._direction, connection, server, client, down, b"")

@@ -191,6 +191,15 @@ def set_linger_reset(stream: trio.SocketStream) -> None:
         pass
 
 
+def set_nodelay(*streams: trio.SocketStream) -> None:
+    """Forward each write at once (frames and HTTP chunks are small and latency-bound)."""
+    for stream in streams:
+        try:
+            stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+        except OSError:
+            pass
+
+
 async def close_streams(streams: list[trio.SocketStream], *, reset: bool) -> None:
     """Close both ends of a proxied connection (with a RST when ``reset``), shielded: it
     runs in ``finally`` blocks of cancelled tasks, and a socket must never leak."""
@@ -670,11 +679,7 @@ class LinkProxy:
                 if connection.reset:  # reset while we were dialling
                     set_linger_reset(server)
                     return
-                for stream in (client, server):
-                    try:
-                        stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-                    except OSError:
-                        pass
+                set_nodelay(client, server)
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(
                         self._direction, client, server, self.faults, self.stats, connection
