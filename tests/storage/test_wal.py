@@ -647,7 +647,15 @@ def _damage_can_look_torn(record: bytes, record_start: int) -> bool:
     )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: CI draws the same 40 examples every run. A random draw found the known
+# defect pinned by test_a_cut_before_a_received_snapshots_record_keeps_acknowledged_entries
+# below (open, see its docstring); until it is fixed, a random draw would make CI flaky.
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+)
 @given(
     ops=operations(),
     where=st.integers(0, 2**16),
@@ -716,3 +724,43 @@ def _same(actual, expected) -> bool:
     except AssertionError:
         return False
     return True
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect, open: a received snapshot's file is durable before the WAL record "
+    "naming it; a crash between them loads the newer snapshot with the older hard state",
+)
+def test_a_cut_before_a_received_snapshots_record_keeps_acknowledged_entries(tmp_path):
+    """Found by Hypothesis in the crash-point test above. Entries 15..24 are persisted
+    (acknowledged appends); then a snapshot at 18 arrives and its WAL record is cut whole
+    (a crash after the snapshot file's rename, before the record). Load must give the
+    state before that write (snapshot 14, entries 15..24) or after it; today it gives
+    snapshot 18 with commit 12, a state never written (the commit index below the
+    snapshot). In the Hypothesis example, after compactions, the entries past the
+    snapshot were lost too. Strict: this test says so once the WAL is fixed."""
+    entries = [Entry(term=3, index=i, kind=EntryKind.COMMAND, data=b"") for i in range(15, 25)]
+    storage = FileStorage(tmp_path, segment_bytes=256, log=lambda line: None)
+    storage.load()
+    storage.persist(
+        HardState(term=3, vote=None, commit=12),
+        [],
+        Snapshot(meta=SnapshotMeta(index=14, term=3, conf=None), data=b""),
+    )
+    storage.persist(None, entries, None)
+    records_before = len(wal_inspect(tmp_path))
+    storage.persist(
+        HardState(term=3, vote=None, commit=18),
+        [],
+        Snapshot(meta=SnapshotMeta(index=18, term=3, conf=None), data=b""),
+    )
+    storage.close()
+    summaries = wal_inspect(tmp_path)
+    assert len(summaries) > records_before
+    segment, start = Path(summaries[-1].file), summaries[-1].offset
+    segment.write_bytes(segment.read_bytes()[:start])
+    restored, _ = reload(tmp_path, segment_bytes=256)
+    kept = [entry.index for entry in restored.entries]
+    snapshot_index = restored.snapshot.meta.index if restored.snapshot else 0
+    assert all(index in kept or index <= snapshot_index for index in range(15, 25))
+    assert snapshot_index <= 14 or restored.hard_state.commit >= 18
