@@ -6,7 +6,9 @@ says what a cut at ``(segment, offset)`` drops - how many records, which entry i
 which hard states, which later segments - and what the node then restarts from (the hard
 state, the last index, whether damage remains); ``apply`` performs it under the data
 directory's lock (never beside a running node), with fsyncs. Nothing else is touched:
-snapshot files stay (a snapshot is only ever written for applied, committed entries).
+snapshot files stay (a snapshot is only ever written for applied, committed entries); when
+the cut drops the record naming the newest one, load (and so the plan) falls back to the
+snapshot before it if that one and the log after it are still whole, as after a crash.
 
 What a cut costs: a node that forgets a vote may vote twice in a term, and one that
 forgets acknowledged entries may let a committed entry be lost if a majority forgets it
@@ -141,14 +143,21 @@ def _account(plan: TruncationPlan, payloads: list[Any]) -> None:
             continue  # a record the replay would refuse anyway; counted, not described
 
 
-def _newest_snapshot(data_dir: Path) -> SnapshotMeta:
+def _snapshot_metas(data_dir: Path) -> list[SnapshotMeta]:
+    """The newest snapshot's meta (read from the file) after the older ones' (from their
+    names): the floors load may use."""
     snap_dir = data_dir / "snap"
-    names = (
-        [p for p in snap_dir.iterdir() if SNAPSHOT_NAME.match(p.name)] if snap_dir.is_dir() else []
+    names = sorted(
+        (
+            (int(match.group(1)), int(match.group(2)), path)
+            for path in (snap_dir.iterdir() if snap_dir.is_dir() else [])
+            if (match := SNAPSHOT_NAME.match(path.name))
+        ),
     )
     if not names:
-        return SnapshotMeta()
-    return _read_snapshot(max(names, key=lambda path: path.name)).meta
+        return []
+    older = [SnapshotMeta(index=index, term=term) for index, term, _ in names[:-1]]
+    return [*older, _read_snapshot(names[-1][2]).meta]
 
 
 def boundaries(data: bytes) -> list[int]:
@@ -212,29 +221,41 @@ def plan(
 def _plan_kept(result: TruncationPlan, earlier: list[Path], kept_tail: bytes) -> None:
     """Replay what the cut keeps, as ``FileStorage.load`` would."""
     try:
-        floor = _newest_snapshot(result.data_dir)
+        floors = _snapshot_metas(result.data_dir)
     except StorageError as error:
         result.remaining_damage = str(error)
         return
-    replay = _Replay(floor)
     pieces = [(p, p.read_bytes()) for p in earlier] + [(result.segment, kept_tail)]
-    for path, data in pieces:
-        scan = _scan(data)
-        if scan.problem is not None:
-            result.remaining_damage = (
-                f"{path}: damaged record at byte offset {scan.valid_end} ({scan.problem})"
-            )
-            return
-        for offset, _, payload in scan.records:
-            try:
-                replay.apply(payload)
-            except (ValueError, TypeError, StorageError) as error:
-                result.remaining_damage = f"{path}: bad record at byte offset {offset}: {error}"
-                return
+    floor = floors[-1] if floors else SnapshotMeta()
+    replay = _replay_pieces(floor, pieces)
+    if isinstance(replay, str):
+        result.remaining_damage = replay
+        return
+    if floors and (floor.index, floor.term) not in replay.named:
+        # As load does: a snapshot no kept record names gives way to the state before it
+        # when that state is whole (see FileStorage.load).
+        before = _replay_pieces(floors[-2] if len(floors) > 1 else SnapshotMeta(), pieces)
+        if not isinstance(before, str):
+            replay = before
     state = replay.finish()
     result.kept_hard_state = state.hard_state
     result.kept_last_index = state.last_index
     result.kept_snapshot_index = state.base.index
+
+
+def _replay_pieces(floor: SnapshotMeta, pieces: list[tuple[Path, bytes]]) -> _Replay | str:
+    """The replay of ``pieces`` above ``floor``, or why it fails."""
+    replay = _Replay(floor)
+    for path, data in pieces:
+        scan = _scan(data)
+        if scan.problem is not None:
+            return f"{path}: damaged record at byte offset {scan.valid_end} ({scan.problem})"
+        for offset, _, payload in scan.records:
+            try:
+                replay.apply(payload)
+            except (ValueError, TypeError, StorageError) as error:
+                return f"{path}: bad record at byte offset {offset}: {error}"
+    return replay
 
 
 def apply(result: TruncationPlan) -> None:

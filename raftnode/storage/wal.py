@@ -43,7 +43,10 @@ acknowledged), so dropping it drops nothing that was promised.
 
 A snapshot file is ``b"RSNP" | payload length u64 | crc32(payload) u32 | payload``, the
 payload a msgpack map ``{"index", "term", "data"}``; it is written to a temp file, fsynced,
-renamed and the directory fsynced, so it is either wholly there or not at all.
+renamed and the directory fsynced, so it is either wholly there or not at all. It is
+written before the WAL record that names it (a ``persist`` marker or a ``snap`` record), and
+that record is the commit point: a file no record names is the write of a crash that came
+between the two, never acknowledged, and load reads the state before it (see ``load``).
 
 Group commit: one ``persist`` call is one record, one ``write`` and one ``fsync`` (plus,
 when it opens a new segment, the header's fsync and a directory fsync; and a received
@@ -447,14 +450,18 @@ class _Replay:
 
     Whether the log holds the snapshot's last entry (S, term) decides, at the end, whether
     the entries above S stay (§5.3, Figure 13 steps 6-7). That matters only when the
-    snapshot file exists without its marker record (a crash between the two writes): the
-    marker, when present, settles it, and segments are only deleted after it is durable.
+    snapshot file exists without its marker record: the marker, when present, settles it,
+    and segments are only deleted after it is durable. ``named`` collects every snapshot
+    a record names, so that load can tell a file whose record never landed (a crash
+    between the two writes: the state before the write is read instead) from one whose
+    record an operator's cut removed (the file stays the floor).
     """
 
     def __init__(self, floor: SnapshotMeta) -> None:
         self.floor = floor
         self.state = LogState(base=floor)
         self.floor_term: int | None = None  # the term of the entry at S, as replayed
+        self.named: set[tuple[int, int]] = set()  # every snapshot a record names
 
     def entries(self, entries: list[Entry]) -> None:
         check_contiguous(entries)
@@ -473,6 +480,7 @@ class _Replay:
         log.extend(entries[max(0, floor + 1 - first) :])
 
     def snapshot_marker(self, meta: SnapshotMeta, keep: bool) -> None:
+        self.named.add((meta.index, meta.term))
         if meta.index > self.floor.index:
             raise ValueError(
                 f"a snapshot at index {meta.index} is newer than the newest snapshot file "
@@ -607,6 +615,17 @@ class _Segment:
     records: int = 0
 
 
+@dataclass(slots=True)
+class _Replayed:
+    """What one replay of the segments gives: the log state, the segments, the (index,
+    term) of every snapshot a record names, and the torn tail (if any) still to cut."""
+
+    state: LogState
+    segments: list[_Segment]
+    named: set[tuple[int, int]]
+    torn: tuple[Damage, int] | None
+
+
 class FileStorage:
     """The ``Storage`` of the node process: WAL segments and snapshot files in ``data_dir``."""
 
@@ -650,9 +669,44 @@ class FileStorage:
                     directory.mkdir(parents=True, exist_ok=True)
                     _fsync_dir(directory.parent)
             self._stale = []
-            self._snapshot = self._load_snapshot()
-            snapshot_meta = self._snapshot.meta if self._snapshot else SnapshotMeta()
-            self._replay(snapshot_meta)
+            candidates = self._snapshot_files()
+            self._snapshot = self._load_snapshot(candidates)
+            floor = self._snapshot.meta if self._snapshot else SnapshotMeta()
+            replayed = self._replay(floor)
+            if self._snapshot is not None and (floor.index, floor.term) not in replayed.named:
+                # The WAL record naming a snapshot is its commit point: the file is
+                # written (temp, fsync, rename) before the record, so a crash between the
+                # two leaves a whole file that no record names, from a write that was
+                # never acknowledged. Its state is not the node's: the commit index and
+                # the entries after it live in the record that never landed. Read the
+                # state before that write instead, from the snapshot it was to supersede:
+                # that file and every segment after its record are still there, because
+                # they are deleted only once the newer record is durable. Only the last
+                # write can be unfinished, so one step back is the only one to try.
+                try:
+                    snapshot_before = self._load_snapshot(candidates[:-1])
+                    replayed_before = self._replay(
+                        snapshot_before.meta if snapshot_before else SnapshotMeta()
+                    )
+                except StorageError:
+                    # Not there: the record was durable once (the older snapshot or a
+                    # segment was deleted after it), and a cut by `raftlab wal truncate`
+                    # dropped it. The snapshot holds only committed, applied state, so it
+                    # stays the floor, as the cut's plan says.
+                    pass
+                else:
+                    self._stale.append(
+                        (candidates.pop()[2], "a snapshot file no WAL record names (its "
+                         "record never became durable; the write was never acknowledged)")
+                    )
+                    self._snapshot, replayed = snapshot_before, replayed_before
+            self._state, self._segments = replayed.state, replayed.segments
+            torn = replayed.torn
+            for _, _, older in candidates[:-1]:
+                # Superseded: a crash came between writing the newer one and deleting this.
+                self._stale.append((older, ""))
+            if torn is not None:
+                self._truncate_torn_tail(*torn)
             # Only a load that succeeds changes anything: a refusal leaves every file
             # as it found it, for the operator to look at.
             for path, what in self._stale:
@@ -686,7 +740,8 @@ class FileStorage:
             ) from None
         self._lock_fd = fd
 
-    def _load_snapshot(self) -> Snapshot | None:
+    def _snapshot_files(self) -> list[tuple[int, int, Path]]:
+        """The snapshot files, oldest first; unfinished temp files go on the stale list."""
         candidates: list[tuple[int, int, Path]] = []
         for path in self.snap_dir.iterdir():
             if path.name.endswith(".tmp"):
@@ -694,9 +749,13 @@ class FileStorage:
                 self._stale.append((path, "an unfinished snapshot temp file"))
             elif match := SNAPSHOT_NAME.match(path.name):
                 candidates.append((int(match.group(1)), int(match.group(2)), path))
+        candidates.sort()
+        return candidates
+
+    def _load_snapshot(self, candidates: list[tuple[int, int, Path]]) -> Snapshot | None:
+        """Read the newest of ``candidates``."""
         if not candidates:
             return None
-        candidates.sort()
         index, term, path = candidates[-1]
         snapshot = _read_snapshot(path)
         if (snapshot.meta.index, snapshot.meta.term) != (index, term):
@@ -704,13 +763,13 @@ class FileStorage:
                 f"{path}: snapshot file damaged at byte offset {SNAPSHOT_HEADER.size}: "
                 f"its contents say index {snapshot.meta.index} term {snapshot.meta.term}"
             )
-        for _, _, older in candidates[:-1]:
-            # Superseded: a crash came between writing the newer one and deleting this.
-            self._stale.append((older, ""))
         return snapshot
 
-    def _replay(self, snapshot_meta: SnapshotMeta) -> None:
+    def _replay(self, snapshot_meta: SnapshotMeta) -> _Replayed:
+        """Replay every segment above ``snapshot_meta``, changing nothing (the torn tail
+        is truncated by the caller once it accepts this replay)."""
         replay = _Replay(snapshot_meta)
+        segments: list[_Segment] = []
         paths = segment_paths(self.data_dir)
         numbers = [int(p.name[:8]) for p in paths]
         for before, after in zip(numbers, numbers[1:], strict=False):
@@ -748,10 +807,8 @@ class FileStorage:
                         f"{path}: bad record at byte offset {offset}: {exc}; refusing to start"
                     ) from None
                 segment.max_index = max(segment.max_index, written)
-            self._segments.append(segment)
-        self._state = replay.finish()
-        if torn is not None:
-            self._truncate_torn_tail(*torn)
+            segments.append(segment)
+        return _Replayed(replay.finish(), segments, replay.named, torn)
 
     def _truncate_torn_tail(self, damage: Damage, size: int) -> None:
         offset = damage.offset
