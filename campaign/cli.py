@@ -46,6 +46,29 @@ class LazyGroup(click.Group):
         module = importlib.import_module(module_name)
         return getattr(module, attribute)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name == "check" and _asks_for_executor(rest):
+            # Batch checks on a pool or Dask (campaign/batch_check.py): the checker's own
+            # options plus --executor/--jobs. A plain `raftlab check` never imports it.
+            from campaign.batch_check import batch_check_command
+
+            command = batch_check_command
+        return name, command, rest
+
+
+def _asks_for_executor(args: list[str]) -> bool:
+    """``raftlab check`` given --executor or --jobs, or --help (which then lists them);
+    what follows ``--`` is files."""
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg in ("-h", "--help") or arg.split("=", 1)[0] in ("--executor", "--jobs"):
+            return True
+    return False
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="raftlab")

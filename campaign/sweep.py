@@ -239,11 +239,25 @@ def _worker_versions() -> dict[str, str]:
     return {"raftlab": raftlab, "trio": trio.__version__}
 
 
+def _dashboard_options(dashboard: str | None) -> dict[str, Any]:
+    """LocalCluster options for the scheduler's HTTP server.
+
+    ``dashboard_address=None`` alone does not stop the scheduler's HTTP server (it still
+    serves its health and metrics routes): it binds the default port 8787 and, when another
+    cluster holds it, warns "Port 8787 is already in use" (dask/distributed#8136). So with no
+    dashboard asked for, the server binds an ephemeral port on loopback (port 0: nothing to
+    warn about) and the dashboard itself is off (``dashboard=False`` overrides the
+    ``dashboard_address is not None`` that LocalCluster derives it from)."""
+    if dashboard is not None:
+        return {"dashboard_address": dashboard}
+    return {"dashboard_address": "127.0.0.1:0", "scheduler_kwargs": {"dashboard": False}}
+
+
 class DaskExecutor(Executor):
     """Dask `distributed`: a LocalCluster of `jobs` single-threaded worker processes, or a
     client of an existing scheduler. Lost workers: the scheduler re-runs their tasks."""
 
-    def __init__(self, address: str | None, jobs: int) -> None:
+    def __init__(self, address: str | None, jobs: int, dashboard: str | None = None) -> None:
         try:
             from distributed import Client, LocalCluster
         except ImportError:
@@ -257,7 +271,7 @@ class DaskExecutor(Executor):
                 n_workers=jobs,
                 threads_per_worker=1,  # one simulation per process: see the module doc
                 processes=True,
-                dashboard_address=None,
+                **_dashboard_options(dashboard),
                 host="127.0.0.1",
                 silence_logs=40,  # logging.ERROR: the sweep's own lines stay readable
                 preload=["campaign.sweep"],  # dask_setup below: workers ignore Ctrl-C
@@ -324,10 +338,12 @@ class DaskExecutor(Executor):
                 self._cluster = None
 
 
-def open_executor(spec: ExecutorSpec, jobs: int) -> Executor:
+def open_executor(spec: ExecutorSpec, jobs: int, *, dashboard: str | None = None) -> Executor:
+    """`dashboard` (``HOST:PORT``) serves a LocalCluster's Dask dashboard there (it needs
+    bokeh); by default a LocalCluster has none. A ``dask://`` scheduler serves its own."""
     if spec.kind == LOCAL:
         return InProcessExecutor() if jobs <= 1 else LocalPoolExecutor(jobs)
-    return DaskExecutor(spec.address, max(1, jobs))
+    return DaskExecutor(spec.address, max(1, jobs), dashboard=dashboard)
 
 
 # --- one seed ----------------------------------------------------------------------------
@@ -454,7 +470,9 @@ class SweepResult:
         )
 
 
-def _progress(total: int, enabled: bool):  # noqa: ANN202 - a rich Progress or None
+def _progress(  # noqa: ANN202 - a rich Progress or None
+    total: int, enabled: bool, unit: str = "seeds", title: str = "sweep"
+):
     if not enabled:
         return None
     from rich.console import Console
@@ -472,13 +490,13 @@ def _progress(total: int, enabled: bool):  # noqa: ANN202 - a rich Progress or N
     class RateColumn(ProgressColumn):
         def render(self, task: Any) -> Text:
             speed = task.finished_speed or task.speed
-            return Text("-- seeds/s" if speed is None else f"{speed:.2f} seeds/s")
+            return Text(f"-- {unit}/s" if speed is None else f"{speed:.2f} {unit}/s")
 
     console = Console(stderr=True)
     if not console.is_terminal:
         return None  # CI logs get the per-seed lines and the summary, not a redrawn bar
     return Progress(
-        TextColumn("sweep"),
+        TextColumn(title),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("[red]{task.fields[failing]} failing"),
