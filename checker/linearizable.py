@@ -51,6 +51,12 @@ argument:
   was invoked, or overwritten by a write that completed before the read was invoked while
   its only write completed before that one began — the write-read edges unique values
   give, after Gibbons & Korach); the failure names the rule and the witnesses.
+- A write (register models) of a value that no op ever reads or expects in a cas
+  leaves the register where nothing but another write can follow: it is placed only
+  when its return must be passed, or just before another write, together with every
+  such write callable there; info ops that could only leave such a value are never
+  tried (``_unseen_writes``). The 2^k orders of k writes in flight that no read sees
+  become one.
 - Components are searched in turns (slices of steps doubling each round), so that a cheap
   invalid component ends the check before an expensive one is finished (the others are
   then reported under ``skipped_keys``; ``all_components=True`` decides every one).
@@ -162,7 +168,7 @@ from typing import Any, TypeVar
 
 from checker.history import HistoryError, OperationPair, op_from_mapping, pair_operations
 from checker.models import MODELS, Model, ModelError
-from checker.models.base import NIL_READS, freeze, is_pair, none_to_nil, show, thaw
+from checker.models.base import NIL, NIL_READS, freeze, is_pair, none_to_nil, show, thaw
 from checker.op import Op
 from checker.results import UNKNOWN, worst
 
@@ -183,6 +189,7 @@ PRUNINGS: tuple[str, ...] = (
     "read-horizon",  # what no read can see is forgotten (kv UNSEEN, unseen lists)
     "unseeable",  # a state no read can ever see is a dead end while a read is due
     "impossible-reads",  # register reads refuted before any search (never/not yet/overwritten)
+    "unseen-writes",  # register writes of values no op observes: placed only where they must be
 )
 
 # About 130 bytes per cached configuration (twice that with info ops, whose failed
@@ -376,6 +383,24 @@ def _search(
         skip_of = [()] * n
     any_info = any(is_info)
     guarded = [bool(skip_of[i]) or (any_info and info_erased_any and blind[i]) for i in range(n)]
+    # Pruning "unseen-writes" (see _unseen_writes for its soundness): ``unseen`` marks the
+    # writes that must happen and leave a value no op observes, tried on their own only
+    # when their return is the frontier and otherwise placed just before another write
+    # (``absorbing``: the writes that take them along); ``never`` marks the info ops that
+    # can only leave such a value, never tried.
+    unseen = never = None
+    if "unseen-writes" in prunings and model.name in _REGISTER_MODELS and whole_state_reads:
+        unseen, never = _unseen_writes(views, must)
+    absorbing = [False] * n
+    if unseen is not None:
+        if not any(unseen):
+            unseen = None
+        else:
+            absorbing = blind
+    if unseen is None:
+        unseen = [False] * n
+    if never is None or not any(never):
+        never = [False] * n
 
     def advance_frontier(entry: int, cands: list[int], rcands: list[int]) -> int:
         """From ``entry`` on, add the calls met to the candidates; return the next return.
@@ -387,7 +412,9 @@ def _search(
         """
         while entry < m and is_call[entry]:
             j = op_of[entry]
-            if not read_only[j] or not forcing:
+            if never[j]:
+                pass
+            elif not read_only[j] or not forcing:
                 insort(cands, j, key=order_key.__getitem__)
             elif stepped_reads[j]:
                 rcands.append(j)
@@ -546,10 +573,17 @@ def _search(
                     continue  # an identical op returning no later stands for this one
                 if blind[i] and stack and info_erased[stack[-1][5]]:
                     continue  # it would erase the info op just linearized: skip that one instead
+            if unseen[i] and return_entry[i] != frontier:
+                continue  # an unseen write goes with a later write, or when it must
             steps += 1
             new_state = step(state, views[i])
             if new_state is None:
                 continue
+            absorbed = None
+            if absorbing[i]:
+                # The unseen writes callable here go just before this write (all of them:
+                # see _unseen_writes).
+                absorbed = [j for j in cands if unseen[j] and j != i] or None
             if settle is not None and not read_only[i]:
                 new_state = settle(new_state)
                 if (
@@ -558,7 +592,7 @@ def _search(
                     and unseeable(new_state)
                 ):
                     continue
-            if is_info[i] and new_state == state and info_unchanged:
+            if is_info[i] and new_state == state and info_unchanged and absorbed is None:
                 # Pruning "info-unchanged": an info op that changes nothing here need not
                 # happen here. Soundness: it passes no return, so (L+i, s) has the same
                 # callable ops and state as (L, s), with i no longer available: every
@@ -566,10 +600,21 @@ def _search(
                 continue
             new_lin = lin | 1 << i
             new_low = low
-            if i == low:
-                new_low += 1
+            if absorbed is None:
+                if i == low:
+                    new_low += 1
+                    while new_low < n and (is_info[new_low] or placed[new_low]):
+                        new_low += 1
+            else:
+                placed[i] = 1
+                for j in absorbed:
+                    new_lin |= 1 << j
+                    placed[j] = 1
                 while new_low < n and (is_info[new_low] or placed[new_low]):
                     new_low += 1
+                placed[i] = 0
+                for j in absorbed:
+                    placed[j] = 0
             visited = config_key(new_lin, new_low, new_state)
             if visited in cache:
                 continue  # Lowe's memoisation
@@ -581,11 +626,36 @@ def _search(
                 ), used):
                     continue
             stack_append(
-                (cands, rcands, trying, idx, forced, i, state, frontier, low, len(undo_log), path)
+                (cands, rcands, trying, idx, forced, i, state, frontier, low, len(undo_log), path,
+                 absorbed)
             )
             state = new_state
             lin = new_lin
             low = new_low
+            own_cands = own_rcands = False
+            if absorbed is not None:
+                # Lift the absorbed writes first, each call then return (unlifted in the
+                # exact reverse order on backtracking, as dancing links need).
+                gone = {i, *absorbed}
+                cands = [j for j in cands if j not in gone]
+                own_cands = True
+                for j in absorbed:
+                    path = (j, path)
+                    placed[j] = 1
+                    e = call_entry[j]
+                    a, b = prv[e], nxt[e]
+                    nxt[a] = b
+                    prv[b] = a
+                    r = return_entry[j]
+                    a, b = prv[r], nxt[r]
+                    nxt[a] = b
+                    prv[b] = a
+                    remaining -= 1
+                    if r == frontier:
+                        if not own_rcands:
+                            rcands = rcands[:]
+                            own_rcands = True
+                        frontier = advance_frontier(b, cands, rcands)
             path = (i, path)
             placed[i] = 1
             must_reads_left -= is_must_read[i]
@@ -594,11 +664,11 @@ def _search(
             a, b = prv[e], nxt[e]
             nxt[a] = b
             prv[b] = a
-            own_cands = own_rcands = False
             if forced < 0:
-                cands = cands.copy()
-                del cands[idx - 1]
-                own_cands = True
+                if not own_cands:
+                    cands = cands.copy()
+                    del cands[idx - 1]
+                    own_cands = True
             elif stepped_reads[i]:
                 rcands = [j for j in rcands if j != i]
                 own_rcands = True
@@ -638,7 +708,7 @@ def _search(
                 _remember_failure(failed_with, (low, (lin ^ used) >> low, state), used)
             if not stack:
                 break
-            cands, rcands, trying, idx, forced, i, state, frontier, low, logged, path = (
+            cands, rcands, trying, idx, forced, i, state, frontier, low, logged, path, absorbed = (
                 stack_pop()
             )
             ntrying = len(trying)
@@ -660,6 +730,17 @@ def _search(
                 remaining += 1
             nxt[prv[e]] = e
             prv[nxt[e]] = e
+            if absorbed is not None:
+                for j in reversed(absorbed):
+                    lin ^= 1 << j
+                    placed[j] = 0
+                    r = return_entry[j]
+                    nxt[prv[r]] = r
+                    prv[nxt[r]] = r
+                    remaining += 1
+                    e = call_entry[j]
+                    nxt[prv[e]] = e
+                    prv[nxt[e]] = e
             continue
         # A new configuration.
         if remaining == 0:
@@ -696,6 +777,87 @@ def _search(
 # Models with plain register semantics: a write (or a cas that took effect) leaves its
 # new value, a read of a value holds only where the register holds that value.
 _REGISTER_MODELS = frozenset({"register", "cas-register"})
+
+
+def _unseen_writes(views: list[Op], must: list[bool]) -> tuple[list[bool], list[bool]]:
+    """The writes of values no op observes, and the info ops that can only leave one.
+
+    Pruning "unseen-writes" (register and cas-register models, one register per
+    component). A value v is *unseen* when it is not nil and no op of the component (ok,
+    info or observed failure, as searched) reads v or is a cas from v. A register holding
+    an unseen v is *dead*: the only ops that hold there are writes (blind: the state after
+    one does not depend on the state before) and no-ops (reads of nil that constrain
+    nothing: they hold everywhere and change nothing); a read of u and a cas from u hold
+    only where the register holds u, and u is not v. So in any valid linearization an op
+    that leaves v is followed by no-ops and then a write, or by no-ops to the end.
+
+    Removal lemma: taking such an op out of a linearization leaves a sequence that the
+    model accepts with every other op seeing the same state as before (the no-ops after
+    it hold anywhere; the write after them leaves its own value whatever it found), and
+    that real time allows (fewer ops to order).
+
+    1. An info op that can only leave an unseen value (an info write of v, an info cas to
+       v) is never tried (``never``): by the lemma, a linearization that places it stays
+       one without it, and an info op need not happen. (The other way round, a
+       linearization without it is one of the history, where it simply never happened.)
+    2. A write w that must happen and leaves an unseen value (``unseen``) is tried on its
+       own only when its return is the frontier (the first return not yet passed); and
+       when the search places a write y (any write, w's like included), every unseen
+       write callable there (not y) is placed just before y, in any order: y *absorbs*
+       them. The moves tried from a configuration still depend on it alone (its
+       linearized set fixes the frontier and the callable ops), so Lowe's memoisation
+       stays exact.
+
+    Completeness (the search still finds a linearization when the configuration C, with
+    frontier f the return of op z, has a valid extension E; by induction on the ops left
+    to place, it is enough that some move tried at C leads to a configuration with a valid
+    extension). Real-time facts used: an op placed in E before z was invoked before f, so
+    it is callable at C; an op callable at C can be put anywhere before its own return
+    (every op not placed at C returns at or after f, after any call before f), and placing
+    ops earlier never makes a later op uncallable (fewer returns ahead).
+
+    - E starts with a write y that is tried at C (not an unseen write, or one whose
+      return is f): move every unseen write A callable at C (but y) to just
+      before y: A, y, E less A. Each of A is callable at C and stays so; the states from y
+      on are E's (y's own value, then the lemma for each w of A taken out of E's tail).
+      That is y's move with its absorption, tried at C.
+    - E starts with an op that is neither a write nor an unseen write: it is tried as
+      without this pruning.
+    - E starts with an unseen write w1 whose return is not f. After w1 the register is
+      dead, so E starts with a run R of unseen writes and no-ops, followed by the end of E
+      or by a write y that is not unseen. If z is in R: move z to the front (it is
+      callable at C, and no op of R before it returned before it was invoked, since all
+      return at or after f); the ops of R after the front find a dead register or the
+      no-op's state as before, which they accept (writes and no-ops only), and the op
+      after R finds a dead register or, if it is y, leaves its value anyway. The first
+      move is z, tried at C (an unseen write whose return is the frontier, or a no-op).
+      If z is not in R, z comes later, so R is followed by y, callable at C (placed before
+      z); then N, A, y, E less N, A and y (N the no-ops of R, A every unseen write
+      callable at C) is valid by the points above, and starts with a no-op or with y's
+      move with its absorption, both tried at C.
+
+    Returns ``(unseen, never)``, aligned with ``views``.
+    """
+    observed: set[Any] = set()
+    for view in views:
+        if view.f == "read":
+            if view.value is not None:
+                observed.add(view.value)
+        elif view.f == "cas":
+            observed.add(none_to_nil(view.value[0]))
+        elif view.f != "write":
+            return [False] * len(views), [False] * len(views)  # an op this rule knows not
+    unseen = [False] * len(views)
+    never = [False] * len(views)
+    for i, view in enumerate(views):
+        value = _written(view)
+        if value is _NOT_A_WRITE or value is NIL or value in observed:
+            continue
+        if must[i]:
+            unseen[i] = view.f == "write"
+        else:
+            never[i] = True
+    return unseen, never
 
 
 def _decided(outcome: _Outcome) -> Generator[int, int, _Outcome]:
@@ -825,8 +987,11 @@ def _explained_by_search(
     budget = time.monotonic() + 1.0
     if deadline is not None:
         budget = min(budget, deadline)
+    # Without "unseen-writes": the explanation lists every state the register could hold
+    # at the failing read, an unseen write's value included (the verdict is known).
     search = _search(
-        model, members, whole_state_reads, start_state, budget, _EXPLAIN_CONFIGS, 1.0, prunings
+        model, members, whole_state_reads, start_state, budget, _EXPLAIN_CONFIGS, 1.0,
+        prunings - {"unseen-writes"},
     )
     next(search)
     try:
@@ -846,6 +1011,45 @@ def _explained_by_search(
     explanation["refutation"] = refuted["reason"]
     explanation["witnesses"] = refuted["witnesses"]
     return explanation
+
+
+def _searched_with_unseen_writes(
+    model: Model,
+    members: list[_Operation],
+    whole_state_reads: bool,
+    start_state: Any,
+    outcome: _Outcome,
+    prunings: frozenset[str],
+    deadline: float | None,
+) -> _Outcome:
+    """A failed search's outcome for its explanation, searched again with unseen writes tried.
+
+    Pruning "unseen-writes" keeps the search from placing a write no op observes where
+    nothing requires it, so the partial linearizations and the states it reports at the
+    failing op leave those out. A small component found invalid is searched again without
+    it (same budget as :func:`_explained_by_search`) so that its explanation lists every
+    state the register could hold; the verdict stays the first search's, and a second
+    search that linearizes the component contradicts it: a defect, raised loudly.
+    """
+    budget = time.monotonic() + 1.0
+    if deadline is not None:
+        budget = min(budget, deadline)
+    search = _search(
+        model, members, whole_state_reads, start_state, budget, _EXPLAIN_CONFIGS, 1.0,
+        prunings - {"unseen-writes"},
+    )
+    next(search)
+    try:
+        while True:
+            search.send(_MAX_SLICE)
+    except StopIteration as stop:
+        again: _Outcome = stop.value
+    if again.valid is True:
+        raise AssertionError("the search without unseen-writes linearized an invalid component")
+    if again.valid is not False:
+        return outcome
+    again.configs = outcome.configs
+    return again
 
 
 def _refutation(
@@ -1136,6 +1340,7 @@ def check(
     searched_one = False
     searches: list[tuple[Any, list[_Operation], Generator[int, int, _Outcome]]] = []
     start_states: list[Any] = []
+    whole_reads: list[bool] = []
     # Small components first: an invalid one is found sooner.
     for key, members in sorted(components, key=lambda item: len(item[1])):
         start_state = initial
@@ -1171,6 +1376,7 @@ def check(
             )
         next(search)  # to its first pause, before any work
         start_states.append(start_state)
+        whole_reads.append(whole_state_reads)
         searches.append((key, members, search))
     # The cache holds millions of tuples the cycle collector would scan again and again
     # while never freeing one: collect when the search is over.
@@ -1191,6 +1397,16 @@ def check(
     for number, ((key, members, _), outcome) in enumerate(zip(searches, outcomes, strict=True)):
         configs += outcome.configs
         if outcome.valid is False and explain:
+            if (
+                outcome.explanation is None
+                and "unseen-writes" in enabled
+                and the_model.name in _REGISTER_MODELS
+                and len(members) <= _EXPLAIN_BY_SEARCH
+            ):
+                outcome = _searched_with_unseen_writes(
+                    the_model, members, whole_reads[number], start_states[number], outcome,
+                    enabled, deadline,
+                )
             failures.append(
                 outcome.explanation
                 or _explain(the_model, key, members, outcome, keyed, start_states[number])

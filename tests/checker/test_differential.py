@@ -544,3 +544,159 @@ def test_the_oracle_itself_knows_the_defects(
     nil_read = "absent" if absent else "unknown"
     assert check(ops, model, nil_read=nil_read)["valid"] is expected
     assert check_plain(ops, model, nil_read=nil_read)["valid"] is expected
+
+
+# ----------------------------------------------------------------------------- unseen writes
+# Pruning "unseen-writes" only acts on register histories whose writes leave values no read
+# and no cas observes; the generator above makes few of those. This one makes mostly
+# writes of distinct values (distinct under Clojure's =: 1, True and 1.0 are three) and
+# few reads and cas, each of a written value, nil, or a value equal under Python's == only.
+
+UNSEEN_VALUES = [1, 2, 3, True, 1.0, "a", 0, False]
+
+
+@st.composite
+def unseen_write_histories(draw: Any) -> tuple[str, list[dict[str, Any]], bool]:
+    """(model, history, keyed): writes most of which no op observes."""
+    model = draw(st.sampled_from(["register", "cas-register"]))
+    keyed = draw(st.booleans())
+    values = draw(st.permutations(UNSEEN_VALUES))
+    written: list[Any] = []
+    ops: list[tuple[str, Any, Any, bool]] = []
+    kinds = ["write"] * 4 + ["read"] * 2 + (["cas"] * 2 if model == "cas-register" else [])
+    for _ in range(draw(st.integers(2, 7))):
+        kind = draw(st.sampled_from(kinds))
+        if kind == "write" or not written:
+            value = values[len(written) % len(values)]
+            written.append(value)
+            entry: tuple[str, Any, Any, bool] = ("write", value, value, False)
+        elif kind == "read":
+            seen = draw(st.sampled_from([None, 1, *written]))
+            entry = ("read", None, seen, False)
+        else:
+            value = values[len(written) % len(values)]
+            written.append(value)
+            pair = [draw(st.sampled_from([None, True, *written[:-1]])), value]
+            entry = ("cas", pair, pair, True)
+        if keyed:
+            key = draw(st.sampled_from([0, 1]))
+            f, invoke_value, ok_value, cas_like = entry
+            entry = (f, [key, invoke_value], [key, ok_value], cas_like)
+        ops.append(entry)
+    return model, draw(timelines(ops)), keyed
+
+
+WITHOUT_UNSEEN = tuple(name for name in PRUNINGS if name != "unseen-writes")
+
+
+@settings(
+    max_examples=3 * EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(drawn=unseen_write_histories())
+def test_unseen_writes_agree_with_the_brute_force(drawn: Any) -> None:
+    """The pruning alone, with every other one, and every other one without it."""
+    model, history, keyed = drawn
+    independent = True if keyed else None
+    ops = [op_from_mapping(op, position=position) for position, op in enumerate(history)]
+    for nil_read in NIL_READS:
+        expected = brute_force(model, history, keyed, nil_read == "absent")
+        plain = check_plain(ops, model, nil_read=nil_read, independent=independent)
+        assert plain["valid"] is expected, ("plain", nil_read, history)
+        for prunings in (None, ("unseen-writes",), WITHOUT_UNSEEN):
+            result = check(
+                ops, model, nil_read=nil_read, prunings=prunings, independent=independent
+            )
+            assert result["valid"] is expected, (prunings, nil_read, history, result)
+
+
+def test_the_unseen_write_generator_makes_what_the_pruning_acts_on() -> None:
+    """Both verdicts, info and failed ops, and ok writes that no op observes."""
+    tags: set[Any] = set()
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
+    @given(drawn=unseen_write_histories())
+    def draw_one(drawn: Any) -> None:
+        model, history, keyed = drawn
+        tags.add(brute_force(model, history, keyed, True))
+        observed = []
+        for op in history:
+            tags.add(op["type"])
+            value = op["value"][1] if keyed else op["value"]
+            if op["f"] == "read" and op["type"] == "ok":
+                observed.append(value)
+            if op["f"] == "cas":
+                observed.append(value[0])
+        for op in history:
+            value = op["value"][1] if keyed else op["value"]
+            if op["f"] == "write" and op["type"] == "ok":
+                if not any(clj_eq(value, seen) for seen in observed):
+                    tags.add("unseen ok write")
+
+    draw_one()
+    assert {True, False, "info", "fail", "unseen ok write"} <= tags, tags
+
+
+def _sequenced(rows: list[tuple[int, str, int, str, Any]]) -> list[dict[str, Any]]:
+    """(time, type, process, f, value) rows, in time order, as op maps."""
+    rows = sorted(rows, key=lambda row: row[0])
+    return [
+        {"index": index, "time": at, "type": type_, "process": process, "f": f, "value": value}
+        for index, (at, type_, process, f, value) in enumerate(rows)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        # The unseen write 5 can only go just before write 2 (taken along by it): after
+        # its own return a read of 2 follows that no write precedes.
+        (
+            [
+                (0, "invoke", 0, "write", 5), (100, "ok", 0, "write", 5),
+                (10, "invoke", 1, "write", 2), (20, "ok", 1, "write", 2),
+                (30, "invoke", 2, "read", None), (40, "ok", 2, "read", 2),
+                (150, "invoke", 2, "read", None), (160, "ok", 2, "read", 2),
+            ],
+            True,
+        ),
+        # Nothing can take the unseen write 5 along before the read of 1 that follows it.
+        (
+            [
+                (0, "invoke", 0, "write", 1), (10, "ok", 0, "write", 1),
+                (20, "invoke", 1, "write", 5), (30, "ok", 1, "write", 5),
+                (40, "invoke", 2, "read", None), (50, "ok", 2, "read", 1),
+            ],
+            False,
+        ),
+        # The same, but an info write of 1 may come after it.
+        (
+            [
+                (0, "invoke", 0, "write", 1), (10, "ok", 0, "write", 1),
+                (20, "invoke", 1, "write", 5), (30, "ok", 1, "write", 5),
+                (25, "invoke", 3, "write", 1), (26, "info", 3, "write", 1),
+                (40, "invoke", 2, "read", None), (50, "ok", 2, "read", 1),
+            ],
+            True,
+        ),
+        # An info write of an unseen value (never tried) cannot hide a stale read.
+        (
+            [
+                (0, "invoke", 0, "write", 1), (10, "ok", 0, "write", 1),
+                (5, "invoke", 3, "write", 7), (6, "info", 3, "write", 7),
+                (20, "invoke", 1, "write", 5), (30, "ok", 1, "write", 5),
+                (40, "invoke", 2, "read", None), (50, "ok", 2, "read", 1),
+            ],
+            False,
+        ),
+    ],
+)
+def test_unseen_writes_pinned(rows: list[tuple[int, str, int, str, Any]], expected: bool) -> None:
+    history = _sequenced(rows)
+    ops = [op_from_mapping(op, position=position) for position, op in enumerate(history)]
+    assert brute_force("cas-register", history, False, True) is expected
+    for prunings in (None, ("unseen-writes",), ()):
+        assert check(ops, "cas-register", prunings=prunings)["valid"] is expected, prunings
