@@ -141,7 +141,7 @@ def run_batch_check(
     """Check every task's file on `executor` (an `ExecutorSpec`); echo the lines in the
     tasks' order. Ctrl-C cancels what has not finished and returns the files done so far
     with ``interrupted=True``. SweepError when the executor cannot run the batch."""
-    from campaign.sweep import DaskExecutor, _progress, open_executor
+    from campaign.sweep import DaskExecutor, _progress, open_executor, sigint_deferred
 
     result = BatchCheckResult(total=len(tasks))
     by_index: dict[int, dict[str, Any]] = {}
@@ -158,13 +158,14 @@ def run_batch_check(
                 task_id = bar.add_task("check", total=len(tasks), failing=0)
             failing = 0
             for index, summary in pool.map_unordered(check_task, tasks):
-                by_index[index] = summary
-                failing += summary["code"] != 0
-                while next_line in by_index:
-                    echo(by_index[next_line]["line"])
-                    next_line += 1
-                if bar is not None:
-                    bar.update(task_id, advance=1, failing=failing)
+                with sigint_deferred():  # each line counted once and printed once
+                    by_index[index] = summary
+                    failing += summary["code"] != 0
+                    while next_line in by_index:
+                        echo(by_index[next_line]["line"])
+                        next_line += 1
+                    if bar is not None:
+                        bar.update(task_id, advance=1, failing=failing)
         except KeyboardInterrupt:
             result.interrupted = True
             pool.cancel()

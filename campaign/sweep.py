@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,6 +93,26 @@ def _ignore_sigint() -> None:
     # Ctrl-C reaches the whole foreground process group; the parent cancels the sweep and
     # ends its workers, which must not die half-way through a write on their own.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Ctrl-C waits until the block is done, then raises KeyboardInterrupt as usual.
+
+    For the bookkeeping of a completed task (record its summary, print its line): an
+    interrupt half-way would print a line twice or count a task it never printed. Only
+    the main thread can change a signal handler; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 class Executor(abc.ABC):
@@ -273,7 +294,10 @@ class DaskExecutor(Executor):
                 processes=True,
                 **_dashboard_options(dashboard),
                 host="127.0.0.1",
-                silence_logs=40,  # logging.ERROR: the sweep's own lines stay readable
+                # logging.CRITICAL: the sweep's own lines stay readable. A failing task
+                # reaches us as its exception; what the workers log at ERROR is mostly a
+                # heartbeat to a scheduler that Ctrl-C has just closed.
+                silence_logs=50,
                 preload=["campaign.sweep"],  # dask_setup below: workers ignore Ctrl-C
             )
             self.client = Client(self._cluster)
@@ -537,14 +561,15 @@ def run_sim_sweep(
                 task_id = bar.add_task("sweep", total=len(tasks), failing=0)
             failing = 0
             for index, summary in pool.map_unordered(run_seed_task, tasks):
-                run_dir = materialise(summary, results_dir, configs[index].name)
-                summary.pop("files", None)
-                summary["run_dir"] = None if run_dir is None else str(run_dir)
-                by_index[index] = summary
-                failing += summary["valid"] is not True
-                echo(seed_line(summary))
-                if bar is not None:
-                    bar.update(task_id, advance=1, failing=failing)
+                with sigint_deferred():  # the folder written, the seed counted and printed
+                    run_dir = materialise(summary, results_dir, configs[index].name)
+                    summary.pop("files", None)
+                    summary["run_dir"] = None if run_dir is None else str(run_dir)
+                    by_index[index] = summary
+                    failing += summary["valid"] is not True
+                    echo(seed_line(summary))
+                    if bar is not None:
+                        bar.update(task_id, advance=1, failing=failing)
         except KeyboardInterrupt:
             result.interrupted = True
             pool.cancel()

@@ -224,3 +224,46 @@ def test_a_localcluster_starting_beside_another_prints_no_port_warning(
     assert not [m for m in messages if "already in use" in m], messages
     out, err = capfd.readouterr()
     assert "already in use" not in out + err and "Traceback" not in err, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", [["--jobs", "2"], ["--executor", "dask", "--jobs", "2"]],
+                         ids=["local", "dask"])
+def test_ctrl_c_cancels_a_batch_check_cleanly(tmp_path: Path, executor: list[str]) -> None:
+    """A real SIGINT to the whole process group: exit 130, the files done so far printed
+    and counted, no worker process left behind, no traceback."""
+    import os
+    import signal
+    import time
+
+    if executor[1] == "dask":
+        pytest.importorskip("distributed", reason="Dask's distributed is not installed")
+    path = tmp_path / "h.jsonl"
+    write_jsonl(path, cas_register_history(4, 5000, seed=1))  # ~0.2 s of checking each
+    process = subprocess.Popen(
+        [sys.executable, "-m", "campaign", "check", *[str(path)] * 60, *executor],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, start_new_session=True,
+        cwd=PROJECT_ROOT,
+    )
+    try:
+        # Unbuffered: readline takes the first line only, communicate() gets the rest.
+        first = process.stdout.readline().decode()
+        assert "VALID" in first, first
+        os.killpg(process.pid, signal.SIGINT)
+        out_bytes, err_bytes = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    out, err = out_bytes.decode(), err_bytes.decode()
+    assert process.returncode == 130, err
+    done = 1 + len(out.splitlines())  # every file counted was printed, once
+    assert done < 60 and f"interrupted: {done} of 60 files: {done} valid" in err, err
+    assert "Traceback" not in err, err
+    deadline = time.monotonic() + 10
+    while True:  # every worker of the group is gone
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "worker processes outlived the batch"
+        time.sleep(0.2)
