@@ -20,11 +20,13 @@ a majority when its client hears "ok", and a SIGKILL at any moment loses none.
 from __future__ import annotations
 
 import math
+import os
 import random
 import signal
 import socket
 import struct
 import sys
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,7 +65,6 @@ from raftnode.wire import (
     encode_frame,
     hello_frame,
     optional_number,
-    pack,
     parse_hello,
     require_int,
     require_key,
@@ -149,8 +150,17 @@ def make_logger(node_id: str, stream: TextIO = sys.stderr) -> Callable[[str], No
     """One line per event: UTC timestamp (ms), node id, message. Flushed at once so a
     SIGKILL leaves every line written before it."""
 
+    # The formatted second, reused within it: a node logs an "apply" line per Ready
+    # (hundreds a second), and strftime was most of a line's cost.
+    cached: list[Any] = [-1, ""]
+
     def log(line: str) -> None:
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        now_ns = time.time_ns()
+        second = now_ns // 1_000_000_000
+        if second != cached[0]:
+            cached[0] = second
+            cached[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        stamp = f"{cached[1]}.{now_ns // 1_000_000 % 1000:03d}Z"
         try:
             stream.write(f"{stamp} {node_id} {line}\n")
             stream.flush()
@@ -738,6 +748,21 @@ class NodeServer:
                 inbound.discard(scope)
 
     def _peer_frames(self, frames: list[dict[str, Any]], sender: str, node_id: str) -> None:
+        driver = self.driver
+        assert driver is not None
+        # One batch: the Ready these frames make is handled here, in this task, when
+        # the last one is stepped (NodeDriver.begin_batch), not by waking the ready loop.
+        driver.begin_batch()
+        try:
+            answered = self._step_peer_frames(frames, sender, node_id)
+        except BaseException:
+            driver.end_batch(handle=False)
+            raise
+        driver.end_batch()
+        if answered:  # the silent-link watchdog's evidence that the link works both ways
+            self._answered[sender] = trio.current_time()
+
+    def _step_peer_frames(self, frames: list[dict[str, Any]], sender: str, node_id: str) -> bool:
         assert self.driver is not None
         answered = False
         for frame in frames:
@@ -754,10 +779,26 @@ class NodeServer:
             if msg.type in _PEER_ANSWERS:
                 answered = True
             self.driver.receive(msg)
-        if answered:  # the silent-link watchdog's evidence that the link works both ways
-            self._answered[sender] = trio.current_time()
+        return answered
 
     def _client_frames(
+        self,
+        frames: list[dict[str, Any]],
+        writer: ResponseWriter,
+        in_flight: list[int],
+        peer_name: str,
+    ) -> None:
+        driver = self.driver
+        assert driver is not None
+        driver.begin_batch()  # as in _peer_frames: proposals handled here, one Ready
+        try:
+            self._start_client_frames(frames, writer, in_flight, peer_name)
+        except BaseException:
+            driver.end_batch(handle=False)
+            raise
+        driver.end_batch()
+
+    def _start_client_frames(
         self,
         frames: list[dict[str, Any]],
         writer: ResponseWriter,
@@ -990,13 +1031,16 @@ def start_answer(
     process sends back, and what the simulation's nodes answer too."""
     try:
         request = validate_request(frame)
-        if len(pack(request)) > max_request_bytes:
+        # Sized as the entry it becomes, and the driver proposes these very bytes
+        # instead of encoding the command a second time.
+        encoded = driver.encode_command(request)
+        if len(encoded) > max_request_bytes:
             on_answer({"ok": False, "error": "too_large"})
             return
     except RequestError as error:
         on_answer({"ok": False, "error": "malformed", "reason": str(error)})
         return
-    driver.start(request, lambda result: on_answer(answer_of(result)))
+    driver.start(request, lambda result: on_answer(answer_of(result)), encoded)
 
 
 def answer_of(result: dict[str, Any] | Exception) -> dict[str, Any]:
@@ -1063,6 +1107,9 @@ def run_node(config: NodeConfig) -> int:
         return 0
 
     try:
+        profile_dir = os.environ.get(PROFILE_ENV)
+        if profile_dir:  # a developer's profile of this node (bench/profile_node.py)
+            return _run_profiled(main, clock, Path(profile_dir) / f"{config.node_id}.prof")
         return trio.run(main, clock=clock)
     except NodeStartError as error:
         log(f"cannot start: {error}")
@@ -1071,3 +1118,26 @@ def run_node(config: NodeConfig) -> int:
         if not isinstance(error, KeyboardInterrupt | SystemExit):
             log(f"crashed: {type(error).__name__}: {error}")
         raise
+
+
+# Set to a directory: the node runs under cProfile and writes ``<id>.prof`` there when
+# it stops (SIGTERM/SIGINT; a SIGKILL writes nothing). For profiling only: it costs CPU.
+# The profile counts this process's CPU time (a wall-clock profile on a loaded machine
+# charges a socket write with the time the woken receiver ran instead);
+# RAFTNODE_PROFILE_CLOCK=wall counts wall time.
+PROFILE_ENV = "RAFTNODE_PROFILE"
+PROFILE_CLOCK_ENV = "RAFTNODE_PROFILE_CLOCK"
+
+
+def _run_profiled(main: Callable[[], Any], clock: SkewableClock, path: Path) -> int:
+    import cProfile
+
+    if os.environ.get(PROFILE_CLOCK_ENV) == "wall":
+        profiler = cProfile.Profile()
+    else:
+        profiler = cProfile.Profile(time.process_time)
+    try:
+        return profiler.runcall(trio.run, main, clock=clock)
+    finally:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(path)

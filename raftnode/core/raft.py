@@ -115,6 +115,10 @@ class RaftCore:
         self._progress: dict[str, Progress] = {}
         self._readonly = ReadOnly()
         self._broadcast_pending = False  # leader: new entries or commit to send (batched)
+        # Leader: the commit index each follower was last sent (every append carries it).
+        # A commit moved by an append response is not broadcast on its own; it rides on
+        # the next append or, at the latest, goes out at the next tick (_tell_commit).
+        self._commit_sent: dict[str, int] = {}
         # Leadership transfer (§3.10): the target, and ticks since it began.
         self._transferee: str | None = None
         self._transfer_elapsed = 0
@@ -458,6 +462,7 @@ class RaftCore:
             self.vote = None
         self._votes = {}
         self._broadcast_pending = False
+        self._commit_sent = {}
         self._heartbeat_elapsed = 0
         self._transferee = None
         self._reset_election_timer()
@@ -728,6 +733,18 @@ class RaftCore:
         if self._heartbeat_elapsed >= self.config.heartbeat_ticks:
             self._heartbeat_elapsed = 0
             self._broadcast_heartbeat(periodic=True)
+        else:
+            self._tell_commit()
+
+    def _tell_commit(self) -> None:
+        """Followers not yet sent the current commit index get it in an empty append,
+        once per tick at most: the lazy half of commit propagation (see
+        _handle_append_response). A follower still waiting for an append's answer
+        (flow control) gets it with the next append instead."""
+        committed = self.log.committed
+        for peer in self._others:
+            if self._commit_sent.get(peer, 0) < committed:
+                self._send_append(peer, send_if_empty=True)
 
     def _broadcast_heartbeat(self, periodic: bool) -> None:
         """Empty appends to everyone, carrying a fresh read round (§6.4)."""
@@ -791,6 +808,7 @@ class RaftCore:
     def _send_append_message(
         self, peer: str, prev_index: int, prev_term: int, entries: list[Entry]
     ) -> None:
+        self._commit_sent[peer] = self.log.committed
         self._send(
             MessageType.APPEND,
             peer,
@@ -847,8 +865,15 @@ class RaftCore:
                     progress.become_replicate()
             else:
                 progress.free_inflight_to(progress.match)
-            if self._maybe_commit():
-                self._broadcast_pending = True
+            # A new commit index is not broadcast in empty appends of its own (§5.3:
+            # the leader "includes that index in future AppendEntries RPCs (including
+            # heartbeats)"): it rides on the next append, which under load follows at
+            # once, or goes out at the next tick (_tell_commit). Eagerly, every entry
+            # cost each follower a second append, fsync-free but a round trip, and the
+            # leader a second answer to read: half the peer messages of a lone put.
+            # Nothing waits on a follower's commit index: the leader answers clients
+            # and confirms reads itself, and a new leader commits its own no-op first.
+            self._maybe_commit()
             if (
                 peer == self._transferee
                 and progress.match == self.log.last_index
