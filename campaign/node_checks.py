@@ -11,11 +11,20 @@ logs, among other things (``raftnode/driver.py``):
   of committed entries, so before any client hears of them (CRC: the CRC-32 of the
   entry's data; CLIENT:SEQ where this node proposed the write and will answer for it);
 - ``starting ... snapshot_index=S`` when a process (re)starts: one incarnation;
-- ``snapshot restored index=S ...`` when it installs a leader's snapshot.
+- ``snapshot restored index=S ...`` when it installs a leader's snapshot;
+- ``configuration voters=A,B,C learners=D`` whenever the configuration in force on the
+  node changes (§4.1: the latest in its log, committed or not), and once in a process's
+  first Ready; a Ready's role line comes first, then its configuration line.
 
 This module parses those lines into ``checker.raft_events`` events (the simulation feeds
 its in-memory log lines through the same parser) and runs the three checkers:
-``election-safety``, ``commit-monotonic`` and ``acknowledged-writes``.
+``election-safety``, ``commit-monotonic`` and ``acknowledged-writes``, and
+``leader-is-voter``: every node that became leader in a term was a voter of the
+configuration it knew then (§4.2.1: learners never campaign; §4.2.2: a server outside
+the voters never campaigns). "Knew then": the configuration its log line showed last
+before the ``role=leader`` line, or the one logged in the same Ready (the line right
+after it); a leader that is a voter of neither is a violation, one with no configuration
+logged in its incarnation makes the result "unknown".
 
 Matching the history to the log (``acknowledged-writes``). The workload runner names
 process P's client ``p<P>`` (``workloads.runner``), a process runs one operation at a
@@ -55,7 +64,7 @@ from checker.raft_events import (
     election_safety,
 )
 
-CHECKERS = ("election-safety", "commit-monotonic", "acknowledged-writes")
+CHECKERS = ("election-safety", "commit-monotonic", "acknowledged-writes", "leader-is-voter")
 CLIENT_PREFIX = "p"  # workloads.runner's default client_prefix
 
 _LINE = re.compile(r"(?P<time>\S+) (?P<node>\S+) (?P<message>.*)")
@@ -67,8 +76,33 @@ _APPLY = re.compile(r"apply index=(?P<index>\d+) entries=(?P<entries>\S+)")
 _ENTRY = re.compile(r"(?P<term>\d+):(?P<digest>[0-9a-f]+)(?::(?P<client>[^:,]*):(?P<seq>\d+))?")
 # Message starts that promise one of the lines above: such a line that does not parse
 # is damage, and what it would have said is unknown.
-_OURS = ("starting ", "role=", "commit_index", "apply ", "snapshot restored ")
+_OURS = ("starting ", "role=", "commit_index", "apply ", "snapshot restored ", "configuration ")
 _RESTORED = re.compile(r"snapshot restored index=(?P<index>\d+) ")
+_CONFIGURATION = re.compile(r"configuration voters=(?P<voters>\S*) learners=(?P<learners>\S*)")
+
+
+@dataclass(frozen=True, slots=True)
+class Configuration:
+    """The configuration in force on a node changed (it logs every change)."""
+
+    node: str
+    incarnation: int
+    voters: tuple[str, ...]
+    learners: tuple[str, ...] = ()
+    time: str = ""
+
+
+@dataclass(slots=True)
+class Leadership:
+    """A node became leader in ``term``; the configurations it knew then (see the module
+    docstring): the last one logged before, and one logged in the same Ready."""
+
+    node: str
+    incarnation: int
+    term: int
+    time: str
+    before: Configuration | None
+    same_ready: Configuration | None = None
 
 
 @dataclass(slots=True)
@@ -77,6 +111,7 @@ class ParsedLog:
     events: list[Event] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)  # lines that promised an event
     incarnations: int = 0
+    leaderships: list[Leadership] = field(default_factory=list)
 
 
 def parse_node_log(node: str, lines: Iterable[str]) -> ParsedLog:
@@ -84,10 +119,14 @@ def parse_node_log(node: str, lines: Iterable[str]) -> ParsedLog:
     (``=== raftlab ...``), tracebacks and anything else are skipped."""
     parsed = ParsedLog(node)
     incarnation = 0
+    conf: Configuration | None = None  # the latest configuration of this incarnation
+    leader_line = -2  # number (among this node's lines) of the last role=leader line
+    number = 0
     for raw in lines:
         match = _LINE.fullmatch(raw.rstrip("\n"))
         if match is None or match["node"] != node:
             continue
+        number += 1
         time, message = match["time"], match["message"]
         if not message.startswith(_OURS):
             continue
@@ -95,16 +134,72 @@ def parse_node_log(node: str, lines: Iterable[str]) -> ParsedLog:
         if event is None:
             parsed.damaged.append(raw.rstrip("\n")[:200])
             continue
+        if isinstance(event, Configuration):
+            if leader_line == number - 1:  # logged in the Ready that made it leader
+                parsed.leaderships[-1].same_ready = event
+            conf = event
+            continue  # not a checker.raft_events event: kept out of ``events``
         if isinstance(event, Incarnation):
             incarnation += 1
             parsed.incarnations = incarnation
+            conf = None
             event = Incarnation(node, incarnation, event.snapshot_index, time)
             parsed.events.append(event)
         elif isinstance(event, list):
             parsed.events.extend(event)
         else:
             parsed.events.append(event)
+            if isinstance(event, RoleChange) and event.role == "leader":
+                parsed.leaderships.append(
+                    Leadership(node, incarnation, event.term, time, before=conf)
+                )
+                leader_line = number
     return parsed
+
+
+def leader_is_voter(
+    leaderships: Iterable[Leadership], *, complete: bool = True, missing: str = ""
+) -> dict[str, Any]:
+    """Every node that became leader was a voter of the configuration it knew then
+    (module docstring). A violation is ``False`` whatever is missing; a leadership with
+    no configuration logged, or missing logs, make a clean result ``"unknown"``."""
+    violations: list[dict[str, Any]] = []
+    unknown: list[str] = []
+    count = 0
+    for leadership in leaderships:
+        count += 1
+        known = [c for c in (leadership.before, leadership.same_ready) if c is not None]
+        if not known:
+            unknown.append(f"{leadership.node} term {leadership.term}")
+        elif not any(leadership.node in conf.voters for conf in known):
+            violations.append(
+                {
+                    "node": leadership.node,
+                    "term": leadership.term,
+                    "time": leadership.time,
+                    "voters": list(known[-1].voters),
+                    "learners": list(known[-1].learners),
+                }
+            )
+    if violations:
+        return {
+            "valid": False,
+            "error": (
+                "a node became leader while not a voter of the configuration it knew "
+                "(Raft §4.2.1-§4.2.2: learners and servers outside the voters never campaign)"
+            ),
+            "violations": len(violations),
+            "leaders": violations[:20],
+        }
+    result: dict[str, Any] = {"leaderships": count}
+    gaps = [missing] if not complete and missing else []
+    if unknown:
+        gaps.append(f"no configuration logged before {', '.join(unknown[:5])}")
+    if gaps:
+        result.update(valid=UNKNOWN, error=f"nothing wrong seen, but {'; '.join(gaps)}")
+    else:
+        result["valid"] = True
+    return result
 
 
 def _event(node: str, incarnation: int, time: str, message: str) -> Any:
@@ -115,6 +210,17 @@ def _event(node: str, incarnation: int, time: str, message: str) -> Any:
     if message.startswith("snapshot restored "):
         match = _RESTORED.match(message + " ")
         return None if match is None else Restored(node, incarnation, int(match["index"]), time)
+    if message.startswith("configuration "):
+        match = _CONFIGURATION.fullmatch(message)
+        if match is None:
+            return None
+        return Configuration(
+            node,
+            incarnation,
+            tuple(filter(None, match["voters"].split(","))),
+            tuple(filter(None, match["learners"].split(","))),
+            time,
+        )
     if message.startswith("role="):
         match = _ROLE.match(message + " ")
         if match is None:
@@ -236,6 +342,11 @@ def check_node_logs(
     results = {
         "election-safety": election_safety(events, complete=complete, missing=why),
         "commit-monotonic": commit_monotonic(events, complete=complete, missing=why),
+        "leader-is-voter": leader_is_voter(
+            (item for log in parsed.values() for item in log.leaderships),
+            complete=complete,
+            missing=why,
+        ),
     }
     acks, invoked = acknowledged_sessions(ops, is_read, prefix=prefix)
     problem = _mapping_problem(acks, invoked, events, prefix)
@@ -265,8 +376,11 @@ def node_log_checkers(
 
         workload = build_workload(config)
         node_logs: dict[str, list[str] | None] = {}
-        for node in node_ids_for(int(config["nodes"])):
+        nodes = int(config["nodes"])
+        for position, node in enumerate(node_ids_for(nodes + int(config.get("spares") or 0))):
             path = nodes_dir / f"{node}.log"
+            if not path.is_file() and position >= nodes:
+                continue  # a spare the member fault never added: it never ran
             node_logs[node] = (
                 path.read_text(encoding="utf-8", errors="replace").splitlines()
                 if path.is_file()
