@@ -11,7 +11,17 @@ its status, and how to make clients.
 
 `LocalCluster` is raftnode's: each node listens on one port (peers, clients, admin); node
 i reaches node j through the proxy i→j. Ports come from ``--base-port`` (nodes first,
-then the n·(n−1) proxies), or, with base port 0, from a free block found by binding.
+then the n·(n−1) proxies, then, with spares, one hello router per node:
+`nemesis.peer_router`), or, with base port 0, from a free block found by binding.
+
+**Spares** (``raftlab test --spares N``): nodes n<k+1>… beyond the ``--nodes`` k that start
+nothing until the member fault grows the cluster with one (`start_member`): a brand-new
+empty ``raftlab node --join`` process with its own data directory and ``nodes/<id>.log``,
+dialling the members through its proxies. The address put in the configuration for any
+member (`member_address`) is its hello router, which sends each peer's connection through
+that peer's proxy, so partitions reach nodes added later too. `node_ids` is the nodes in
+play (started and not removed): what the nemesis targets and the final heal restarts;
+`all_ids` is every node of the run, spares included.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from raftnode.client import ClientError
 Address = tuple[str, int]
 HOST = "127.0.0.1"
 STATUS_TIMEOUT = 0.5
+START_WAIT_SECONDS = 10.0  # a node added by the member fault gets this long to serve
 AUTO_PORT_LOW = 20_000  # below Linux's ephemeral range (32768+), so OS-chosen ports never clash
 AUTO_PORT_HIGH = 32_000
 
@@ -42,8 +53,12 @@ class ClusterError(Exception):
     """The cluster could not be set up (ports in use, a node that will not start…)."""
 
 
-def ports_needed(node_count: int) -> int:
-    return node_count + node_count * (node_count - 1)
+def ports_needed(node_count: int, spares: int = 0) -> int:
+    """Ports of a raftnode cluster of ``node_count`` nodes and ``spares`` spares: each
+    node's own, the proxies of every directed link, and with spares one hello router per
+    node (without spares every node dials every other through its ``--peer`` proxies)."""
+    pool = node_count + spares
+    return pool + pool * (pool - 1) + (pool if spares else 0)
 
 
 def _block_is_free(base: int, count: int) -> bool:
@@ -204,10 +219,14 @@ class ProcessCluster(abc.ABC):
         mesh: Any,
         proxies: bool,
         status_interval: float = 0.25,
+        spare_ids: Sequence[str] = (),
     ) -> None:
         from nemesis.process import ProcessGroup
 
-        self.node_ids: tuple[str, ...] = tuple(node_ids)
+        # Every node of the run (spares last) and those in play (module docstring).
+        self.all_ids: tuple[str, ...] = (*node_ids, *spare_ids)
+        self.spare_ids: tuple[str, ...] = tuple(spare_ids)
+        self._in_play: set[str] = set(node_ids)
         self.cluster_id = cluster_id
         self.data_root = Path(data_root)
         self.log_dir = Path(log_dir)
@@ -218,10 +237,15 @@ class ProcessCluster(abc.ABC):
         self.proxies = proxies
         self.group = ProcessGroup()
         self.data_dirs: dict[str, Path] = {
-            node_id: self.data_root / node_id for node_id in node_ids
+            node_id: self.data_root / node_id for node_id in self.all_ids
         }
-        self.board = StatusBoard(self.node_ids)
+        self.board = StatusBoard(self.all_ids)
         self.clock_zero: float | None = None  # trio time of the history's zero, for events
+
+    @property
+    def node_ids(self) -> tuple[str, ...]:
+        """The nodes in play: the initial ones, plus spares added, minus nodes removed."""
+        return tuple(node_id for node_id in self.all_ids if node_id in self._in_play)
 
     # --- what a target's cluster provides ---------------------------------------------
 
@@ -271,7 +295,11 @@ class ProcessCluster(abc.ABC):
                 if self.proxies:
                     await nursery.start(self.mesh.run)
                 nursery.start_soon(self.group.watch_signals)
-                await self.group.start_all()
+                if getattr(self, "routers", None) is not None and self.proxies:
+                    await nursery.start(self.routers.run)
+                for node_id in self.node_ids:  # spares start when the member fault adds them
+                    if not self.group[node_id].running:
+                        await self.group[node_id].start()
                 nursery.start_soon(self._poll_forever)
                 task_status.started()
 
@@ -291,11 +319,13 @@ class ProcessCluster(abc.ABC):
                 return
             replies[node_id] = await self.node_status(node_id)
 
+        # A spare that never started has no status (nor a lane in the report).
+        polled = [n for n in self.all_ids if n in self._in_play or self.group[n].starts]
         async with trio.open_nursery() as nursery:
-            for node_id in self.node_ids:
+            for node_id in polled:
                 nursery.start_soon(one, node_id)
         now = self.time_ns()
-        for node_id in self.node_ids:
+        for node_id in polled:
             self.board.record(node_id, replies.get(node_id), now)
 
     async def _poll_forever(self) -> None:
@@ -357,14 +387,20 @@ class LocalCluster(ProcessCluster):
         proxies: bool = True,
         bugs: Sequence[str] = (),
         net: str = "proxy",
+        spare_ids: Sequence[str] = (),
     ) -> None:
+        from nemesis.peer_router import HelloRouter, RouterSet
         from nemesis.process import NodeProcess
         from nemesis.proxy import ProxyMesh
         from raftnode.client import RaftClient
 
+        pool = (*node_ids, *spare_ids)
+        if spare_ids and net == "netns":
+            raise ClusterError("spare nodes are not supported with --net netns")
         self.node_addresses: dict[str, Address] = {
-            node_id: (HOST, base_port + position) for position, node_id in enumerate(node_ids)
+            node_id: (HOST, base_port + position) for position, node_id in enumerate(pool)
         }
+        self.routers: Any = None
         if net == "netns":  # hosts mode: a namespace per node, faults in the kernel
             from nemesis.netns import NetnsMesh
 
@@ -373,9 +409,26 @@ class LocalCluster(ProcessCluster):
         else:
             mesh = ProxyMesh(
                 self.node_addresses,
-                base_port=base_port + len(node_ids),
+                base_port=base_port + len(pool),
                 host=HOST,
                 seed=proxy_seed,
+            )
+        if spare_ids and net != "netns":
+            # One hello router per node after the proxies: the address members learn.
+            first_router = base_port + len(pool) + len(mesh.ports)
+            self.routers = RouterSet(
+                {
+                    node_id: HelloRouter(
+                        node_id,
+                        (HOST, first_router + position),
+                        {
+                            source: (HOST, mesh.ports[(source, node_id)])
+                            for source in pool
+                            if source != node_id
+                        },
+                    )
+                    for position, node_id in enumerate(pool)
+                }
             )
         self._setup(
             node_ids,
@@ -385,23 +438,25 @@ class LocalCluster(ProcessCluster):
             mesh=mesh,
             proxies=proxies,
             status_interval=status_interval,
+            spare_ids=spare_ids,
         )
+        self._net = net
         seeder = random.Random(node_seed)
-        for node_id in self.node_ids:
+        self._argv_settings: dict[str, Any] = {
+            "cluster_id": cluster_id,
+            "heartbeat_ms": heartbeat_ms,
+            "election_timeout_ms": election_timeout_ms,
+            "unsafe_local_reads": unsafe_local_reads,
+            "bugs": bugs,
+        }
+        self._seeds: dict[str, int] = {}
+        for node_id in pool:  # seeds drawn in a fixed order: spares do not shift the others'
+            self._seeds[node_id] = seeder.getrandbits(63)
             data_dir = self.data_dirs[node_id]
-            argv = node_argv(
-                node_id,
-                port=self.node_addresses[node_id][1],
-                data_dir=data_dir,
-                cluster_id=cluster_id,
-                peers=self.mesh.peer_map(node_id) if proxies else self.node_addresses,
-                seed=seeder.getrandbits(63),
-                heartbeat_ms=heartbeat_ms,
-                election_timeout_ms=election_timeout_ms,
-                unsafe_local_reads=unsafe_local_reads,
-                bugs=bugs,
-                host=self.node_addresses[node_id][0],
-            )
+            if node_id in spare_ids:
+                argv = self._join_argv(node_id, members=node_ids)  # replaced when added
+            else:
+                argv = self._node_argv(node_id, self._dial_map(node_id, node_ids))
             if net == "netns":
                 argv = mesh.exec_prefix(node_id) + argv
             self.group.add(NodeProcess(node_id, argv, data_dir, self.log_dir / f"{node_id}.log"))
@@ -411,6 +466,88 @@ class LocalCluster(ProcessCluster):
 
     def address(self, node_id: str) -> Address:
         return self.node_addresses[node_id]
+
+    # --- membership: what the member fault asks of the cluster ------------------------
+
+    def _dial_map(self, node_id: str, peers: Sequence[str]) -> dict[str, Address]:
+        """Where ``node_id`` dials each of ``peers``: its proxies (or the nodes themselves)."""
+        if self.proxies and self._net != "netns":
+            proxies = self.mesh.peer_map(node_id)
+            return {peer: proxies[peer] for peer in peers if peer != node_id}
+        return {peer: self.node_addresses[peer] for peer in peers if peer != node_id}
+
+    def _node_argv(self, node_id: str, peers: Mapping[str, Address]) -> list[str]:
+        settings = self._argv_settings
+        return node_argv(
+            node_id,
+            port=self.node_addresses[node_id][1],
+            data_dir=self.data_dirs[node_id],
+            cluster_id=settings["cluster_id"],
+            peers=peers,
+            seed=self._seeds[node_id],
+            heartbeat_ms=settings["heartbeat_ms"],
+            election_timeout_ms=settings["election_timeout_ms"],
+            unsafe_local_reads=settings["unsafe_local_reads"],
+            bugs=settings["bugs"],
+            host=self.node_addresses[node_id][0],
+        )
+
+    def _join_argv(self, node_id: str, members: Sequence[str]) -> list[str]:
+        """``raftlab node --join``: a node outside the configuration, told of ``members``
+        (through its proxies); it learns its role from the leader's log."""
+        argv = self._node_argv(node_id, {})
+        joined = ",".join(
+            f"{peer}={host}:{port}" for peer, (host, port) in self._dial_map(node_id, members).items()
+        )
+        return [*argv, "--join", joined]
+
+    def member_address(self, node_id: str) -> str:
+        """The address to put in the configuration for ``node_id``: its hello router, so
+        every peer's connection to it still runs through that peer's proxy."""
+        host, port = (
+            self.routers.address(node_id)
+            if self.routers is not None and self.proxies
+            else self.node_addresses[node_id]
+        )
+        return f"{host}:{port}"
+
+    async def start_member(self, node_id: str, members: Sequence[str]) -> str:
+        """Bring ``node_id`` into play before it is added to the configuration: a spare
+        never started starts empty with ``--join`` (told of ``members``); a node removed
+        earlier restarts on its own data (never wiped: its vote in a term it already
+        voted in must stay remembered, §3.8). Returns what was done, for the record."""
+        process = self.group[node_id]
+        self._in_play.add(node_id)
+        if process.running:
+            return "already running"
+        fresh = process.starts == 0
+        if node_id in self.spare_ids:
+            process.argv = self._join_argv(node_id, members)
+        await process.start()
+        done = "started empty (--join)" if fresh else "restarted on its data"
+        # Serving before it is added, as an operator would check: the leader's first
+        # probe of a member it begins to dial is otherwise lost more often than not.
+        from nemesis.admin import AdminError, ping
+
+        host, port = self.node_addresses[node_id]
+        with trio.move_on_after(START_WAIT_SECONDS):
+            while process.running:
+                try:
+                    await ping(host, port, cluster_id=self.cluster_id, timeout=0.5)
+                    return done
+                except AdminError:
+                    await trio.sleep(0.05)
+        return f"{done}, not serving yet"
+
+    async def retire_member(self, node_id: str, grace_seconds: float = 3.0) -> str:
+        """Take a node the configuration no longer holds out of play and stop it (SIGTERM,
+        SIGKILL after the grace); its data directory stays for a later return."""
+        self._in_play.discard(node_id)
+        process = self.group[node_id]
+        if not process.running:
+            return "already down"
+        status = await process.stop(grace_seconds)
+        return f"stopped (exit status {status})"
 
     def node_port(self, node_id: str) -> int:
         """Where the node really listens (clock requests go straight there, not via proxies)."""

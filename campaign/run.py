@@ -96,6 +96,9 @@ class CampaignConfig:
     target: str = "raftnode"  # the system under test (campaign.targets)
     target_options: dict[str, Any] = field(default_factory=dict)  # recorded with defaults
     net: str = "proxy"  # "netns": hosts mode (nemesis/netns.py), root only
+    # Nodes beyond `nodes` the member fault may grow the cluster with (Jepsen's pool of
+    # test nodes); None: 2 when the member fault runs on a target that takes spares, else 0.
+    spares: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -256,11 +259,16 @@ class _Run:
         self.node_ids = node_ids_for(config.nodes)
         # The target and its options are checked before anything exists on disk.
         self.target = resolve_target(config)
+        pool = config.nodes + (config.spares or 0)
+        self.spare_ids = node_ids_for(pool)[config.nodes :]
+        # Only a target that takes spares gets any (resolve_spares), and the spares kwarg.
+        ports = (
+            self.target.ports_needed(config.nodes, spares=config.spares)
+            if config.spares
+            else self.target.ports_needed(config.nodes)
+        )
         base_port = choose_base_port(
-            config.nodes,
-            config.base_port,
-            random.Random(self.seeds.ports),
-            count=self.target.ports_needed(config.nodes),
+            pool, config.base_port, random.Random(self.seeds.ports), count=ports
         )
         self.run_dir = new_run_dir(Path(config.results_dir), config.name, self.started)
         self.campaign = campaign_document(
@@ -268,7 +276,7 @@ class _Run:
         )
         self.campaign["ports"] = {
             "base": base_port,
-            "count": self.target.ports_needed(config.nodes),
+            "count": ports,
         }
         # Written first, so that even a crash says what ran.
         write_json(self.run_dir / CAMPAIGN_FILE, self.campaign)
@@ -291,6 +299,7 @@ class _Run:
             proxies=config.proxies,
             net=config.net,
             options=dict(config.target_options),
+            spare_ids=self.spare_ids,
         )
         try:
             self.cluster: ProcessCluster = self.target.make_cluster(spec)
@@ -512,6 +521,7 @@ def resolve_target(config: CampaignConfig) -> Any:
     check_faults(target, [spec.name for spec in parse_nemesis(config.nemesis)])
     check_workload(target, config.workload)
     check_nemesis_options(config.nemesis, config.nemesis_options)
+    config.spares = resolve_spares(config, target)
     if config.net != "proxy":
         if config.net not in getattr(target, "nets", ("proxy",)):
             raise TargetError(f"target {target.name!r} does not run with --net {config.net}")
@@ -529,6 +539,23 @@ def resolve_target(config: CampaignConfig) -> Any:
                 f"its options: {', '.join(sorted(target.options)) or '(none)'}"
             )
     return target
+
+
+def resolve_spares(config: CampaignConfig, target: Any) -> int:
+    """``--spares``, checked: only targets that take spares get any (TargetError); None
+    becomes 2 when the member fault runs on such a target (as in `raftlab sim`), else 0."""
+    from nemesis.schedule import parse_nemesis
+
+    takes = bool(getattr(target, "supports_spares", False)) and config.net == "proxy"
+    if config.spares is None:
+        member = any(spec.name == "member" for spec in parse_nemesis(config.nemesis))
+        return 2 if member and takes else 0
+    if config.spares < 0:
+        raise TargetError(f"--spares must be >= 0, got {config.spares}")
+    if config.spares and not takes:
+        where = f"target {target.name!r}" if config.net == "proxy" else f"--net {config.net}"
+        raise TargetError(f"{where} does not take spare nodes (--spares {config.spares})")
+    return config.spares
 
 
 def make_nemesis(

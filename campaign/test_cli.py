@@ -175,6 +175,15 @@ def parse_target(
     help="Voters in the cluster (each a separate process).",
 )
 @click.option(
+    "--spares",
+    type=click.IntRange(0, 10),
+    default=None,
+    help="Spare nodes beyond --nodes that the member fault may grow the cluster with: each "
+    "starts only when added, as a new empty `raftlab node --join` behind the proxies "
+    "(Jepsen's member nemesis grows with nodes outside the cluster). Default: 2 with "
+    "--nemesis member on raftnode, else 0.",
+)
+@click.option(
     "--time-limit",
     type=click.FloatRange(min=0.5),
     default=60.0,
@@ -298,6 +307,7 @@ def test_command(
     heartbeat_ms: float,
     election_timeout_ms: float,
     net: str,
+    spares: int | None = None,
 ) -> None:
     """Run a campaign: a local cluster, a workload under a nemesis, a verdict and a report.
 
@@ -374,6 +384,7 @@ def test_command(
             target=target,
             target_options=dict(chosen_target_options),
             net=net,
+            spares=spares,
         )
         if test_count > 1:
             click.echo(f"run {number + 1}/{test_count}: seed {config.seed}")

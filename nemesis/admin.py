@@ -86,6 +86,15 @@ class AdminConnection:
             raise AdminError(f"{self.where} refused the {action} request: {detail}")
         return reply
 
+    async def status(self) -> dict[str, Any]:
+        """The node's ``status_reply`` (role, term, applied_index, ...; ARCHITECTURE "Wire")."""
+        request_id = next(_request_ids)
+        await self._stream.send_all(encode_frame({"type": "status", "id": request_id}))
+        reply = await self.receive()
+        if reply.get("type") != "status_reply" or reply.get("id") != request_id:
+            raise AdminError(f"{self.where} sent an unexpected reply: {reply}")
+        return reply
+
 
 @asynccontextmanager
 async def admin_connection(

@@ -102,6 +102,9 @@ class ClusterSpec:
     proxies: bool = True  # False only for bench/campaign_overhead.py's baseline
     net: str = "proxy"  # "netns": hosts mode, a network namespace per node (nemesis/netns.py)
     options: dict[str, Any] = field(default_factory=dict)  # validated target options
+    # Nodes beyond node_ids that start nothing until the member fault adds one (only
+    # targets with ``supports_spares = True`` get any; `campaign.cluster` module docstring).
+    spare_ids: tuple[str, ...] = ()
 
     def log_path(self, node_id: str) -> Path:
         return self.log_dir / f"{node_id}.log"

@@ -48,8 +48,12 @@ class RaftnodeTarget:
         {"heartbeat_ms", "election_timeout_ms", "unsafe_local_reads"}
     )
 
-    def ports_needed(self, node_count: int) -> int:
-        return ports_needed(node_count)
+    # Spare nodes (raftlab test --spares): the member fault starts one as a brand-new
+    # `raftlab node --join` and adds it through its hello router (campaign.cluster).
+    supports_spares: ClassVar[bool] = True
+
+    def ports_needed(self, node_count: int, spares: int = 0) -> int:
+        return ports_needed(node_count, spares)
 
     def make_cluster(self, spec: ClusterSpec) -> LocalCluster:
         return LocalCluster(
@@ -66,4 +70,5 @@ class RaftnodeTarget:
             proxies=spec.proxies,
             bugs=spec.options.get("unsafe_bugs", ()),
             net=spec.net,
+            spare_ids=spec.spare_ids,
         )

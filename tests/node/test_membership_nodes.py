@@ -66,7 +66,9 @@ def test_join_promote_remove_the_leader_and_keep_every_acked_write(
 ) -> None:
     cluster = process_cluster(3, FAST)
     cluster.start_all()
-    (port4,) = free_ports(1)
+    # A port no node holds: one that has not started listening yet looks free.
+    taken = {port for _host, port in cluster.cluster.values()}
+    port4 = next(p for p in free_ports(len(taken) + 1) if p not in taken)
     acked: dict[str, str] = {}
 
     async def scenario() -> None:
@@ -74,11 +76,37 @@ def test_join_promote_remove_the_leader_and_keep_every_acked_write(
         async with cluster.client(timeout=2.0) as client:
             await _write_some(client, "a", 20, acked)
         _start_joiner(cluster, "n4", port4)
-        code, out = await trio.to_thread.run_sync(
-            lambda: _cli(
-                "member", "add", f"n4=127.0.0.1:{port4}", "--cluster", cluster.cluster_text
-            )
-        )
+        with trio.fail_after(15):  # it serves before it is added, as an operator would see
+            while True:
+                try:
+                    async with RaftClient({"n4": ("127.0.0.1", port4)}, timeout=0.5) as c4:
+                        await c4.status("n4")
+                    break
+                except ClientError:
+                    await trio.sleep(0.05)
+        # Writes go on while `member add` waits for n4 to catch up: the leader's first
+        # probe of a member it has just begun to dial is usually lost, and an idle leader
+        # never probes again (the strict xfail in tests/core/test_learner_catch_up.py).
+        added: list[tuple[int, dict]] = []
+        async with trio.open_nursery() as nursery:
+
+            async def add() -> None:
+                added.append(
+                    await trio.to_thread.run_sync(
+                        lambda: _cli(
+                            "member", "add", f"n4=127.0.0.1:{port4}",
+                            "--cluster", cluster.cluster_text,
+                        )  # fmt: skip
+                    )
+                )
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(add)
+            async with cluster.client(timeout=2.0) as client:
+                for round_ in range(600):
+                    await _write_some(client, f"w{round_}-", 1, acked)
+                    await trio.sleep(0.1)
+        code, out = added[0]
         assert code == 0, out
         assert sorted(out["value"]["voters"]) == ["n1", "n2", "n3", "n4"]
         cluster.cluster["n4"] = ("127.0.0.1", port4)
@@ -180,6 +208,9 @@ def test_the_transfer_fault_moves_leadership(process_cluster) -> None:
 
 
 def test_the_member_fault_shrinks_and_grows_back(process_cluster) -> None:
+    """A bare cluster control (no process hooks, no spares): shrink removes the leader
+    (its process keeps running), at 3 voters the next step grows with the node outside,
+    as a learner, and stop promotes it once it has caught up."""
     cluster = process_cluster(4, FAST)
     cluster.start_all()
     control = _Control(cluster)
@@ -188,16 +219,19 @@ def test_the_member_fault_shrinks_and_grows_back(process_cluster) -> None:
 
     async def scenario() -> None:
         leader = await cluster.wait_for_leader()
+        # Nobody is outside the configuration: whatever the draw, the step shrinks.
         event = await fault.start(control, random.Random(3))
-        assert event.f == "start-member" and event.value["result"] == "removed", event.value
-        assert event.value["removed"] == leader and len(event.value["voters"]) == 3
+        assert event.f == "start-member" and event.value["action"] == "shrink", event.value
+        assert event.value["result"] == "removed", event.value
+        assert event.value["node"] == leader and len(event.value["voters"]) == 3
         async with cluster.client(timeout=2.0) as client:
             await _write_some(client, "m", 10, acked)
-        # At 3 voters the fault does not shrink further.
-        refused = await fault.start(control, random.Random(4))
-        assert refused.value["result"].startswith("not shrinking"), refused.value
+        # At 3 voters the fault does not shrink: it grows with the removed node.
+        grown = await fault.start(control, random.Random(4))
+        assert grown.value["action"] == "grow" and grown.value["node"] == leader, grown.value
+        assert grown.value["result"] == "added as learner", grown.value
         stopped = await fault.stop(control)
-        assert stopped.value["added"] == [leader], stopped.value
+        assert stopped.value["promoted"] == [leader], stopped.value
         assert sorted(stopped.value["voters"]) == sorted(cluster.ids)
         async with cluster.client(timeout=2.0) as client:
             await _write_some(client, "n", 10, acked)
