@@ -24,9 +24,13 @@ aside, and a second invoke while one is outstanding on the same process is an in
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import datetime
 import decimal
+import functools
+import gc
+import itertools
 import json
 import os
 import re
@@ -371,7 +375,57 @@ def iter_jsonl(path: str | os.PathLike[str], *, allow_torn_tail: bool = False) -
     A file with no op is an error (a wrong file is likelier than an empty run). With
     ``allow_torn_tail`` — reading what a crashed run left — a last line that is cut short
     (no final newline and not valid JSON) is dropped, and an empty file gives no ops.
+
+    The file is read a chunk of lines at a time (about ``_CHUNK_CHARS`` characters): lines
+    in the usual shape are read by :func:`_jsonl_chunk` a chunk at once, any other line by
+    :func:`_jsonl_op` in its place, which gives the same Ops and the same errors as reading
+    every line with :func:`_iter_jsonl_general` (tests/checker/test_history_stream.py).
     """
+    position = 0
+    line_number = 0  # lines before the current chunk
+    with _open_text(path) as stream:
+        pending: list[str] = []
+        while True:
+            try:
+                lines = stream.readlines(_CHUNK_CHARS)
+            except UnicodeDecodeError:
+                raise _undecodable(path) from None
+            if not lines:
+                break
+            if pending:  # the chunk before: not the last one, so no torn tail in it
+                ops = _jsonl_chunk(path, pending, line_number + 1, position)
+                line_number += len(pending)
+                position += len(ops)
+                yield from ops
+            pending = lines
+        tail: str | None = None
+        if pending and not pending[-1].endswith("\n"):
+            tail = pending.pop()  # the last line, with no line end: maybe torn
+        if pending:
+            ops = _jsonl_chunk(path, pending, line_number + 1, position)
+            line_number += len(pending)
+            position += len(ops)
+            yield from ops
+    if tail is not None and tail.strip():
+        line_number += 1
+        torn = False
+        if allow_torn_tail:
+            try:
+                json.loads(tail)
+            except ValueError:
+                torn = True
+        if not torn:
+            yield _jsonl_op(path, line_number, tail, position=position)
+            position += 1
+    if position == 0 and not allow_torn_tail:
+        raise HistoryError("expected at least one operation, got an empty history", path=path)
+
+
+def _iter_jsonl_general(
+    path: str | os.PathLike[str], *, allow_torn_tail: bool = False
+) -> Iterator[Op]:
+    """:func:`iter_jsonl` with every line read by :func:`_jsonl_op` (json.loads, then
+    :func:`op_from_mapping`): the reference the fast reader is tested against."""
     position = 0
     with _open_text(path) as stream:
         previous: tuple[int, str] | None = None
@@ -385,9 +439,7 @@ def iter_jsonl(path: str | os.PathLike[str], *, allow_torn_tail: bool = False) -
                 if text.strip():
                     previous = (line_number, text)
         except UnicodeDecodeError:
-            raise HistoryError(
-                "expected UTF-8 text, got undecodable bytes", path=path, line=line_number + 1
-            ) from None
+            raise _undecodable(path) from None
     if previous is not None:
         line_number, text = previous
         torn = False
@@ -414,6 +466,186 @@ def _jsonl_op(path: str | os.PathLike[str], line_number: int, text: str, *, posi
             line=line_number,
         ) from None
     return op_from_mapping(data, position=position, path=path, line=line_number)
+
+
+# The fast line reader. raftlab writes each op as one JSON object in one order (index,
+# time, type, process, f, value, then error and node when set). The expression of
+# _jsonl_line_pattern takes such a line, and matches any other line whole in its last
+# group; one findall over a chunk (in C) gives each line's fields as text, the fields are
+# converted a column at a time and the Ops built by one map(). Why these are the Ops that
+# json.loads + op_from_mapping build from the line: the expression only takes lines that
+# are one object with exactly these keys, once each, in this order; index is written
+# 0|[1-9][0-9]* (a non-negative JSON integer), time the same with a sign, type is checked
+# against OP_TYPES (else the chunk is read line by line), process is such an integer or a
+# string, f a non-empty string, node a string; the strings hold no escape or control
+# character, so their text between the quotes is their value. A value or error is one
+# balanced JSON text (strings closed, brackets nested at most twice, no string straddling
+# anything): joined with commas inside [ ], one json.loads gives each in turn, exactly as
+# json.loads of it alone would, or fails (then the chunk is read line by line, which names
+# the line). op_from_mapping takes all this unchanged (its usual-op shortcut, or a node).
+_J_STRING = r'"[^"\\\x00-\x1f]*+"'
+_J_OTHER = r'[^\[\]{}"\\\n]++'  # what a JSON text holds outside strings and brackets
+_J_FLAT = rf"(?:{_J_OTHER}|{_J_STRING})*+"
+_J_NESTED = rf"(?:{_J_OTHER}|{_J_STRING}|\[{_J_FLAT}\]|\{{{_J_FLAT}\}})*+"
+_J_VALUE = rf"(?:{_J_STRING}|[-+.0-9a-zA-Z]++|\[{_J_NESTED}\]|\{{{_J_NESTED}\}})"
+_J_INT = r"(?:0|[1-9][0-9]{0,17})"
+
+
+@functools.cache
+def _jsonl_line_pattern(spaced: bool) -> re.Pattern[str]:
+    """The expression for one usual line: compact (``,`` ``:``, as raftlab writes) or
+    ``spaced`` (``, `` ``: ``, Python's json.dumps default). Compiled on first use."""
+    comma, colon = (", ", ": ") if spaced else (",", ":")
+
+    def key(name: str) -> str:
+        return f'"{name}"{colon}'
+
+    return re.compile(
+        r"^\{" + key("index") + f"({_J_INT})"
+        + comma + key("time") + f"(-?{_J_INT})"
+        + comma + key("type") + '"([a-z]++)"'
+        + comma + key("process") + f"(-?{_J_INT}|{_J_STRING})"
+        + comma + key("f") + r'"([^"\\\x00-\x1f]++)"'
+        + comma + key("value") + f"({_J_VALUE})"
+        + f"(?:{comma}{key('error')}({_J_VALUE}))?"
+        + f"(?:{comma}{key('node')}({_J_STRING}))?"
+        + r"\}\r?$"
+        + r"|^(.*)$",  # any other line, whole: read by _jsonl_op in its place
+        re.MULTILINE,
+    )
+
+
+_CHUNK_CHARS = 1 << 20  # characters of lines read (and held) at a time
+
+
+class _Memo(dict):  # type: ignore[type-arg]
+    """Text → value for the texts a column repeats (processes, errors, EDN atoms): an
+    immutable value is kept (at most _MEMO_SIZE of them), a list or dict is built afresh
+    for every op, as the general reader does."""
+
+    __slots__ = ("_convert",)
+
+    def __init__(self, convert: Any) -> None:
+        super().__init__()
+        self._convert = convert
+
+    def __missing__(self, text: str) -> Any:
+        value = self._convert(text)
+        if type(value) in _IMMUTABLE and len(self) < _MEMO_SIZE:
+            self[text] = value
+        return value
+
+
+_IMMUTABLE = frozenset({type(None), bool, int, float, str})
+_MEMO_SIZE = 4096
+
+
+def _json_process(text: str) -> int | str:
+    return text[1:-1] if text[0] == '"' else int(text)
+
+
+def _json_or_none(text: str) -> Any:
+    return None if not text else json.loads(text)
+
+
+def _json_node(text: str) -> str | None:
+    return text[1:-1] if text else None
+
+
+_JSON_PROCESS = _Memo(_json_process)
+_JSON_ERROR = _Memo(_json_or_none)
+_JSON_NODE = _Memo(_json_node)
+
+
+class _GcPaused:
+    """The cyclic collector off while a chunk's objects are built: they form no cycle, so a
+    collection then frees nothing, and its young-generation pass every 700 allocations is a
+    third of the time of building many small Ops. Never held across a ``yield``."""
+
+    __slots__ = ("_was_enabled",)
+
+    def __enter__(self) -> None:
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._was_enabled:
+            gc.enable()
+
+
+def _jsonl_chunk(
+    path: str | os.PathLike[str], lines: list[str], first_line: int, position: int
+) -> list[Op]:
+    """The ops of ``lines`` (whole lines of a history.jsonl, the first being line
+    ``first_line``, ``position`` ops before them), in order."""
+    chunk = "".join(lines)
+    rows = _jsonl_line_pattern('"index": ' in lines[0]).findall(chunk)
+    if chunk.endswith("\n"):
+        rows.pop()  # the empty line after the last line end
+    built: list[Op] = []
+    if len(rows) == len(lines):  # else some line ends in a lone "\r": line by line
+        with _GcPaused():
+            usual = [row for row in rows if row[2]]
+            try:
+                built = _jsonl_ops_from_rows(usual)
+            except ValueError:  # a value that is not JSON, or a type not in OP_TYPES
+                built = []
+                usual = []
+        if len(usual) == len(rows):
+            return built
+    else:
+        rows = []
+    ops: list[Op] = []
+    taken = iter(built)
+    for offset, text in enumerate(lines):
+        if built and rows[offset][2]:
+            ops.append(next(taken))
+        elif text.strip():
+            ops.append(_jsonl_op(path, first_line + offset, text, position=position + len(ops)))
+    return ops
+
+
+def _jsonl_ops_from_rows(rows: list[tuple[str, ...]]) -> list[Op]:
+    """Ops from the fields _jsonl_line_pattern found (ValueError: read these line by line)."""
+    if not rows:
+        return []
+    columns = list(zip(*rows, strict=True))
+    if not _OP_TYPE_SET.issuperset(columns[2]):
+        raise ValueError("a type that is not one of OP_TYPES")
+    values = json.loads("[" + ",".join(columns[5]) + "]")
+    if len(values) != len(rows):  # pragma: no cover - one balanced JSON text per line
+        raise ValueError("the value column did not parse one value per line")
+    return list(
+        map(
+            Op,
+            map(int, columns[0]),
+            map(int, columns[1]),
+            columns[2],
+            map(_JSON_PROCESS.__getitem__, columns[3]),
+            columns[4],
+            values,
+            map(_JSON_ERROR.__getitem__, columns[6]),
+            map(_JSON_NODE.__getitem__, columns[7]),
+        )
+    )
+
+
+def _undecodable(path: str | os.PathLike[str]) -> HistoryError:
+    """The error for a file that is not UTF-8, naming the line of the first bad byte."""
+    line = 1
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with open(path, "rb") as stream:
+            while block := stream.read(1 << 16):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as error:
+                    line += block.count(b"\n", 0, error.start)
+                    break
+                line += block.count(b"\n")
+    except OSError:  # pragma: no cover - it was just opened
+        pass
+    return HistoryError("expected UTF-8 text, got undecodable bytes", path=path, line=line)
 
 
 def read_jsonl(path: str | os.PathLike[str], *, allow_torn_tail: bool = False) -> list[Op]:
@@ -790,47 +1022,237 @@ _NOTHING = object()
 def _iter_edn_fast(path: str | os.PathLike[str]) -> list[Op] | None:
     """All ops of an EDN history when every line is one op map the fast reader knows.
 
-    Reads line by line (the text is never held whole); None sends the caller to the
-    general reader. A history written as one vector (``[`` on the first line, ``]`` on
-    the last) is read too.
+    Reads a chunk of lines at a time (about ``_CHUNK_CHARS`` characters; the text is never
+    held whole); None sends the caller to the general reader. A history written as one
+    vector (``[`` on the first line, ``]`` on the last) is read too.
     """
     ops: list[Op] = []
-    append = ops.append
-    opened = ""  # "[" or "(" when the history is one vector or list
-    closed = False
-    started = False
+    state = _EdnFile()
+    line_number = 0  # lines before the current chunk
     with _open_text(path) as stream:
         try:
-            for line_number, text in enumerate(stream, start=1):
-                line = text.strip()
-                if not line:
-                    continue
-                if closed:
-                    return None  # something after the closing bracket
-                if not started:
-                    started = True
-                    if line[0] in "[(":
-                        opened = line[0]
-                        line = line[1:].lstrip()
-                if opened and line and line[-1] == _CLOSE_OF[opened]:
-                    closed = True
-                    line = line[:-1].rstrip()
-                if not line:
-                    continue
-                data = _flat_edn_map(line)
-                if data is None:
-                    data = _fast_edn_map(line)
-                    if data is None:
-                        return None
-                append(op_from_mapping(data, position=len(ops), path=path, line=line_number))
+            while lines := stream.readlines(_CHUNK_CHARS):
+                if not _edn_chunk(path, lines, line_number + 1, ops, state):
+                    return None
+                line_number += len(lines)
         except (UnicodeDecodeError, HistoryError):
             return None  # the general reader says it, with the same words
-    if opened and not closed:
+    if state.opened and not state.closed:
         return None
     return ops if ops else None
 
 
+@dataclass(slots=True)
+class _EdnFile:
+    """Where the fast EDN reader is in the file: inside a top-level vector (``opened``),
+    past its closing bracket (``closed``), past the first non-blank line (``started``)."""
+
+    opened: str = ""  # "[" or "(" when the history is one vector or list
+    closed: bool = False
+    started: bool = False
+
+
+def _edn_chunk(
+    path: str | os.PathLike[str],
+    lines: list[str],
+    first_line: int,
+    ops: list[Op],
+    state: _EdnFile,
+) -> bool:
+    """Append the ops of ``lines`` to ``ops``; False when the general reader must decide.
+
+    Runs of lines in the chunk's usual shape (:func:`_edn_shape_of`) are built a run at a
+    time from one findall; any other line is read alone as before (a flat map by
+    :func:`_flat_edn_map`, else :func:`_fast_edn_map`), in its place.
+    """
+    shape = _edn_shape_of(lines)
+    rows: list[tuple[str, ...]] | None = None
+    if shape is not None:
+        chunk = "".join(lines)
+        rows = shape.pattern.findall(chunk)
+        if chunk.endswith("\n"):
+            rows.pop()  # the empty line after the last line end
+        if len(rows) != len(lines):  # some line ends in a lone "\r": line by line
+            rows = None
+    count = len(lines)
+    offset = 0
+    while offset < count:
+        if rows is not None and rows[offset][0]:  # a run of usual lines
+            end = offset + 1
+            while end < count and rows[end][0]:
+                end += 1
+            if state.closed:
+                return False  # something after the closing bracket
+            state.started = True
+            with _GcPaused():
+                try:
+                    ops.extend(shape.build(rows[offset:end], len(ops)))  # type: ignore[union-attr]
+                    offset = end
+                    continue
+                except ValueError:  # a type not in OP_TYPES: these lines alone, as before
+                    pass
+            for alone in range(offset, end):
+                if not _edn_line(path, lines[alone], first_line + alone, ops, state):
+                    return False
+            offset = end
+            continue
+        if not _edn_line(path, lines[offset], first_line + offset, ops, state):
+            return False
+        offset += 1
+    return True
+
+
+def _edn_line(
+    path: str | os.PathLike[str], text: str, line_number: int, ops: list[Op], state: _EdnFile
+) -> bool:
+    """Read one line alone (appending its op, if any); False: the general reader decides."""
+    line = text.strip()
+    if not line:
+        return True
+    if state.closed:
+        return False  # something after the closing bracket
+    if not state.started:
+        state.started = True
+        if line[0] in "[(":
+            state.opened = line[0]
+            line = line[1:].lstrip()
+    if state.opened and line and line[-1] == _CLOSE_OF[state.opened]:
+        state.closed = True
+        line = line[:-1].rstrip()
+    if not line:
+        return True
+    data = _flat_edn_map(line)
+    if data is None:
+        data = _fast_edn_map(line)
+        if data is None:
+            return False
+    ops.append(op_from_mapping(data, position=len(ops), path=path, line=line_number))
+    return True
+
+
+# The chunk reader for EDN. Jepsen and Knossos write every op of a history with its keys
+# in one order, which differs between writers; the shape of a chunk (its keys in order,
+# read from its first flat map line) gives one expression for its usual line: the keys in
+# that order, the known ones with the only values op_from_mapping takes unchanged (index
+# 0|[1-9][0-9]*, time an integer, type a keyword checked against OP_TYPES, process an
+# integer or a keyword, f a keyword, node a string or keyword), every other key (value,
+# error, unknown keys) an atom or a flat vector of atoms as _flat_edn_map reads them
+# (_flat_atom, which tests/checker/test_history_fast.py compares with edn_format), and an
+# optional :error last. A line the expression takes is therefore the map _flat_edn_map
+# would build, built here a column at a time; any other line matches the last group and is
+# read alone by _edn_line.
+_E_WS = r"[ \t\r,]"
+_E_END = r"(?=[ \t\r,}\]])"
+_E_KEYWORD = r"[A-Za-z*+!_?<>=\-][A-Za-z0-9*+!_?<>=\-.]*+"
+_E_INT = r"(?:0|[1-9][0-9]{0,17})"
+_E_ATOM = (
+    rf"(?::{_E_KEYWORD}"
+    r"|-?(?:0|[1-9][0-9]{0,300})(?:\.[0-9]++(?:[eE][-+]?[0-9]{1,4})?|[eE][-+]?[0-9]{1,4})?"
+    r'|nil|true|false|"[^"\\\n]*+")' + _E_END
+)
+_E_VALUE = rf"(?:{_E_ATOM}|\[(?:{_E_WS}*+{_E_ATOM})*+{_E_WS}*+\])"
+_E_VECTOR_ATOM = re.compile(_E_ATOM)
+_E_KNOWN_VALUES = {
+    "index": rf"({_E_INT}){_E_END}",
+    "time": rf"(-?{_E_INT}){_E_END}",
+    "type": rf":([a-z]++){_E_END}",
+    "process": rf"(-?{_E_INT}|:{_E_KEYWORD}){_E_END}",
+    "f": rf":({_E_KEYWORD}){_E_END}",
+    "node": rf'("[^"\\\n]*+"|:{_E_KEYWORD}){_E_END}',
+}
+_EDN_SHAPES: dict[tuple[str, ...], _EdnShape | None] = {}
+_EDN_SHAPES_MAX = 64
+
+
+def _edn_shape_of(lines: list[str]) -> _EdnShape | None:
+    """The shape of the first flat op map among the first lines of a chunk, if any."""
+    for text in lines[:16]:
+        line = text.strip()
+        if line[:1] in ("[", "("):
+            line = line[1:].lstrip()
+        if line[-1:] in ("]", ")"):
+            line = line[:-1].rstrip()
+        if not line or _FLAT_MAP.fullmatch(line) is None:
+            continue
+        keys = tuple(key for key, _ in _FLAT_ENTRIES.findall(line))
+        shape = _EDN_SHAPES.get(keys, _NOTHING)
+        if shape is _NOTHING:
+            shape = _EdnShape.of(keys)
+            if len(_EDN_SHAPES) < _EDN_SHAPES_MAX:
+                _EDN_SHAPES[keys] = shape
+        return shape  # type: ignore[return-value]
+    return None
+
+
+@dataclass(slots=True)
+class _EdnShape:
+    keys: tuple[str, ...]  # in line order; "error" last when it is optional
+    pattern: re.Pattern[str]
+
+    @classmethod
+    def of(cls, keys: tuple[str, ...]) -> _EdnShape | None:
+        if len(set(keys)) != len(keys) or not {"type", "process", "f"} <= set(keys):
+            return None  # op_from_mapping (or the general reader) has something to say
+        entries = [
+            f":{re.escape(key)}{_E_WS}++{_E_KNOWN_VALUES.get(key, f'({_E_VALUE})')}"
+            for key in keys
+        ]
+        optional_error = ""
+        if "error" not in keys:
+            optional_error = f"(?:{_E_WS}++:error{_E_WS}++({_E_VALUE}))?"
+            keys = (*keys, "error")
+        pattern = re.compile(
+            rf"^[ \t]*+\{{{_E_WS}*+" + f"{_E_WS}++".join(entries) + optional_error
+            + rf"{_E_WS}*+\}}[ \t\r]*+$|^(.*)$",
+            re.MULTILINE,
+        )
+        return cls(keys, pattern)
+
+    def build(self, rows: list[tuple[str, ...]], position: int) -> list[Op]:
+        """The Ops of lines this shape's expression took, the first at ``position``."""
+        columns = dict(zip(self.keys, zip(*rows, strict=True), strict=False))
+        count = len(rows)
+        if not _OP_TYPE_SET.issuperset(columns["type"]):
+            raise ValueError("a type that is not one of OP_TYPES")
+        index: Sequence[int] = (
+            list(map(int, columns["index"])) if "index" in columns
+            else range(position, position + count)
+        )
+        time = list(map(int, columns["time"])) if "time" in columns else index
+        nothing = itertools.repeat(None, count)
+        value = map(_EDN_VALUE.__getitem__, columns["value"]) if "value" in columns else nothing
+        error = map(_EDN_VALUE.__getitem__, columns["error"])
+        node = map(_EDN_NODE.__getitem__, columns["node"]) if "node" in columns else nothing
+        arguments = [
+            index, time, columns["type"], map(_EDN_PROCESS.__getitem__, columns["process"]),
+            columns["f"], value, error, node,
+        ]
+        unknown = [key for key in self.keys if key not in _KNOWN_KEYS]
+        if unknown:
+            values = [list(map(_EDN_VALUE.__getitem__, columns[key])) for key in unknown]
+            arguments.append(
+                [dict(zip(unknown, row, strict=True)) for row in zip(*values, strict=True)]
+            )
+        return list(map(Op, *arguments))
+
+
+def _edn_value(text: str) -> Any:
+    if not text:
+        return None  # an optional entry that is not there
+    if text[0] == "[":
+        return [_EDN_ATOM[atom] for atom in _E_VECTOR_ATOM.findall(text)]
+    return _flat_atom(text)
+
+
+def _edn_process(text: str) -> int | str:
+    return text[1:] if text[0] == ":" else int(text)
+
+
 _CLOSE_OF = {"[": "]", "(": ")"}
+_EDN_ATOM = _Memo(_flat_atom)
+_EDN_VALUE = _Memo(_edn_value)
+_EDN_NODE = _Memo(_flat_atom)
+_EDN_PROCESS = _Memo(_edn_process)
 
 
 def iter_edn(path: str | os.PathLike[str]) -> Iterator[Op]:
