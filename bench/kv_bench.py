@@ -1,12 +1,16 @@
 """raftnode and etcd side by side: put throughput, latency, CPU and failover (fsync on).
 
     python3 bench/kv_bench.py [--target raftnode,etcd] [--duration 5] [--trials 8]
-                              [--in-flight 1,16,64] [--client-procs 2] [--etcd-binary PATH]
+                              [--rounds 3] [--in-flight 1,16,64] [--client-procs 2]
+                              [--etcd-binary PATH]
 
 Both systems run on this machine in one run, each as three real member processes on
 loopback with fsync on, and their put runs alternate level by level (raftnode 1, etcd 1,
-raftnode 16, …) so that the machine's changing load falls on both alike. Prints JSON
-lines:
+raftnode 16, …; ``--rounds`` times, the order of the two flipping each round) so that
+the machine's changing load falls on both alike; each figure is the median of the
+rounds. Prints JSON lines, then ONE side-by-side table (markdown): failover, p50 at 1
+in flight, puts/s per level, server and client CPU per put, raftnode/etcd ratios, the
+load average during the puts and the caveat below. JSON lines:
 
 - ``{"bench": "fsync", ...}``: the disk's fsync latency and the machine's load, first: a
   put waits for two fsyncs in a row, so they bound what any Raft store gets here;
@@ -14,8 +18,10 @@ lines:
   puts of 64-byte values to random keys with N requests in flight for ``--duration``
   seconds (default timings: heartbeat 100 ms, election timeout 1000 ms, etcd's defaults
   too), from one client process, then (N >= 2, with ``--client-procs P``) from P
-  processes sharing the N. CPU per op of the three members and of the client: a figure
-  that the machine's other load does not move much;
+  processes sharing the N. CPU per op of the three members (utime + stime from /proc)
+  and of the client: it moves less with the machine's other load than rates and
+  latencies do, but it does move (a loaded machine runs each put slower, fewer puts
+  share the fixed per-second costs): compare figures taken in the same run;
 - ``{"bench": "failover", "target", "median_s", ...}``: SIGKILL the leader while clients
   write (heartbeat 50 ms, election timeout 250 ms), time from the kill to the first write
   acknowledged by the new leader, ``--trials`` times. raftnode: the first ack from a node
@@ -371,7 +377,7 @@ async def put_bench(
     if procs == 1:
         shares = [
             await put_load(
-                cluster.target, cluster.spec, f"bench-{in_flight}", in_flight, duration, seed,
+                cluster.target, cluster.spec, f"bench-{in_flight}-{seed}", in_flight, duration, seed,
                 leader,
             )
         ]  # fmt: skip
@@ -384,7 +390,7 @@ async def put_bench(
                 sys.executable, __file__, "--load", cluster.spec, "--load-target",
                 cluster.target, "--load-node", leader, "--in-flight", str(share),
                 "--duration", str(duration), "--seed", str(seed * 100 + number),
-                "--client-id", f"bench-{in_flight}-{number}",
+                "--client-id", f"bench-{in_flight}-{seed}-{number}",
             ]  # fmt: skip
             result = await trio.run_process(argv, capture_stdout=True, cwd=ROOT)
             shares[number] = json.loads(result.stdout.decode().strip().splitlines()[-1])
@@ -416,6 +422,7 @@ async def put_bench(
         "nodes_cpu_ms_per_op": round(nodes_cpu * 1000 / ops, 3),
         "client_cpu_ms_per_op": round(client_cpu * 1000 / ops, 3),
         "errors": errors,
+        "load_average_1m": round(os.getloadavg()[0], 2),  # the machine is shared: say so
     }
     if cluster.target == "etcd":
         line["api"] = "v3 JSON gateway (HTTP/1.1)"
@@ -517,7 +524,8 @@ async def main_async(args: argparse.Namespace) -> None:
     if "etcd" in args.target:
         print(f"!!! {GATEWAY_CAVEAT}", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="kv-bench-", dir=args.data_dir) as tmp:
-        print_line(fsync_latency(Path(tmp)))
+        fsync_line = fsync_latency(Path(tmp))
+        print_line(fsync_line)
         ports = free_ports(6 * len(args.target), args.port_low, args.port_high)
         for phase, failover in (("throughput", False), ("failover", True)):
             if (failover and not args.trials) or (not failover and not args.in_flight):
@@ -542,24 +550,54 @@ async def main_async(args: argparse.Namespace) -> None:
             finally:
                 for cluster in clusters.values():
                     cluster.close()
-    print_line(compare(results))
+    comparison = compare(results)
+    print_line(comparison)
+    print(side_by_side_table(results, comparison, fsync_line, args), flush=True)
 
 
 async def throughput_phase(
     clusters: dict[str, Any], args: argparse.Namespace, results: dict[str, dict[str, Any]]
 ) -> None:
-    for n in args.in_flight:
-        for target, cluster in clusters.items():  # alternate: the same load falls on both
-            line = await put_bench(cluster, n, args.duration, seed=n)
-            results[target][f"put{n}"] = line
-            print_line(line)
-        if args.client_procs > 1 and n >= args.client_procs:
-            for target, cluster in clusters.items():
-                line = await put_bench(
-                    cluster, n, args.duration, seed=n, client_procs=args.client_procs
-                )
-                results[target][f"put{n}x{args.client_procs}"] = line
-                print_line(line)
+    """``--rounds`` interleaved rounds: in each, every level runs on every target in
+    turn (the order of the targets flips each round), so a change in the machine's load
+    falls on both; each figure is then the median over the rounds."""
+    rounds: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    order = list(clusters)
+    for number in range(args.rounds):
+        targets = order if number % 2 == 0 else order[::-1]
+        for n in args.in_flight:
+            levels = [(f"put{n}", 1)]
+            if args.client_procs > 1 and n >= args.client_procs:
+                levels.append((f"put{n}x{args.client_procs}", args.client_procs))
+            for key, procs in levels:
+                for target in targets:
+                    line = await put_bench(
+                        clusters[target], n, args.duration, seed=n + 1000 * number,
+                        client_procs=procs,
+                    )  # fmt: skip
+                    line["round"] = number + 1
+                    print_line(line)
+                    rounds.setdefault((target, key), []).append(line)
+    for (target, key), lines in rounds.items():
+        results[target][key] = median_line(lines)
+
+
+def median_line(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """One put line whose figures are the medians of the rounds' (and their range)."""
+    out = dict(lines[-1])
+    out.pop("round", None)
+    out["rounds"] = len(lines)
+    for figure in MEDIAN_FIGURES:
+        values = [line[figure] for line in lines]
+        out[figure] = round(statistics.median(values), 3)
+        if len(values) > 1:
+            out[f"{figure}_range"] = [min(values), max(values)]
+    out["ops"] = sum(line["ops"] for line in lines)
+    out["load_average_1m"] = round(statistics.median(line["load_average_1m"] for line in lines), 2)
+    return out
+
+
+MEDIAN_FIGURES = ("ops_per_s", "p50_ms", "p99_ms", "nodes_cpu_ms_per_op", "client_cpu_ms_per_op")
 
 
 async def failover_phase(
@@ -619,6 +657,61 @@ def compare(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def side_by_side_table(
+    results: dict[str, dict[str, Any]],
+    comparison: dict[str, Any],
+    fsync_line: dict[str, Any],
+    args: argparse.Namespace,
+) -> str:
+    """The one table of the run (markdown): each figure for raftnode and etcd and the
+    ratio raftnode/etcd, then the conditions (load, fsync, rounds) and the caveat."""
+    targets = [t for t in TARGETS if t in results]
+    rows: list[tuple[str, str, int]] = [  # label, (key, figure), digits
+        ("failover: SIGKILL of the leader to the first acknowledged write (s, median)",
+         "failover:median_s", 3),
+    ]  # fmt: skip
+    for n in args.in_flight:
+        if n == 1:
+            rows.append(("put p50, 1 in flight (ms)", "put1:p50_ms", 3))
+        rows.append((f"puts/s, {n} in flight", f"put{n}:ops_per_s", 0))
+    for n in args.in_flight:
+        rows.append(
+            (f"server CPU per put, {n} in flight (ms, 3 members)", f"put{n}:nodes_cpu_ms_per_op", 3)
+        )
+    for n in args.in_flight:
+        rows.append((f"client CPU per put, {n} in flight (ms)", f"put{n}:client_cpu_ms_per_op", 3))
+    names = {"raftnode": "raftnode", "etcd": "etcd (v3 JSON gateway)"}
+    header = "| figure | " + " | ".join(names[t] for t in targets)
+    header += " | raftnode/etcd |" if len(targets) == 2 else " |"
+    lines = [header, "|---" * (len(targets) + 1 + (len(targets) == 2)) + "|"]
+    for label, spec, digits in rows:
+        key, figure = spec.split(":")
+        values = [results[t].get(key, {}).get(figure) for t in targets]
+        if all(v is None for v in values):
+            continue
+        cells = ["-" if v is None else f"{v:,.{digits}f}" for v in values]
+        if len(targets) == 2:
+            a, b = values
+            cells.append(f"{a / b:.2f}x" if a is not None and b else "-")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    loads = [
+        line["load_average_1m"]
+        for t in targets
+        for key, line in results[t].items()
+        if key.startswith("put") and "load_average_1m" in line
+    ]
+    load = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "?"
+    notes = [
+        f"{args.rounds} interleaved rounds of {args.duration:g} s per level (medians); "
+        f"failover {args.trials} trials each, heartbeat 50 / election 250 ms; fsync p50 "
+        f"{fsync_line['p50_ms']} ms; {fsync_line['cpus']} CPUs, load average (1 min) "
+        f"{load} during the puts (a shared machine: CPU per put moves least with it)",
+    ]
+    if "etcd" in targets:
+        notes.append(f"!!! {GATEWAY_CAVEAT}")
+    return "\n".join(lines + [""] + notes)
+
+
 def parse_targets(text: str) -> list[str]:
     targets = [t.strip() for t in text.split(",") if t.strip()]
     unknown = [t for t in targets if t not in TARGETS]
@@ -643,6 +736,12 @@ def main() -> None:
         help="comma-separated concurrency levels ('' to skip)",
     )
     parser.add_argument("--trials", type=int, default=8, help="failover trials (0 to skip)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="interleaved rounds of the put runs; the table gives their medians",
+    )
     parser.add_argument("--data-dir", default=None, help="where the WALs go (a real disk)")
     parser.add_argument(
         "--node-args", default="", help="extra 'raftlab node' flags for the put runs"
