@@ -566,7 +566,12 @@ class LocalCluster(ProcessCluster):
         return make_client_factory(self)
 
     def client_endpoints(self) -> dict[str, str]:
-        return {node_id: f"{host}:{port}" for node_id, (host, port) in self.node_addresses.items()}
+        """The nodes in play (a spare never added serves nothing)."""
+        return {
+            node_id: f"{host}:{port}"
+            for node_id, (host, port) in self.node_addresses.items()
+            if node_id in self.node_ids
+        }
 
 
 def make_client_factory(cluster: LocalCluster, *, timeout: float = 1.0) -> Any:
