@@ -193,11 +193,11 @@ def _describe_op(op: Any) -> str:
 
 def summarize(result: Mapping[str, Any]) -> list[str]:
     """A few lines for people: what could not be linearized, where, why it stopped."""
-    from checker.explain import find_violation
-
     lines: list[str] = []
     valid = result.get("valid")
     if valid is False:
+        from checker.explain import find_violation  # imported only for an invalid result
+
         failures = result.get("failures")
         if isinstance(failures, list) and len(failures) > 1:
             lines.append(f"{len(failures)} independent components are not linearizable; the first:")
@@ -449,11 +449,12 @@ def check_command(
         + (f", init {json.dumps(to_jsonable(init_value))}" if has_init else "")
     )
     click.echo(f"{_verdict_word(valid)} in {wall_seconds:.3f} s ({cpu_seconds:.3f} s CPU)")
-    from checker.summary import summary_lines  # the anomaly in words, as `raftlab test` ends
+    if valid is not True:  # summary_lines has nothing to say of a valid run
+        from checker.summary import summary_lines  # the anomaly in words, as `raftlab test` ends
 
-    page = str(out_dir / "explanation.html") if out_dir is not None else None
-    for line in summary_lines({"checkers": {"linearizable": result}}, ops, report=page):
-        click.echo(line)
+        page = str(out_dir / "explanation.html") if out_dir is not None else None
+        for line in summary_lines({"checkers": {"linearizable": result}}, ops, report=page):
+            click.echo(line)
     for line in summarize(result):
         click.echo(f"  {line}")
     if out_dir is not None:

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
-import datetime
-import decimal
 import functools
 import gc
 import itertools
@@ -35,7 +33,6 @@ import json
 import os
 import re
 import sys
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,16 +132,23 @@ def to_jsonable(value: Any) -> Any:
             return sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, decimal.Decimal):
+    if _is_instance(value, "decimal", "Decimal"):
         return int(value) if value == value.to_integral_value() else float(value)
     edn_module = sys.modules.get("edn_format")  # no keyword exists before it is imported
     if edn_module is not None and isinstance(value, edn_module.Keyword | edn_module.Symbol):
         return value.name
-    if isinstance(value, datetime.date | datetime.datetime):
+    if _is_instance(value, "datetime", "date"):  # datetime.datetime is a date
         return value.isoformat()
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return str(value)
+
+
+def _is_instance(value: Any, module: str, name: str) -> bool:
+    """isinstance(value, module.name) without importing the module: no value can be an
+    instance of a class whose module nobody imported (start-up time of `raftlab check`)."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(value, getattr(loaded, name))
 
 
 def _json_key(key: Any) -> str | int | float | bool | None:
@@ -197,11 +201,11 @@ def _from_edn(value: Any) -> Any:
             return items
     if isinstance(value, edn_format.Char):
         return str(value)
-    if isinstance(value, decimal.Decimal):
+    if _is_instance(value, "decimal", "Decimal"):
         return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, datetime.date | datetime.datetime):
+    if _is_instance(value, "datetime", "date"):  # datetime.datetime is a date
         return value.isoformat()
-    if isinstance(value, uuid.UUID):
+    if _is_instance(value, "uuid", "UUID"):
         return str(value)
     return value
 
