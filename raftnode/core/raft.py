@@ -885,6 +885,13 @@ class RaftCore:
             # lost append cannot stall the follower forever.
             if progress.state is ProgressState.PROBE:
                 progress.probe_sent = False
+                if progress.match < self.log.last_index:
+                    # The follower answers, but our probe at ``next - 1`` was lost (a
+                    # heartbeat checks only ``match``): probe again, even with nothing
+                    # new to send, or an idle leader never finds where its log and the
+                    # follower's meet and a new member never catches up (etcd answers a
+                    # heartbeat response the same way: sendAppend when match < last).
+                    self._send_append(peer, send_if_empty=True)
             elif progress.state is ProgressState.REPLICATE and progress.is_paused():
                 progress.inflight.popleft()
         # Keep the pipeline full: many entries per message, up to the in-flight bound.
