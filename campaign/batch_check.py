@@ -69,6 +69,7 @@ class BatchCheckResult:
     summaries: list[dict[str, Any]] = field(default_factory=list)  # in the files' order
     interrupted: bool = False
     wall_seconds: float = 0.0
+    ready_seconds: float = 0.0  # of wall_seconds: until the workers were up (and checked)
     workers: int = 1
 
     @property
@@ -151,6 +152,7 @@ def run_batch_check(
         result.workers = pool.workers
         if isinstance(pool, DaskExecutor):
             refuse_unseen_files(pool.client, [task["path"] for task in tasks])
+        result.ready_seconds = time.perf_counter() - started
         bar = _progress(len(tasks), progress, unit="files", title="check")
         try:
             if bar is not None:

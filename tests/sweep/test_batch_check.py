@@ -267,3 +267,55 @@ def test_ctrl_c_cancels_a_batch_check_cleanly(tmp_path: Path, executor: list[str
             break
         assert time.monotonic() < deadline, "worker processes outlived the batch"
         time.sleep(0.2)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_batch_on_an_existing_scheduler_prints_the_same_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--executor dask://HOST:PORT``: a real ``dask scheduler`` and ``dask worker`` (as a
+    user starts them), the workers reading the files at the same paths."""
+    import time
+
+    pytest.importorskip("distributed", reason="Dask's distributed is not installed")
+    monkeypatch.chdir(tmp_path)
+    files = histories(tmp_path)
+    plain_code, plain_out, _ = run_cli(files, capsys)
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    started: list[subprocess.Popen] = []
+    try:
+        started.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+             "--port", str(port), "--dashboard-address", "127.0.0.1:0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT_ROOT,
+        ))
+        started.append(subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", f"tcp://{address}",
+             "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=PROJECT_ROOT,
+        ))
+        from distributed import Client
+
+        deadline = time.monotonic() + 60
+        with Client(f"tcp://{address}", timeout="30s") as client:
+            while not client.scheduler_info().get("workers"):
+                assert time.monotonic() < deadline, "the Dask worker never joined"
+                time.sleep(0.2)
+        code, out, err = run_cli([*files, "--executor", f"dask://{address}"], capsys)
+    finally:
+        for process in reversed(started):
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    assert (code, masked(out)) == (plain_code, masked(plain_out)), err
+    assert err == ""
