@@ -41,6 +41,21 @@ from typing import IO, Any
 from checker.op import NEMESIS, OP_TYPES, Op
 
 
+class _LazyPattern:
+    """A regular expression compiled on first use: `raftlab check` of a JSONL history then
+    never compiles the EDN reader's expressions (compiling them all took ~10 ms a start)."""
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self.pattern = pattern
+        self.flags = flags
+
+    def __getattr__(self, name: str) -> Any:  # only for what is not set yet: compile
+        compiled = re.compile(self.pattern, self.flags)
+        for method in ("match", "fullmatch", "search", "findall", "finditer", "sub"):
+            setattr(self, method, getattr(compiled, method))
+        return getattr(compiled, name)
+
+
 class _LazyEdnFormat:
     """edn_format, imported on first use: `raftlab check` of a JSONL history or of an EDN
     history the fast reader takes never pays for it (its import costs tens of ms)."""
@@ -218,7 +233,7 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-_KEYWORD_NAME = re.compile(r"[A-Za-z*+!_?<>=\-][A-Za-z0-9*+!_?<>=\-.]*(/[A-Za-z0-9*+!_?<>=\-.]+)?")
+_KEYWORD_NAME = _LazyPattern(r"[A-Za-z*+!_?<>=\-][A-Za-z0-9*+!_?<>=\-.]*(/[A-Za-z0-9*+!_?<>=\-.]+)?")
 
 
 def _keyword_if_possible(text: str) -> Any:
@@ -717,7 +732,7 @@ def write_jsonl(path: str | os.PathLike[str], ops: Iterable[Op | Mapping[str, An
 # One token of EDN, enough to find where each top-level form starts and ends; the forms
 # themselves are parsed by edn_format. Order matters: strings and char literals first, so
 # that brackets inside them are not counted.
-_EDN_TOKEN = re.compile(
+_EDN_TOKEN = _LazyPattern(
     r"""
     (?P<string>"(?:[^"\\]|\\.)*"?)
   | (?P<comment>;[^\n]*)
@@ -842,7 +857,7 @@ def _tag_handler(tag: str) -> Any:
     return handle
 
 
-_UNKNOWN_TAG = re.compile(r"handle tag ImmutableDict\((.+)\)$")
+_UNKNOWN_TAG = _LazyPattern(r"handle tag ImmutableDict\((.+)\)$")
 
 
 def _edn_loads_all(text: str) -> list[Any]:
@@ -899,7 +914,7 @@ def _parse_forms(text: str, forms: list[_Form], path: Any) -> Iterator[tuple[_Fo
 # several lines, a syntax error) sends the whole file to the general reader below, which
 # gives the same values (tests/checker/test_history_fast.py compares the two) and the
 # errors with their lines. Atoms must end at a delimiter, so "1.5x" or ":a#b" fall back.
-_FAST_EDN_TOKEN = re.compile(
+_FAST_EDN_TOKEN = _LazyPattern(
     r"""[\s,]*(?:
         ([{}\[\]()])
       | (?::([A-Za-z*+!_?<>=\-][A-Za-z0-9*+!_?<>=\-.]*)
@@ -924,9 +939,9 @@ _FLAT_VALUE = rf"(?:{_ATOM}){_END}|\[(?:[\s,]*(?:{_ATOM}){_END})*[\s,]*\]"
 _FLAT_ENTRY = (
     rf"[\s,]*:([A-Za-z*+!_?<>=\-][A-Za-z0-9*+!_?<>=\-.]*)[\s,]+({_FLAT_VALUE})"
 )
-_FLAT_MAP = re.compile(rf"\{{(?:{_FLAT_ENTRY})*[\s,]*\}}")
-_FLAT_ENTRIES = re.compile(_FLAT_ENTRY)
-_FLAT_ATOMS = re.compile(rf"(?:{_ATOM}){_END}")
+_FLAT_MAP = _LazyPattern(rf"\{{(?:{_FLAT_ENTRY})*[\s,]*\}}")
+_FLAT_ENTRIES = _LazyPattern(_FLAT_ENTRY)
+_FLAT_ATOMS = _LazyPattern(rf"(?:{_ATOM}){_END}")
 
 
 def _flat_atom(text: str) -> Any:
@@ -1155,7 +1170,7 @@ _E_ATOM = (
     r'|nil|true|false|"[^"\\\n]*+")' + _E_END
 )
 _E_VALUE = rf"(?:{_E_ATOM}|\[(?:{_E_WS}*+{_E_ATOM})*+{_E_WS}*+\])"
-_E_VECTOR_ATOM = re.compile(_E_ATOM)
+_E_VECTOR_ATOM = _LazyPattern(_E_ATOM)
 _E_KNOWN_VALUES = {
     "index": rf"({_E_INT}){_E_END}",
     "time": rf"(-?{_E_INT}){_E_END}",
