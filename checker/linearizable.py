@@ -61,13 +61,15 @@ argument:
   invalid component ends the check before an expensive one is finished (the others are
   then reported under ``skipped_keys``; ``all_components=True`` decides every one).
 
-No step costs Python-level work in proportion to the history (the integer operations on
-the linearized set stay n/64 machine words, in C): the reads found by state are
-kept incrementally (a read enters when the frontier passes its call, leaves when it is
+No step costs Python-level work in proportion to the history: the reads found by state
+are kept incrementally (a read enters when the frontier passes its call, leaves when it is
 linearized, both undone on backtracking), the partial linearization is a cons list, and
 the cache keys hold the linearized set as a window from the first op that must happen and
 is not linearized (``(low, lin >> low)``, one-to-one with the set), so memory per cached
-configuration follows the ops still open, not the history.
+configuration follows the ops still open, not the history. With no info op the search
+keeps the linearized set as that window itself (its integer operations as wide as the
+ops still open); with info ops as a whole (n/64 machine words per operation, in C). A
+forced read's configuration (the read is the only move tried there) is not cached.
 
 Every pruning has a switch (:data:`PRUNINGS`, ``check(..., prunings=...)``) and its
 soundness argument in a comment where it is applied; ``checker.plain`` is a search with
@@ -164,6 +166,7 @@ import time
 from bisect import bisect_right, insort
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from checker.history import HistoryError, OperationPair, op_from_mapping, pair_operations
@@ -263,15 +266,17 @@ def _as_ops(history: Iterable[Op | Mapping[str, Any]]) -> list[Op]:
 def _view(pair: OperationPair, value: Any) -> Op:
     invoke = pair.invoke
     completion = pair.completion
+    # Positional (index, time, type, process, f, value, error, node): a third cheaper
+    # than by keyword, for every op of the history.
     return Op(
-        index=invoke.index,
-        time=invoke.time,
-        type=pair.type,
-        process=invoke.process,
-        f=invoke.f,
-        value=freeze(value),
-        error=None if completion is None else completion.error,
-        node=invoke.node,
+        invoke.index,
+        invoke.time,
+        pair.type,
+        invoke.process,
+        invoke.f,
+        freeze(value),
+        None if completion is None else completion.error,
+        invoke.node,
     )
 
 
@@ -353,22 +358,22 @@ def _search(
     # Porcupine's entry list: call and return events in history order, doubly linked,
     # with a head and a tail sentinel. Lifting an op unlinks its call and its return;
     # unlifting relinks them (in reverse order, as dancing links do).
-    events: list[tuple[int, int, bool]] = []
-    for i, op in enumerate(operations):
-        events.append((op.call, i, True))
-        if op.ret is not None:
-            events.append((op.ret, i, False))
-    events.sort()
-    m = len(events)
+    # Each event as one integer, position * width + 2 * op + (1 for a call), so that
+    # sorting compares machine integers (positions are distinct: one event each).
+    width = 2 * n
+    codes = [op.call * width + 2 * i + 1 for i, op in enumerate(operations)]
+    codes += [op.ret * width + 2 * i for i, op in enumerate(operations) if op.ret is not None]
+    codes.sort()
+    m = len(codes)
     head, tail = m, m + 1
     nxt = [*range(1, m), tail, 0, tail]
     prv = [head, *range(0, m - 1), head, m - 1]
-    is_call = [event[2] for event in events]
-    op_of = [event[1] for event in events]
+    is_call = [bool(code & 1) for code in codes]
+    op_of = [(code % width) >> 1 for code in codes]
     call_entry = [0] * n
     return_entry = [-1] * n
-    for entry, (_, i, call) in enumerate(events):
-        if call:
+    for entry, i in enumerate(op_of):
+        if is_call[entry]:
             call_entry[i] = entry
         else:
             return_entry[i] = entry
@@ -527,12 +532,14 @@ def _search(
     info_bits_mask = sum(1 << i for i in range(n) if is_info[i])
 
     def config_key(new_lin: int, new_low: int, new_state: Any) -> tuple[Any, ...]:
-        if info_bits_mask:
-            below = new_lin & info_bits_mask & ((1 << new_low) - 1)
-            return (new_low, new_lin >> new_low, below, new_state)
-        return (new_low, new_lin >> new_low, new_state)
+        below = new_lin & info_bits_mask & ((1 << new_low) - 1)
+        return (new_low, new_lin >> new_low, below, new_state)
 
-    cache: set[tuple[Any, ...]] = {config_key(0, low, state)}
+    # With no info op, ``lin`` itself is kept as the window (bit k: op low + k), shifted as
+    # low moves, so that no step costs integer work in proportion to the history (every
+    # op not linearized is then at or above low). With info ops it is the whole set.
+    windowed = not info_bits_mask
+    cache: set[tuple[Any, ...]] = {(low, 0, state) if windowed else config_key(0, low, state)}
     # frames: (mutator candidates, read candidates, ops to try, index of the next one,
     # the forced read or -1, op linearized, state before, frontier before, low before,
     # undo log length before, path before)
@@ -567,67 +574,90 @@ def _search(
         while idx < ntrying:
             i = trying[idx]
             idx += 1
-            if forced < 0 and guarded[i]:
-                covering = skip_of[i]
-                if covering and not all(placed[j] for j in covering):
-                    continue  # an identical op returning no later stands for this one
-                if blind[i] and stack and info_erased[stack[-1][5]]:
-                    continue  # it would erase the info op just linearized: skip that one instead
-            if unseen[i] and return_entry[i] != frontier:
-                continue  # an unseen write goes with a later write, or when it must
-            steps += 1
-            new_state = step(state, views[i])
-            if new_state is None:
-                continue
-            absorbed = None
-            if absorbing[i]:
-                # The unseen writes callable here go just before this write (all of them:
-                # see _unseen_writes).
-                absorbed = [j for j in cands if unseen[j] and j != i] or None
-            if settle is not None and not read_only[i]:
-                new_state = settle(new_state)
-                if (
-                    cut_unseeable
-                    and must_reads_left - is_must_read[i] > 0
-                    and unseeable(new_state)
-                ):
-                    continue
-            if is_info[i] and new_state == state and info_unchanged and absorbed is None:
-                # Pruning "info-unchanged": an info op that changes nothing here need not
-                # happen here. Soundness: it passes no return, so (L+i, s) has the same
-                # callable ops and state as (L, s), with i no longer available: every
-                # extension of it is an extension of (L, s), which the search is in.
-                continue
-            new_lin = lin | 1 << i
-            new_low = low
-            if absorbed is None:
+            if forced >= 0:
+                # A forced read holds here (found by its accepting state, or stepped by
+                # forced_read) and, read-only, leaves the state as it is. Being the only
+                # move tried from this configuration, the one it leads to is not cached:
+                # memoisation only spares work, and any configuration reached again that
+                # way is one forced read away from one that is cached.
+                steps += 1
+                new_state = state
+                absorbed = None
+                new_lin = lin | 1 << (i - low) if windowed else lin | 1 << i
+                new_low = low
                 if i == low:
                     new_low += 1
                     while new_low < n and (is_info[new_low] or placed[new_low]):
                         new_low += 1
+                    if windowed:
+                        new_lin >>= new_low - low
             else:
-                placed[i] = 1
-                for j in absorbed:
-                    new_lin |= 1 << j
-                    placed[j] = 1
-                while new_low < n and (is_info[new_low] or placed[new_low]):
-                    new_low += 1
-                placed[i] = 0
-                for j in absorbed:
-                    placed[j] = 0
-            visited = config_key(new_lin, new_low, new_state)
-            if visited in cache:
-                continue  # Lowe's memoisation
-            cache_add(visited)
-            if info_mask:
-                used = new_lin & info_mask
-                if used and _dominated(failed_with.get(
-                    (new_low, (new_lin ^ used) >> new_low, new_state)
-                ), used):
+                if guarded[i]:
+                    covering = skip_of[i]
+                    if covering and not all(placed[j] for j in covering):
+                        continue  # an identical op returning no later stands for this one
+                    if blind[i] and stack and info_erased[stack[-1][5]]:
+                        continue  # it would erase the info op just linearized: skip that one instead
+                if unseen[i] and return_entry[i] != frontier:
+                    continue  # an unseen write goes with a later write, or when it must
+                steps += 1
+                new_state = step(state, views[i])
+                if new_state is None:
                     continue
+                absorbed = None
+                if absorbing[i]:
+                    # The unseen writes callable here go just before this write (all of them:
+                    # see _unseen_writes).
+                    absorbed = [j for j in cands if unseen[j] and j != i] or None
+                if settle is not None and not read_only[i]:
+                    new_state = settle(new_state)
+                    if (
+                        cut_unseeable
+                        and must_reads_left - is_must_read[i] > 0
+                        and unseeable(new_state)
+                    ):
+                        continue
+                if is_info[i] and new_state == state and info_unchanged and absorbed is None:
+                    # Pruning "info-unchanged": an info op that changes nothing here need not
+                    # happen here. Soundness: it passes no return, so (L+i, s) has the same
+                    # callable ops and state as (L, s), with i no longer available: every
+                    # extension of it is an extension of (L, s), which the search is in.
+                    continue
+                new_lin = lin | 1 << (i - low) if windowed else lin | 1 << i
+                new_low = low
+                if absorbed is None:
+                    if i == low:
+                        new_low += 1
+                        while new_low < n and (is_info[new_low] or placed[new_low]):
+                            new_low += 1
+                else:
+                    placed[i] = 1
+                    for j in absorbed:
+                        new_lin |= 1 << (j - low) if windowed else 1 << j
+                        placed[j] = 1
+                    while new_low < n and (is_info[new_low] or placed[new_low]):
+                        new_low += 1
+                    placed[i] = 0
+                    for j in absorbed:
+                        placed[j] = 0
+                if windowed:
+                    if new_low != low:
+                        new_lin >>= new_low - low
+                    visited = (new_low, new_lin, new_state)
+                else:
+                    visited = config_key(new_lin, new_low, new_state)
+                if visited in cache:
+                    continue  # Lowe's memoisation
+                cache_add(visited)
+                if info_mask:
+                    used = new_lin & info_mask
+                    if used and _dominated(failed_with.get(
+                        (new_low, (new_lin ^ used) >> new_low, new_state)
+                    ), used):
+                        continue
             stack_append(
                 (cands, rcands, trying, idx, forced, i, state, frontier, low, len(undo_log), path,
-                 absorbed)
+                 absorbed, lin)
             )
             state = new_state
             lin = new_lin
@@ -708,9 +738,10 @@ def _search(
                 _remember_failure(failed_with, (low, (lin ^ used) >> low, state), used)
             if not stack:
                 break
-            cands, rcands, trying, idx, forced, i, state, frontier, low, logged, path, absorbed = (
-                stack_pop()
-            )
+            (
+                cands, rcands, trying, idx, forced, i, state, frontier, low, logged, path,
+                absorbed, lin,
+            ) = stack_pop()
             ntrying = len(trying)
             while len(undo_log) > logged:
                 accepted, place, j = undo_log.pop()
@@ -718,7 +749,6 @@ def _search(
                     callable_reads[accepted].pop()
                 else:
                     callable_reads[accepted].insert(place, j)
-            lin ^= 1 << i
             placed[i] = 0
             must_reads_left += is_must_read[i]
             # unlift op i, in the reverse order of lifting (dancing links)
@@ -732,7 +762,6 @@ def _search(
             prv[nxt[e]] = e
             if absorbed is not None:
                 for j in reversed(absorbed):
-                    lin ^= 1 << j
                     placed[j] = 0
                     r = return_entry[j]
                     nxt[prv[r]] = r
@@ -876,6 +905,7 @@ def _written(view: Op) -> Any:
 
 
 _NOT_A_WRITE = object()
+_by_call = attrgetter("call")
 
 
 def _impossible_read(
@@ -905,34 +935,57 @@ def _impossible_read(
     writers: dict[Any, list[_Operation]] = {}
     stores: list[_Operation] = []  # ops that completed ok and store a value
     for op in members:
-        value = _written(op.view)
-        if value is _NOT_A_WRITE:
+        view = op.view
+        f = view.f
+        if f == "write":
+            value = view.value
+        elif f == "cas":
+            value = view.value[1]
+        else:
             continue
-        writers.setdefault(value, []).append(op)
+        if value is None:
+            value = NIL
+        held = writers.get(value)
+        if held is None:
+            writers[value] = [op]
+        else:
+            held.append(op)
         if op.must and op.ret is not None:
             stores.append(op)
     # For "overwritten": the earliest return among stores invoked after a given point.
-    stores.sort(key=lambda op: op.call)
+    stores.sort(key=_by_call)
     store_calls = [op.call for op in stores]
     earliest_ret_after = [0] * (len(stores) + 1)
     earliest = float("inf")
     earliest_ret_after[len(stores)] = earliest
     for place in range(len(stores) - 1, -1, -1):
-        earliest = min(earliest, stores[place].ret)
+        ret = stores[place].ret
+        if ret < earliest:
+            earliest = ret
         earliest_ret_after[place] = earliest
+    # A read value is never nil here, so it equals a nil start state never (NIL == x only
+    # for x NIL): the comparison is skipped then.
+    start_is_nil = start_state is NIL
     for read in members:
         view = read.view
-        if view.f != "read" or not read.must or read.ret is None or view.value is None:
+        if view.f != "read":
             continue
         value = view.value
-        if value == start_state:
+        ret = read.ret
+        if value is None or not read.must or ret is None:
             continue
-        candidates = writers.get(value, [])
+        if not start_is_nil and value == start_state:
+            continue
+        candidates = writers.get(value)
         witnesses: list[_Operation] = []
         if not candidates:
             rule = "never-written"
             reason = f"read {show(value)} but no operation wrote {show(value)}"
-        elif all(op.call > read.ret for op in candidates):
+        elif (
+            candidates[0].call > ret
+            if len(candidates) == 1
+            else all(op.call > ret for op in candidates)
+        ):
             rule = "read-before-written"
             witnesses = candidates
             reason = (
@@ -1160,20 +1213,28 @@ def _symmetry_masks(
     n = len(operations)
     masks: list[tuple[int, ...]] = [()] * n
     by_class: dict[tuple[Any, ...], list[int]] = {}
-    for i in sorted(range(n), key=call_entry.__getitem__):
+    infinity = m + 1
+    rets = [ret if ret >= 0 else infinity for ret in return_entry]
+    order: Iterable[int] = range(n)
+    if any(call_entry[i] > call_entry[i + 1] for i in range(n - 1)):
+        order = sorted(range(n), key=call_entry.__getitem__)
+    for i in order:
         view = operations[i].view
+        error = view.error
         try:
-            cls = (view.f, view.value, view.type, freeze(view.error))
-            hash(cls)
+            cls = (view.f, view.value, view.type, None if error is None else freeze(error))
+            members = by_class.get(cls)
         except (TypeError, ModelError):
             continue
-        members = by_class.setdefault(cls, [])
-        ret_i = return_entry[i] if return_entry[i] >= 0 else m + 1
+        if members is None:
+            by_class[cls] = [i]
+            continue
+        ret_i = rets[i]
         call_i = call_entry[i]
         covering: list[int] = []
         alive: list[int] = []
         for j in members:
-            ret_j = return_entry[j] if return_entry[j] >= 0 else m + 1
+            ret_j = rets[j]
             if ret_j < call_i:
                 continue  # j returned before i was invoked: j is linearized when i is callable
             alive.append(j)
@@ -1181,7 +1242,8 @@ def _symmetry_masks(
                 covering.append(j)
         alive.append(i)
         by_class[cls] = alive
-        masks[i] = tuple(covering)
+        if covering:
+            masks[i] = tuple(covering)
     return masks
 
 
@@ -1278,6 +1340,8 @@ def check(
     dropped_fail = 0
     dropped_noop = 0
     drop_noops = "noops" in enabled
+    validate, is_noop, read_only = the_model.validate, the_model.is_noop, the_model.read_only
+    append = operations.append
     for number, pair in enumerate(pairs):
         if deadline is not None and number and not number % _CLOCK_EVERY:
             if time.monotonic() > deadline:
@@ -1294,11 +1358,12 @@ def check(
         else:
             view = _view(pair, pair.value)
         try:
-            the_model.validate(view)
+            validate(view)
         except ModelError as error:
             raise HistoryError(str(error)) from None
-        must = pair.type == "ok"
-        if pair.type == "fail":
+        outcome = pair.type
+        must = outcome == "ok"
+        if outcome == "fail":
             if not the_model.observes_failure(view):
                 dropped_fail += 1
                 continue
@@ -1309,17 +1374,13 @@ def check(
         # put anywhere in its interval, or (info) nowhere: removing it from a
         # linearization of the rest keeps every state, and adding it back to one of the
         # rest (at any point of its interval, or not at all) keeps it valid.
-        if drop_noops and (the_model.is_noop(view) or (not must and the_model.read_only(view))):
+        if drop_noops and (is_noop(view) or (not must and read_only(view))):
             dropped_noop += 1  # changes nothing and asserts nothing (or need not happen)
             continue
-        operations.append(
-            _Operation(
-                view=view,
-                pair=pair,
-                key=key,
-                call=pair.invoke_position,
-                ret=pair.complete_position if must else None,
-                must=must,
+        append(
+            _Operation(  # view, pair, key, call, ret, must (positional: cheaper)
+                view, pair, key, pair.invoke_position, pair.complete_position if must else None,
+                must,
             )
         )
 
