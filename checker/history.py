@@ -750,11 +750,13 @@ _CLOSER_FOR = {"[": "]", "{": "}", "(": ")", "#{": "}"}
 _EDN_BATCH = 400  # forms parsed per edn_format call: one call costs ~10 ms of set-up
 
 
-@dataclass(slots=True)
-class _Form:
-    start: int
-    end: int
-    line: int
+class _Form:  # a plain class: a dataclass costs a millisecond of every start
+    __slots__ = ("start", "end", "line")
+
+    def __init__(self, start: int, end: int, line: int) -> None:
+        self.start = start
+        self.end = end
+        self.line = line
 
 
 class _LineCounter:
@@ -1061,14 +1063,16 @@ def _iter_edn_fast(path: str | os.PathLike[str]) -> list[Op] | None:
     return ops if ops else None
 
 
-@dataclass(slots=True)
 class _EdnFile:
     """Where the fast EDN reader is in the file: inside a top-level vector (``opened``),
     past its closing bracket (``closed``), past the first non-blank line (``started``)."""
 
-    opened: str = ""  # "[" or "(" when the history is one vector or list
-    closed: bool = False
-    started: bool = False
+    __slots__ = ("opened", "closed", "started")
+
+    def __init__(self) -> None:
+        self.opened = ""  # "[" or "(" when the history is one vector or list
+        self.closed = False
+        self.started = False
 
 
 def _edn_chunk(
@@ -1203,10 +1207,12 @@ def _edn_shape_of(lines: list[str]) -> _EdnShape | None:
     return None
 
 
-@dataclass(slots=True)
 class _EdnShape:
-    keys: tuple[str, ...]  # in line order; "error" last when it is optional
-    pattern: re.Pattern[str]
+    __slots__ = ("keys", "pattern")
+
+    def __init__(self, keys: tuple[str, ...], pattern: re.Pattern[str]) -> None:
+        self.keys = keys  # in line order; "error" last when it is optional
+        self.pattern = pattern
 
     @classmethod
     def of(cls, keys: tuple[str, ...]) -> _EdnShape | None:
