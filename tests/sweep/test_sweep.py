@@ -45,8 +45,9 @@ def test_parse_executor() -> None:
 
 
 def _configs() -> list:
-    # stale-local-reads detects on seeds 4 and 5 in 6 simulated seconds; seed 3 stays valid
-    # there: a mixed sweep, so shipped folders and summaries of both kinds are compared.
+    # stale-local-reads in its test time detects on some of seeds 3-5 and not on others (which
+    # ones moves with any change to the core): a mixed sweep, so shipped folders and
+    # summaries of both kinds are compared.
     scenario = SCENARIOS["stale-local-reads"]
     return [scenario.config(seed, time=scenario.test_time) for seed in (3, 4, 5)]
 
@@ -65,7 +66,7 @@ def test_local_and_dask_sweeps_agree(tmp_path: Path) -> None:
     assert not local.interrupted and not dask.interrupted
     assert [comparable(s) for s in local.summaries] == [comparable(s) for s in dask.summaries]
     assert local.summary_line() == dask.summary_line()
-    assert local.not_valid == [4, 5], local.summary_line()
+    assert 0 < len(local.not_valid) < 3, local.summary_line()  # both kinds compared
     assert len({s["worker"] for s in dask.summaries}) >= 1
     for one, other in zip(local.summaries, dask.summaries, strict=True):
         if one["valid"] is True:
