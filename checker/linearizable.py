@@ -562,7 +562,7 @@ def _search(
     rcands: list[int] = []
     frontier = advance_frontier(nxt[head], cands, rcands)
     forced = forced_read(state, lin, frontier, rcands)
-    trying = cands if forced < 0 else [forced]
+    trying = cands if forced < 0 else (forced,)
     ntrying = len(trying)
     idx = 0
     steps = 0
@@ -774,9 +774,20 @@ def _search(
         # A new configuration.
         if remaining == 0:
             return _Outcome(True, len(cache))
-        forced = forced_read(state, lin, frontier, rcands)
-        trying = cands if forced < 0 else [forced]
-        ntrying = len(trying)
+        # forced_read, inlined (one call per configuration).
+        waiting = callable_reads.get(state)
+        if waiting:
+            forced = waiting[-1]
+            trying = (forced,)
+            ntrying = 1
+        else:
+            forced = -1
+            for j in rcands:
+                if step(state, views[j]) is not None:
+                    forced = j
+                    break
+            trying = cands if forced < 0 else (forced,)
+            ntrying = len(trying)
         idx = 0
         if steps >= next_check:
             next_check = steps + _CLOCK_EVERY

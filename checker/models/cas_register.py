@@ -51,8 +51,10 @@ class CasRegisterModel(Model):
         return op.f == "read" and op.value is None and not self.nil_absent
 
     def validate(self, op: Op) -> None:
-        super().validate(op)
-        if op.f == "cas" and not is_pair(op.value):
+        f = op.f
+        if f not in self.functions:
+            super().validate(op)  # raises, naming the functions
+        if f == "cas" and not is_pair(op.value):
             raise ModelError(
                 f"op index {op.index}: expected a cas value [expected new], got {op.value!r}"
             )
