@@ -98,6 +98,11 @@ Offload = Callable[[Callable[[], Any]], Awaitable[Any]]
 Defer = Callable[[Callable[[], None]], None]
 
 
+class ReadyFailed(RuntimeError):
+    """Handling a Ready failed in ``end_batch`` (storage, state machine or an invariant):
+    the node cannot go on. Not an OSError, so that no connection handler swallows it."""
+
+
 class NotLeaderError(Exception):
     """Definite: this node did not accept the request. ``leader`` is the hint, if any."""
 
@@ -484,7 +489,13 @@ class NodeDriver:
         for _ in range(INLINE_READIES):
             if not self.core.has_ready():
                 return
-            self._handle_ready_now(self.core.ready())
+            try:
+                self._handle_ready_now(self.core.ready())
+            except Exception as error:
+                # Fatal to the node, as it was in the ready-loop task: never let the
+                # caller's connection handler take an OSError from the disk for a peer
+                # that went away (the Ready would stay un-advanced and the node wedged).
+                raise ReadyFailed(f"handling a Ready: {type(error).__name__}: {error}") from error
         if self.core.has_ready():
             self._wakeup.set()  # more keeps coming: let the loop take turns with the rest
 

@@ -16,7 +16,7 @@ import trio
 import trio.testing
 
 from raftnode.core import RaftConfig, RaftCore
-from raftnode.driver import NodeDriver
+from raftnode.driver import NodeDriver, ReadyFailed
 from raftnode.kv import KVStateMachine
 from raftnode.messages import Message
 from raftnode.storage.memory import MemoryStorage
@@ -183,3 +183,46 @@ async def test_batched_readies_commit_answer_and_keep_persist_before_send(
     assert checked > 10
     responses = [d for _, k, d in events if k == "send" and d & {"vote_resp", "append_resp"}]
     assert responses
+
+
+class FailingStorage(MemoryStorage):
+    fail = False
+
+    def persist(self, *args: Any) -> None:
+        if self.fail:
+            raise OSError(5, "Input/output error")
+        super().persist(*args)
+
+
+async def test_a_failing_persist_in_a_batch_is_fatal_not_a_lost_connection(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An OSError from the disk must not look like a peer's connection error to the
+    server's connection handler (which would swallow it and leave the node wedged with
+    a Ready never advanced): end_batch raises ReadyFailed, as the ready loop crashed."""
+    storage = FailingStorage()
+    config = RaftConfig(node_id="n1", peers=("n1",), election_ticks=3, heartbeat_ticks=1)
+    driver = NodeDriver(
+        RaftCore(config, random.Random(1)),
+        storage,
+        KVStateMachine(),
+        BatchingNetwork(None, []).transport("n1"),  # type: ignore[arg-type]
+        tick_seconds=TICK,
+        log=lambda line: None,
+    )
+    for _ in range(20):  # a single voter elects itself on ticks, batched as the ticker does
+        driver.begin_batch()
+        driver.tick()
+        driver.end_batch()
+    assert driver.status()["role"] == "leader"
+    storage.fail = True
+    answers: list[Any] = []
+    driver.begin_batch()
+    driver.start(put("k", 1, "c1", 1), answers.append)
+    try:
+        driver.end_batch()
+    except ReadyFailed as error:
+        assert isinstance(error.__cause__, OSError)
+    else:
+        raise AssertionError("a failing persist went unnoticed")
+    assert not isinstance(ReadyFailed("x"), OSError)
