@@ -700,3 +700,23 @@ def test_unseen_writes_pinned(rows: list[tuple[int, str, int, str, Any]], expect
     assert brute_force("cas-register", history, False, True) is expected
     for prunings in (None, ("unseen-writes",), ()):
         assert check(ops, "cas-register", prunings=prunings)["valid"] is expected, prunings
+
+
+def test_concurrent_unseen_writes_are_not_ordered_every_way() -> None:
+    """30 concurrent writes no read sees, then a write and a read it cannot explain: a
+    handful of configurations with the pruning, beyond 20,000 (subsets of the 30, in
+    search of one that helps) without it. The refutation of impossible reads is left
+    off, so that the search has to find the violation."""
+    rows: list[tuple[int, str, int, str, Any]] = []
+    for process in range(30):
+        rows.append((process, "invoke", process, "write", process + 1))
+        rows.append((100 + process, "ok", process, "write", process + 1))
+    rows += [(200, "invoke", 30, "write", 100), (201, "ok", 30, "write", 100)]
+    rows += [(202, "invoke", 31, "read", None), (203, "ok", 31, "read", 99)]
+    ops = [op_from_mapping(op, position=p) for p, op in enumerate(_sequenced(rows))]
+    searching = tuple(name for name in PRUNINGS if name != "impossible-reads")
+    pruned = check(ops, "cas-register", prunings=searching)
+    assert pruned["valid"] is False
+    assert pruned["configs"] < 100
+    without = tuple(name for name in searching if name != "unseen-writes")
+    assert check(ops, "cas-register", prunings=without, max_configs=20_000)["valid"] == "unknown"
