@@ -30,6 +30,7 @@ import functools
 import gc
 import itertools
 import json
+import operator
 import os
 import re
 import sys
@@ -400,6 +401,14 @@ def iter_jsonl(path: str | os.PathLike[str], *, allow_torn_tail: bool = False) -
     :func:`_jsonl_op` in its place, which gives the same Ops and the same errors as reading
     every line with :func:`_iter_jsonl_general` (tests/checker/test_history_stream.py).
     """
+    for ops in _jsonl_chunks(path, allow_torn_tail=allow_torn_tail):
+        yield from ops
+
+
+def _jsonl_chunks(
+    path: str | os.PathLike[str], *, allow_torn_tail: bool = False
+) -> Iterator[list[Op]]:
+    """The ops of :func:`iter_jsonl`, a chunk's list at a time."""
     position = 0
     line_number = 0  # lines before the current chunk
     with _open_text(path) as stream:
@@ -415,7 +424,7 @@ def iter_jsonl(path: str | os.PathLike[str], *, allow_torn_tail: bool = False) -
                 ops = _jsonl_chunk(path, pending, line_number + 1, position)
                 line_number += len(pending)
                 position += len(ops)
-                yield from ops
+                yield ops
             pending = lines
         tail: str | None = None
         if pending and not pending[-1].endswith("\n"):
@@ -424,7 +433,7 @@ def iter_jsonl(path: str | os.PathLike[str], *, allow_torn_tail: bool = False) -
             ops = _jsonl_chunk(path, pending, line_number + 1, position)
             line_number += len(pending)
             position += len(ops)
-            yield from ops
+            yield ops
     if tail is not None and tail.strip():
         line_number += 1
         torn = False
@@ -434,7 +443,7 @@ def iter_jsonl(path: str | os.PathLike[str], *, allow_torn_tail: bool = False) -
             except ValueError:
                 torn = True
         if not torn:
-            yield _jsonl_op(path, line_number, tail, position=position)
+            yield [_jsonl_op(path, line_number, tail, position=position)]
             position += 1
     if position == 0 and not allow_torn_tail:
         raise HistoryError("expected at least one operation, got an empty history", path=path)
@@ -598,7 +607,8 @@ def _jsonl_chunk(
     """The ops of ``lines`` (whole lines of a history.jsonl, the first being line
     ``first_line``, ``position`` ops before them), in order."""
     chunk = "".join(lines)
-    rows = _jsonl_line_pattern('"index": ' in lines[0]).findall(chunk)
+    with _GcPaused():  # the rows are many small tuples: no cycle among them
+        rows = _jsonl_line_pattern('"index": ' in lines[0]).findall(chunk)
     if chunk.endswith("\n"):
         rows.pop()  # the empty line after the last line end
     built: list[Op] = []
@@ -669,7 +679,10 @@ def _undecodable(path: str | os.PathLike[str]) -> HistoryError:
 
 def read_jsonl(path: str | os.PathLike[str], *, allow_torn_tail: bool = False) -> list[Op]:
     """All ops of a ``history.jsonl`` (see :func:`iter_jsonl`)."""
-    return list(iter_jsonl(path, allow_torn_tail=allow_torn_tail))
+    ops: list[Op] = []
+    for chunk in _jsonl_chunks(path, allow_torn_tail=allow_torn_tail):
+        ops += chunk
+    return ops
 
 
 class HistoryWriter:
@@ -1092,16 +1105,18 @@ def _edn_chunk(
     rows: list[tuple[str, ...]] | None = None
     if shape is not None:
         chunk = "".join(lines)
-        rows = shape.pattern.findall(chunk)
+        with _GcPaused():  # the rows are many small tuples: no cycle among them
+            rows = shape.pattern.findall(chunk)
         if chunk.endswith("\n"):
             rows.pop()  # the empty line after the last line end
         if len(rows) != len(lines):  # some line ends in a lone "\r": line by line
             rows = None
     count = len(lines)
+    whole = rows is not None and "" not in map(operator.itemgetter(0), rows)
     offset = 0
     while offset < count:
         if rows is not None and rows[offset][0]:  # a run of usual lines
-            end = offset + 1
+            end = count if whole else offset + 1
             while end < count and rows[end][0]:
                 end += 1
             if state.closed:
@@ -1109,7 +1124,8 @@ def _edn_chunk(
             state.started = True
             with _GcPaused():
                 try:
-                    ops.extend(shape.build(rows[offset:end], len(ops)))  # type: ignore[union-attr]
+                    run = rows if whole else rows[offset:end]
+                    ops.extend(shape.build(run, len(ops)))  # type: ignore[union-attr]
                     offset = end
                     continue
                 except ValueError:  # a type not in OP_TYPES: these lines alone, as before
@@ -1168,20 +1184,23 @@ _E_WS = r"[ \t\r,]"
 _E_END = r"(?=[ \t\r,}\]])"
 _E_KEYWORD = r"[A-Za-z*+!_?<>=\-][A-Za-z0-9*+!_?<>=\-.]*+"
 _E_INT = r"(?:0|[1-9][0-9]{0,17})"
-_E_ATOM = (
+# An atom needs a delimiter after it (_E_END) inside a vector; a value of the map itself
+# needs no lookahead: the line's expression follows every value with [ \t\r,] or "}".
+_E_BARE_ATOM = (
     rf"(?::{_E_KEYWORD}"
     r"|-?(?:0|[1-9][0-9]{0,300})(?:\.[0-9]++(?:[eE][-+]?[0-9]{1,4})?|[eE][-+]?[0-9]{1,4})?"
-    r'|nil|true|false|"[^"\\\n]*+")' + _E_END
+    r'|nil|true|false|"[^"\\\n]*+")'
 )
-_E_VALUE = rf"(?:{_E_ATOM}|\[(?:{_E_WS}*+{_E_ATOM})*+{_E_WS}*+\])"
+_E_ATOM = _E_BARE_ATOM + _E_END
+_E_VALUE = rf"(?:{_E_BARE_ATOM}|\[(?:{_E_WS}*+{_E_ATOM})*+{_E_WS}*+\])"
 _E_VECTOR_ATOM = _LazyPattern(_E_ATOM)
 _E_KNOWN_VALUES = {
-    "index": rf"({_E_INT}){_E_END}",
-    "time": rf"(-?{_E_INT}){_E_END}",
-    "type": rf":([a-z]++){_E_END}",
-    "process": rf"(-?{_E_INT}|:{_E_KEYWORD}){_E_END}",
-    "f": rf":({_E_KEYWORD}){_E_END}",
-    "node": rf'("[^"\\\n]*+"|:{_E_KEYWORD}){_E_END}',
+    "index": rf"({_E_INT})",
+    "time": rf"(-?{_E_INT})",
+    "type": r":([a-z]++)",
+    "process": rf"(-?{_E_INT}|:{_E_KEYWORD})",
+    "f": rf":({_E_KEYWORD})",
+    "node": rf'("[^"\\\n]*+"|:{_E_KEYWORD})',
 }
 _EDN_SHAPES: dict[tuple[str, ...], _EdnShape | None] = {}
 _EDN_SHAPES_MAX = 64
@@ -1265,6 +1284,9 @@ def _edn_value(text: str) -> Any:
     if not text:
         return None  # an optional entry that is not there
     if text[0] == "[":
+        inner = text[1:-1]
+        if '"' not in inner:  # no string: the atoms are what whitespace and commas separate
+            return [_EDN_ATOM[atom] for atom in inner.replace(",", " ").split()]
         return [_EDN_ATOM[atom] for atom in _E_VECTOR_ATOM.findall(text)]
     return _flat_atom(text)
 
@@ -1315,7 +1337,8 @@ def _iter_edn_general(path: str | os.PathLike[str]) -> Iterator[Op]:
 
 def read_edn(path: str | os.PathLike[str]) -> list[Op]:
     """All ops of a Jepsen EDN history (see :func:`iter_edn`)."""
-    return list(iter_edn(path))
+    fast = _iter_edn_fast(path)
+    return fast if fast is not None else list(_iter_edn_general(path))
 
 
 _EDN_KEY_ORDER = ("index", "type", "f", "process", "value", "time")
