@@ -368,15 +368,18 @@ def _search(
     head, tail = m, m + 1
     nxt = [*range(1, m), tail, 0, tail]
     prv = [head, *range(0, m - 1), head, m - 1]
-    is_call = [bool(code & 1) for code in codes]
+    is_call = [code & 1 for code in codes]  # 1 for a call, 0 for a return
     op_of = [(code % width) >> 1 for code in codes]
-    call_entry = [0] * n
     return_entry = [-1] * n
     for entry, i in enumerate(op_of):
-        if is_call[entry]:
-            call_entry[i] = entry
-        else:
+        if not is_call[entry]:
             return_entry[i] = entry
+    # Ops are numbered in invoke order, so the k-th call event is op k's.
+    call_entry = [entry for entry, call in enumerate(is_call) if call]
+    if any(op_of[entry] != i for i, entry in enumerate(call_entry)):
+        for entry, i in enumerate(op_of):  # (not in invoke order: place each)
+            if is_call[entry]:
+                call_entry[i] = entry
     # Candidates are tried by return time: the op whose return comes first must be
     # linearized before the search can pass it, so it is tried first; info ops (no
     # return) need never happen, so they come after every op that must.
@@ -890,8 +893,14 @@ def _unseen_writes(views: list[Op], must: list[bool]) -> tuple[list[bool], list[
     unseen = [False] * len(views)
     never = [False] * len(views)
     for i, view in enumerate(views):
-        value = _written(view)
-        if value is _NOT_A_WRITE or value is NIL or value in observed:
+        f = view.f
+        if f == "write":
+            value = view.value
+        elif f == "cas":
+            value = view.value[1]
+        else:
+            continue
+        if value is None or value is NIL or value in observed:  # (nil: never unseen)
             continue
         if must[i]:
             unseen[i] = view.f == "write"
