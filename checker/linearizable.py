@@ -864,20 +864,22 @@ def _unseen_writes(views: list[Op], must: list[bool]) -> tuple[list[bool], list[
       before y: A, y, E less A. Each of A is callable at C and stays so; the states from y
       on are E's (y's own value, then the lemma for each w of A taken out of E's tail).
       That is y's move with its absorption, tried at C.
-    - E starts with an op that is neither a write nor an unseen write: it is tried as
-      without this pruning.
+    - E starts with an op that is not a write (a read, a cas): it is tried as without
+      this pruning.
     - E starts with an unseen write w1 whose return is not f. After w1 the register is
-      dead, so E starts with a run R of unseen writes and no-ops, followed by the end of E
-      or by a write y that is not unseen. If z is in R: move z to the front (it is
-      callable at C, and no op of R before it returned before it was invoked, since all
-      return at or after f); the ops of R after the front find a dead register or the
-      no-op's state as before, which they accept (writes and no-ops only), and the op
-      after R finds a dead register or, if it is y, leaves its value anyway. The first
-      move is z, tried at C (an unseen write whose return is the frontier, or a no-op).
-      If z is not in R, z comes later, so R is followed by y, callable at C (placed before
-      z); then N, A, y, E less N, A and y (N the no-ops of R, A every unseen write
-      callable at C) is valid by the points above, and starts with a no-op or with y's
-      move with its absorption, both tried at C.
+      dead, so E starts with a run R (w1 first) of unseen writes and no-ops, followed by
+      the end of E or by a write y that is not unseen. If z is in R: move z to the front.
+      Real time allows it: z is callable at C, and no op of R before it returned before
+      it was invoked (all return at or after f, and z's call is before f). The model
+      accepts it: the ops of R are writes and no-ops, which hold on any register; after
+      R, less z, the register is dead again (w1 still comes first in R), and what follows
+      R is y, a write whose value does not depend on it, or nothing. The first move is
+      z, tried at C (an unseen write whose return is the frontier, or a no-op). If z is
+      not in R, z comes later, so R is followed by y, callable at C (placed before z);
+      then N, A, y, E less N, A and y (N the no-ops of R, A every unseen write callable
+      at C: R's among them) is valid by the points above, and starts with a no-op or
+      with y's move with its absorption, both tried at C.
+    (Info ops of point 1 are out of the history here: the argument is about the rest.)
 
     Returns ``(unseen, never)``, aligned with ``views``.
     """
