@@ -543,7 +543,7 @@ def _jsonl_line_pattern(spaced: bool) -> re.Pattern[str]:
     )
 
 
-_CHUNK_CHARS = 1 << 20  # characters of lines read (and held) at a time
+_CHUNK_CHARS = 1 << 18  # characters of lines read (and held) at a time; its rows take ~5x that
 
 
 class _Memo(dict):  # type: ignore[type-arg]
