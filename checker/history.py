@@ -511,6 +511,9 @@ def _jsonl_op(path: str | os.PathLike[str], line_number: int, text: str, *, posi
 # anything): joined with commas inside [ ], one json.loads gives each in turn, exactly as
 # json.loads of it alone would, or fails (then the chunk is read line by line, which names
 # the line). op_from_mapping takes all this unchanged (its usual-op shortcut, or a node).
+# Keys after these (an etcd history's "revision") are parsed the same way as one object
+# per line, for Op.extra; one that repeats a known key sends the chunk line by line (in
+# json.loads of the line the last one would win).
 _J_STRING = r'"[^"\\\x00-\x1f]*+"'
 _J_OTHER = r'[^\[\]{}"\\\n]++'  # what a JSON text holds outside strings and brackets
 _J_FLAT = rf"(?:{_J_OTHER}|{_J_STRING})*+"
@@ -537,6 +540,7 @@ def _jsonl_line_pattern(spaced: bool) -> re.Pattern[str]:
         + comma + key("value") + f"({_J_VALUE})"
         + f"(?:{comma}{key('error')}({_J_VALUE}))?"
         + f"(?:{comma}{key('node')}({_J_STRING}))?"
+        + f"((?:{comma}{_J_STRING}{colon}{_J_VALUE})*+)"  # unknown keys, for Op.extra
         + r"\}\r?$"
         + r"|^(.*)$",  # any other line, whole: read by _jsonl_op in its place
         re.MULTILINE,
@@ -644,19 +648,24 @@ def _jsonl_ops_from_rows(rows: list[tuple[str, ...]]) -> list[Op]:
     values = json.loads("[" + ",".join(columns[5]) + "]")
     if len(values) != len(rows):  # pragma: no cover - one balanced JSON text per line
         raise ValueError("the value column did not parse one value per line")
-    return list(
-        map(
-            Op,
-            map(int, columns[0]),
-            map(int, columns[1]),
-            columns[2],
-            map(_JSON_PROCESS.__getitem__, columns[3]),
-            columns[4],
-            values,
-            map(_JSON_ERROR.__getitem__, columns[6]),
-            map(_JSON_NODE.__getitem__, columns[7]),
-        )
-    )
+    arguments = [
+        map(int, columns[0]),
+        map(int, columns[1]),
+        columns[2],
+        map(_JSON_PROCESS.__getitem__, columns[3]),
+        columns[4],
+        values,
+        map(_JSON_ERROR.__getitem__, columns[6]),
+        map(_JSON_NODE.__getitem__, columns[7]),
+    ]
+    if any(columns[8]):  # unknown keys on some line: "{" + its ',"k":v,...' minus the comma
+        extras = json.loads("[" + ",".join(["{" + text[1:] + "}" for text in columns[8]]) + "]")
+        if len(extras) != len(rows):  # pragma: no cover - one balanced object per line
+            raise ValueError("the unknown keys did not parse one object per line")
+        if any(extra and not _KNOWN_KEYS.isdisjoint(extra) for extra in extras):
+            raise ValueError("a known key repeated after the usual ones")
+        arguments.append(extras)
+    return list(map(Op, *arguments))
 
 
 def _undecodable(path: str | os.PathLike[str]) -> HistoryError:

@@ -90,6 +90,9 @@ ODD_JSON_LINES = [
     '{"index":1,"time":2,"type":"ok","process":0,"f":"read","value":' + "9" * 5000 + "}",
     '{"index": 1, "time": 2, "type": "ok", "process": 0, "f": "read", "value": [1, 2]}',
     '{"index":1,"time":2,"type":"ok","process":0,"f":"read","value":1}\r',
+    '{"index":1,"time":2,"type":"ok","process":0,"f":"read","value":1,"x":2,"index":5}',
+    '{"index":1,"time":2,"type":"ok","process":0,"f":"read","value":1,"x":2,"x":[3]}',
+    '{"index":1,"time":2,"type":"ok","process":0,"f":"read","value":1,"revision":7,"node":"n1"}',
     '{"index":1,"time":2,"type":"ok","process":0,"f":"read","value":1',
     "[1, 2]",
 ]
