@@ -241,8 +241,18 @@ class _Connection:
     def __init__(self, stream: trio.SocketStream, authority: str) -> None:
         self.stream = stream
         self.authority = authority
+        # Header checks off: our own few headers are fixed and well-formed, and etcd's
+        # answers are read only for :status, grpc-status and grpc-message; h2 checking
+        # every header field in both directions was ~15% of the client's CPU per call.
         self.h2 = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+            h2.config.H2Configuration(
+                client_side=True,
+                header_encoding="utf-8",
+                validate_outbound_headers=False,
+                normalize_outbound_headers=False,
+                validate_inbound_headers=False,
+                normalize_inbound_headers=False,
+            )
         )
         self.calls: dict[int, _Call] = {}
         self.send_lock = trio.Lock()
@@ -250,9 +260,10 @@ class _Connection:
         self.closed: str | None = None
 
     async def flush(self) -> None:
-        data = self.h2.data_to_send()
-        if data:
-            async with self.send_lock:
+        # Take the bytes under the lock: calls queued behind a write leave in one batch.
+        async with self.send_lock:
+            data = self.h2.data_to_send()
+            if data:
                 await self.stream.send_all(data)
 
     async def start(self) -> None:
