@@ -75,6 +75,9 @@ def _is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, str | int | float | bool)
 
 
+_SCALAR_TYPES = frozenset({type(None), str, int, float, bool})
+
+
 def _is_key_value_tuple(value: Any) -> bool:
     return isinstance(value, list | tuple) and len(value) == 2
 
@@ -96,12 +99,11 @@ def guess_model(ops: Iterable[Op]) -> tuple[str | None, str]:
         return "kv", f"functions {names} on keys"
     rw_invokes = [op.value for op in client if op.type == "invoke" and op.f in ("read", "write")]
     keyed = bool(rw_invokes) and all(_is_key_value_tuple(v) for v in rw_invokes)
-
-    def inner(value: Any) -> Any:
-        return value[1] if keyed and _is_key_value_tuple(value) else value
-
-    read_values = [inner(op.value) for op in client if op.type == "ok" and op.f == "read"]
-    written = [inner(op.value) for op in client if op.type == "invoke" and op.f in ("write", "add")]
+    read_values = [op.value for op in client if op.type == "ok" and op.f == "read"]
+    written = [op.value for op in client if op.type == "invoke" and op.f in ("write", "add")]
+    if keyed:  # look through [key, value]
+        read_values = [v[1] if _is_key_value_tuple(v) else v for v in read_values]
+        written = [v[1] if _is_key_value_tuple(v) else v for v in written]
     if functions <= {"txn"}:
         return "multi-register", "txn operations"
     if functions <= {"acquire", "release"}:
@@ -109,7 +111,9 @@ def guess_model(ops: Iterable[Op]) -> tuple[str | None, str]:
     if functions <= {"enqueue", "dequeue", "drain"}:
         return "fifo-queue", "enqueue/dequeue (give --model unordered-queue if order is free)"
     if functions <= {"read", "write", "cas"}:
-        if all(_is_scalar(v) for v in read_values + written):
+        values = read_values + written
+        # the plain types first, in C; a subclass of one of them takes _is_scalar's test
+        if set(map(type, values)) <= _SCALAR_TYPES or all(map(_is_scalar, values)):
             name = "cas-register" if "cas" in functions else "register"
             return name, f"functions {names}" + (" on [key, value] pairs" if keyed else "")
         return None, f"functions {names} with values that are not single registers"

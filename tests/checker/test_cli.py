@@ -245,6 +245,24 @@ def test_guess_model_reads_function_names_and_value_shapes() -> None:
     assert guess_model(history(("invoke", 0, "get", None)))[0] == "kv"
 
 
+def test_guess_model_value_types_beyond_the_plain_ones() -> None:
+    """The plain-type shortcut of guess_model leaves subclasses and other types to the
+    full test: a str subclass is a register value, a list read is not."""
+
+    class Name(str):
+        pass
+
+    named = history(("invoke", 0, "write", Name("a")), ("ok", 0, "write", Name("a")))
+    assert guess_model(named)[0] == "register"
+    listed = history(("invoke", 0, "read", None), ("ok", 0, "read", [1]))
+    assert guess_model(listed)[0] is None
+    keyed_list = history(
+        ("invoke", 0, "write", ["k", [1]]), ("invoke", 1, "read", ["k", None]),
+        ("ok", 1, "read", ["k", True]),
+    )
+    assert guess_model(keyed_list)[0] is None  # the written value [1] is not a register's
+
+
 def corpus_or_skip() -> Path:
     if not CORPUS.is_dir():
         pytest.skip(
