@@ -503,7 +503,8 @@ def plot_nodes(events: Sequence[NodeEvent], periods, instants, end: float) -> st
     terms_axes.set_ylabel("term")
     terms_axes.set_xlabel("time (s)")
     terms_axes.set_xlim(0, max(end, 0.001))
-    terms_axes.legend(loc="lower right", fontsize="small", ncols=8)
+    if terms_axes.get_legend_handles_labels()[0]:  # no node logged a term: no legend
+        terms_axes.legend(loc="lower right", fontsize="small", ncols=8)
     return _png(figure)
 
 
