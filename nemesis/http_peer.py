@@ -41,6 +41,7 @@ across a partition).
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import socket
@@ -55,6 +56,7 @@ from nemesis.proxy import (
     CUT_RESET,
     LinkFaults,
     ProxyError,
+    accept_connections,
     close_streams,
     set_linger_reset,
     set_nodelay,
@@ -324,7 +326,8 @@ class HttpPeerMesh:
             async with trio.open_nursery() as nursery:
                 for node, group in self._listeners.items():
                     for listener in group:
-                        nursery.start_soon(self._accept_loop, node, listener, nursery)
+                        handle = functools.partial(self._handle_connection, node)
+                        nursery.start_soon(accept_connections, self, listener, nursery, handle)
                 task_status.started()
         finally:
             await self.aclose()
@@ -337,24 +340,6 @@ class HttpPeerMesh:
                 yield self
             finally:
                 nursery.cancel_scope.cancel()
-
-    async def _accept_loop(
-        self, destination: str, listener: trio.SocketListener, nursery: trio.Nursery
-    ) -> None:
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as error:  # e.g. EMFILE: back off instead of spinning
-                logger.warning("%r: accept failed: %s", self, error)
-                await trio.sleep(0.05)
-                continue
-            nursery.start_soon(self._handle, destination, stream)
-
-    async def _handle(self, destination: str, client: trio.SocketStream) -> None:
-        try:
-            await self._handle_connection(destination, client)
-        except* Exception:
-            logger.exception("%r: connection handler failed", self)
 
     def _reset(self, connection: _PeerConnection) -> None:
         if not connection.reset:

@@ -21,16 +21,13 @@ that names the sender; nothing else of a frame is looked at.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import msgpack
 import trio
 
-from nemesis.proxy import close_streams, set_nodelay
-
-logger = logging.getLogger(__name__)
+from nemesis.proxy import accept_connections, close_streams, set_nodelay
 
 Address = tuple[str, int]
 HELLO_MAX_BYTES = 64 * 1024  # a hello is a few dozen bytes
@@ -90,27 +87,10 @@ class HelloRouter:
         try:
             async with trio.open_nursery() as nursery:
                 for listener in self._listeners:
-                    nursery.start_soon(self._accept_loop, listener, nursery)
+                    nursery.start_soon(accept_connections, self, listener, nursery, self._route)
                 task_status.started()
         finally:
             await self.aclose()
-
-    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as error:  # e.g. EMFILE: back off instead of spinning
-                logger.warning("%r: accept failed: %s", self, error)
-                await trio.sleep(0.05)
-                continue
-            nursery.start_soon(self._handle, stream)
-
-    async def _handle(self, client: trio.SocketStream) -> None:
-        # One connection's failure must never take the router (and the campaign) down.
-        try:
-            await self._route(client)
-        except* Exception:
-            logger.exception("%r: connection handler failed", self)
 
     async def _read_hello(self, client: trio.SocketStream) -> tuple[bytes, str | None]:
         buffer = bytearray()

@@ -48,7 +48,7 @@ import random
 import socket
 import struct
 import termios
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -198,6 +198,39 @@ def set_nodelay(*streams: trio.SocketStream) -> None:
             stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
         except OSError:
             pass
+
+
+async def accept_connections(
+    owner: object,
+    listener: trio.SocketListener,
+    nursery: trio.Nursery,
+    handle: Callable[[trio.SocketStream], Awaitable[None]],
+) -> None:
+    """Accept forever, each connection handled by ``handle`` in a task of ``nursery``.
+
+    Shared by the frame proxy, the HTTP peer proxy and the hello router: an accept error
+    (EMFILE, say) backs off instead of spinning, and one connection's failure is logged
+    and never takes ``owner`` (and the campaign) down.
+    """
+    while True:
+        try:
+            stream = await listener.accept()
+        except OSError as error:
+            logger.warning("%r: accept failed: %s", owner, error)
+            await trio.sleep(0.05)
+            continue
+        nursery.start_soon(_handle_logged, owner, handle, stream)
+
+
+async def _handle_logged(
+    owner: object,
+    handle: Callable[[trio.SocketStream], Awaitable[None]],
+    stream: trio.SocketStream,
+) -> None:
+    try:
+        await handle(stream)
+    except* Exception:
+        logger.exception("%r: connection handler failed", owner)
 
 
 async def close_streams(streams: list[trio.SocketStream], *, reset: bool) -> None:
@@ -614,7 +647,9 @@ class LinkProxy:
         try:
             async with trio.open_nursery() as nursery:
                 for listener in self._listeners:
-                    nursery.start_soon(self._accept_loop, listener, nursery)
+                    nursery.start_soon(
+                        accept_connections, self, listener, nursery, self._handle_connection
+                    )
                 task_status.started(port)
         finally:
             await self.aclose()
@@ -631,23 +666,6 @@ class LinkProxy:
                     nursery.cancel_scope.cancel()
         finally:
             await self.aclose()
-
-    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
-        while True:
-            try:
-                stream = await listener.accept()
-            except OSError as error:  # e.g. EMFILE: back off instead of spinning
-                logger.warning("%r: accept failed: %s", self, error)
-                await trio.sleep(0.05)
-                continue
-            nursery.start_soon(self._handle, stream)
-
-    async def _handle(self, client: trio.SocketStream) -> None:
-        # One connection's failure must never take the proxy (and the campaign) down.
-        try:
-            await self._handle_connection(client)
-        except* Exception:
-            logger.exception("%r: connection handler failed", self)
 
     async def _handle_connection(self, client: trio.SocketStream) -> None:
         connection = _Connection(cancel_scope=trio.CancelScope(), streams=[client])
