@@ -251,59 +251,30 @@ def _write_outputs(out_dir: Path, document: Mapping[str, Any], ops: Sequence[Op]
 def _check_many(
     history_files: Sequence[Path],
     model_name: str | None,
-    has_init: bool,
-    init_value: Any,
+    init_text: str | None,
     format_name: str | None,
     time_limit: float | None,
     nil_read: str | None,
 ) -> int:
-    """Check each file in this process, one line each; the worst exit code."""
-    from checker.linearizable import check
-    from checker.models import ModelError
+    """Check each file in this process, one line each; the worst exit code.
+
+    Each file is `checker.batch.check_file`, the same step a batch on a process pool or
+    Dask runs (``--executor``), so the lines are the same whichever runs them."""
+    from checker.batch import check_file, worst_code
 
     codes: list[int] = []
     for given in history_files:
-        started = time.monotonic()
-        try:
-            history_file = _history_path(given)
-            fmt = format_name or detect_format(history_file)
-            ops = read_history(history_file, fmt)
-            model, _ = _choose_model(model_name, fmt, ops)
-            model_class = available_models().get(model)
-            model_object: Any = (
-                model_class() if isinstance(model_class, type) else model_class or model
-            )
-            kwargs: dict[str, Any] = {
-                "time_limit": time_limit,
-                "nil_read": nil_read or DEFAULT_NIL_READ_BY_FORMAT.get(fmt, "unknown"),
-                "started": started,
-            }
-            if has_init:
-                kwargs["init"] = init_value
-            result = check(ops, model_object, **kwargs)
-        except (HistoryError, ModelError, click.ClickException) as error:
-            message = error.format_message() if isinstance(error, click.ClickException) else error
-            click.echo(f"{given}: BAD INPUT: {message}")
-            codes.append(EXIT_BAD_INPUT)
-            continue
-        valid = result.get("valid")
-        seconds = time.monotonic() - started
-        line = (
-            f"{given}: {_verdict_word(valid)}, model {model}, {len(ops)} ops, {seconds:.3f} s"
+        summary = check_file(
+            given,
+            model=model_name,
+            init=init_text,
+            format=format_name,
+            time_limit=time_limit,
+            nil_read=nil_read,
         )
-        details = summarize(result)
-        if valid is not True and details:
-            line += " — " + "; ".join(details[:2])
-        click.echo(line)
-        codes.append(EXIT_VALID if valid is True else EXIT_INVALID if valid is False
-                     else EXIT_UNKNOWN)
-    if EXIT_BAD_INPUT in codes:
-        return EXIT_BAD_INPUT
-    if EXIT_INVALID in codes:
-        return EXIT_INVALID
-    if EXIT_UNKNOWN in codes:
-        return EXIT_UNKNOWN
-    return EXIT_VALID
+        click.echo(summary["line"])
+        codes.append(summary["code"])
+    return worst_code(codes)
 
 
 @click.command(name="check")
@@ -403,7 +374,7 @@ def check_command(
             raise click.UsageError("--out takes one FILE")
         if checker_name != "linearizable" or consistency_model is not None:
             raise click.UsageError("--checker elle-* takes one FILE")
-        sys.exit(_check_many(history_files, model_name, has_init, init_value, format_name,
+        sys.exit(_check_many(history_files, model_name, init_text, format_name,
                              time_limit, nil_read))
     history_file = _history_path(history_files[0])
     try:
