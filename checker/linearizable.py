@@ -1042,6 +1042,34 @@ _EXPLAIN_BY_SEARCH = 2000
 _EXPLAIN_CONFIGS = 100_000
 
 
+def _search_for_explanation(
+    model: Model,
+    members: list[_Operation],
+    whole_state_reads: bool,
+    start_state: Any,
+    prunings: frozenset[str],
+    deadline: float | None,
+) -> _Outcome:
+    """A component searched to completion for its explanation (the verdict is already
+    known), within a second and ``_EXPLAIN_CONFIGS`` configurations.
+
+    Without "unseen-writes": the explanation lists every state the register could hold at
+    the failing op, an unseen write's value included."""
+    budget = time.monotonic() + 1.0
+    if deadline is not None:
+        budget = min(budget, deadline)
+    search = _search(
+        model, members, whole_state_reads, start_state, budget, _EXPLAIN_CONFIGS, 1.0,
+        prunings - {"unseen-writes"},
+    )
+    next(search)
+    try:
+        while True:
+            search.send(_MAX_SLICE)
+    except StopIteration as stop:
+        return stop.value
+
+
 def _explained_by_search(
     model: Model,
     key: Any,
@@ -1059,21 +1087,9 @@ def _explained_by_search(
     refutation's own explanation. A search that finds the component linearizable
     contradicts a refutation: a defect, raised loudly (never a verdict).
     """
-    budget = time.monotonic() + 1.0
-    if deadline is not None:
-        budget = min(budget, deadline)
-    # Without "unseen-writes": the explanation lists every state the register could hold
-    # at the failing read, an unseen write's value included (the verdict is known).
-    search = _search(
-        model, members, whole_state_reads, start_state, budget, _EXPLAIN_CONFIGS, 1.0,
-        prunings - {"unseen-writes"},
+    outcome = _search_for_explanation(
+        model, members, whole_state_reads, start_state, prunings, deadline
     )
-    next(search)
-    try:
-        while True:
-            search.send(_MAX_SLICE)
-    except StopIteration as stop:
-        outcome: _Outcome = stop.value
     if outcome.valid is True:
         raise AssertionError(
             f"the search linearized a history refuted as {refuted['refuted_by']}: "
@@ -1106,19 +1122,9 @@ def _searched_with_unseen_writes(
     state the register could hold; the verdict stays the first search's, and a second
     search that linearizes the component contradicts it: a defect, raised loudly.
     """
-    budget = time.monotonic() + 1.0
-    if deadline is not None:
-        budget = min(budget, deadline)
-    search = _search(
-        model, members, whole_state_reads, start_state, budget, _EXPLAIN_CONFIGS, 1.0,
-        prunings - {"unseen-writes"},
+    again = _search_for_explanation(
+        model, members, whole_state_reads, start_state, prunings, deadline
     )
-    next(search)
-    try:
-        while True:
-            search.send(_MAX_SLICE)
-    except StopIteration as stop:
-        again: _Outcome = stop.value
     if again.valid is True:
         raise AssertionError("the search without unseen-writes linearized an invalid component")
     if again.valid is not False:
