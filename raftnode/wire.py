@@ -181,6 +181,11 @@ class FrameStream:
         self._ready: deque[dict[str, Any]] = deque()
         self._send_lock = trio.Lock()
         self._eof = False
+        # The Trio socket under a SocketStream (None for other streams): ``_receive``
+        # reads it directly after a wait, see there.
+        socket = getattr(stream, "socket", None)
+        self._socket = socket if isinstance(socket, trio.socket.SocketType) else None
+        self._drained = True  # the last read emptied the socket (a short read)
 
     async def receive(self) -> dict[str, Any] | None:
         """The next frame, or None at a clean end of stream. Raises FrameError."""
@@ -202,13 +207,37 @@ class FrameStream:
         self._decoder.raise_pending()
         if self._eof:
             return False
-        data = await self.stream.receive_some(RECEIVE_CHUNK_BYTES)
+        data = await self._receive()
         if not data:
             self._eof = True
             self._decoder.check_eof()
             return False
         self._ready.extend(self._decoder.feed(data))
         return True
+
+    async def _receive(self) -> bytes:
+        """``receive_some``, but after a short read (the socket was emptied) wait for the
+        socket first and then read it once: Trio's ``receive_some`` reads first, which
+        at one request in flight almost always fails with EAGAIN (a syscall and an
+        exception per frame, each Raft message and client request being a frame of its
+        own), then waits and reads again. The wait is a checkpoint; errors are Trio's:
+        ClosedResourceError if the socket is closed, BrokenResourceError on a reset."""
+        socket = self._socket
+        if socket is None or not self._drained:
+            data = await self.stream.receive_some(RECEIVE_CHUNK_BYTES)
+        else:
+            await trio.lowlevel.wait_readable(socket)
+            fd = socket.fileno()
+            if fd < 0:
+                raise trio.ClosedResourceError("the socket was closed")
+            try:
+                data = os.read(fd, RECEIVE_CHUNK_BYTES)
+            except BlockingIOError:  # a spurious wake-up: the usual way
+                data = await self.stream.receive_some(RECEIVE_CHUNK_BYTES)
+            except OSError as error:
+                raise trio.BrokenResourceError(f"socket connection broken: {error}") from error
+        self._drained = len(data) < RECEIVE_CHUNK_BYTES
+        return data
 
     async def send(self, obj: dict[str, Any]) -> None:
         await self.send_raw(encode_frame(obj, self.max_frame_bytes))
