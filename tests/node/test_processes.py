@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import struct
@@ -333,10 +334,14 @@ async def test_sigkill_right_after_acks_loses_nothing_and_start_errors_are_clear
 
 
 def consecutive_free_ports(count: int) -> int:
-    for _ in range(50):
-        base = free_ports(1)[0]
-        if base + count > 17999:
-            continue
+    """The first of ``count`` consecutive ports in 17000-17999 that bind right now.
+
+    Every base is tried, in an order of its own: ``free_ports(1)`` with its default
+    generator gives the same port on every call of one process, so retrying it retried
+    one base (CI failed when that base's neighbours were busy)."""
+    bases = list(range(17000, 18000 - count))
+    random.Random(os.getpid()).shuffle(bases)
+    for base in bases:
         sockets = []
         try:
             for port in range(base, base + count):
