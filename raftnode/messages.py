@@ -246,24 +246,29 @@ def snapshot_from_wire(raw: Any) -> Snapshot:
     return Snapshot(SnapshotMeta(index=_int(raw, "index"), term=_int(raw, "term"), conf=conf), data)
 
 
+# The optional fields of a Message on the wire, left out when 0 / False.
+_OPTIONAL_INT_FIELDS = (
+    "last_log_index",
+    "last_log_term",
+    "prev_log_index",
+    "prev_log_term",
+    "leader_commit",
+    "read_ctx",
+    "match_index",
+    "conflict_index",
+    "conflict_term",
+)
+_OPTIONAL_BOOL_FIELDS = ("pre_vote", "transfer", "granted", "success")
+
+
 def message_to_wire(msg: Message) -> dict[str, Any]:
     """A compact dict: defaults are left out."""
     out: dict[str, Any] = {"type": msg.type.value, "term": msg.term, "src": msg.src, "dst": msg.dst}
-    for name in (
-        "last_log_index",
-        "last_log_term",
-        "prev_log_index",
-        "prev_log_term",
-        "leader_commit",
-        "read_ctx",
-        "match_index",
-        "conflict_index",
-        "conflict_term",
-    ):
+    for name in _OPTIONAL_INT_FIELDS:
         value = getattr(msg, name)
         if value:
             out[name] = value
-    for name in ("pre_vote", "transfer", "granted", "success"):
+    for name in _OPTIONAL_BOOL_FIELDS:
         if getattr(msg, name):
             out[name] = True
     if msg.entries:
@@ -274,21 +279,8 @@ def message_to_wire(msg: Message) -> dict[str, Any]:
 
 
 _MESSAGE_TYPES = {mtype.value: mtype for mtype in MessageType}
-_INT_FIELDS = frozenset(
-    (
-        "term",
-        "last_log_index",
-        "last_log_term",
-        "prev_log_index",
-        "prev_log_term",
-        "leader_commit",
-        "read_ctx",
-        "match_index",
-        "conflict_index",
-        "conflict_term",
-    )
-)
-_BOOL_FIELDS = frozenset(("pre_vote", "transfer", "granted", "success"))
+_INT_FIELDS = frozenset(("term", *_OPTIONAL_INT_FIELDS))
+_BOOL_FIELDS = frozenset(_OPTIONAL_BOOL_FIELDS)
 
 
 def message_from_wire(raw: Any) -> Message:
