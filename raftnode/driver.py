@@ -103,6 +103,21 @@ class ReadyFailed(RuntimeError):
     the node cannot go on. Not an OSError, so that no connection handler swallows it."""
 
 
+class _Batch:
+    """The context manager of ``NodeDriver.batch`` (a class: it runs per socket read)."""
+
+    __slots__ = ("driver",)
+
+    def __init__(self, driver: NodeDriver) -> None:
+        self.driver = driver
+
+    def __enter__(self) -> None:
+        self.driver.begin_batch()
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        self.driver.end_batch(handle=exc_type is None)
+
+
 class NotLeaderError(Exception):
     """Definite: this node did not accept the request. ``leader`` is the hint, if any."""
 
@@ -418,13 +433,8 @@ class NodeDriver:
     async def _ticker(self) -> None:
         while True:
             await trio.sleep(self.tick_seconds)
-            self.begin_batch()
-            try:
+            with self.batch():
                 self.tick()
-            except BaseException:
-                self.end_batch(handle=False)
-                raise
-            self.end_batch()
 
     async def _ready_loop(self) -> None:
         while True:
@@ -462,6 +472,12 @@ class NodeDriver:
                 self._wakeup.set()
             elif not self._flush_deferred:
                 self._ask_flush()
+
+    def batch(self) -> _Batch:
+        """``with driver.batch(): ...`` feeds a batch: ``begin_batch`` on entry,
+        ``end_batch`` on exit (``handle=False`` when the block raised: the ready-loop
+        task then takes what the batch left)."""
+        return _Batch(self)
 
     def begin_batch(self) -> None:
         """The caller is about to feed a batch of inputs (the frames of one socket read,

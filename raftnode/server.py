@@ -751,14 +751,9 @@ class NodeServer:
         driver = self.driver
         assert driver is not None
         # One batch: the Ready these frames make is handled here, in this task, when
-        # the last one is stepped (NodeDriver.begin_batch), not by waking the ready loop.
-        driver.begin_batch()
-        try:
+        # the last one is stepped (NodeDriver.batch), not by waking the ready loop.
+        with driver.batch():
             answered = self._step_peer_frames(frames, sender, node_id)
-        except BaseException:
-            driver.end_batch(handle=False)
-            raise
-        driver.end_batch()
         if answered:  # the silent-link watchdog's evidence that the link works both ways
             self._answered[sender] = trio.current_time()
 
@@ -790,13 +785,8 @@ class NodeServer:
     ) -> None:
         driver = self.driver
         assert driver is not None
-        driver.begin_batch()  # as in _peer_frames: proposals handled here, one Ready
-        try:
+        with driver.batch():  # as in _peer_frames: proposals handled here, one Ready
             self._start_client_frames(frames, writer, in_flight, peer_name)
-        except BaseException:
-            driver.end_batch(handle=False)
-            raise
-        driver.end_batch()
 
     def _start_client_frames(
         self,
