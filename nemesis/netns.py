@@ -12,13 +12,29 @@ Faults, as a `nemesis.control.LinkMesh`:
   ``ip saddr <sender> drop`` per cut directed link, so one-way cuts are exact;
 - loss (``set_loss``): ``ip saddr <sender> numgen random mod 1000000 < p·10⁶ drop`` in the
   same chain — per packet, drawn by the kernel (not from the run's seed, as with netem);
-- delay / reorder (``set_delay``): ``tc netem``, which this module needs the kernel's
-  ``sch_netem`` for; `unsupported_reason` refuses a delay nemesis up front when the
-  kernel lacks it (some VM kernels do) rather than running without the fault;
+- delay / reorder (``set_delay``): an iptables rule in the receiving node's namespace,
+  ``INPUT -s <sender> -j NFQUEUE --queue-num N --queue-bypass``, hands each packet of a
+  delayed link to that node's `nemesis.packet_delay` process, which holds its verdict for
+  ``delay`` +/- ``jitter`` (drawn from the run's seed) and keeps each link's order unless
+  ``reorder``. Real packets wait, below TCP. Not ``tc netem``: many kernels (this
+  machine's 6.18 among them) are built without ``sch_netem``, and nft's own ``queue``
+  statement needs ``CONFIG_NFT_QUEUE``, often missing too, while iptables' NFQUEUE target
+  (``xt_NFQUEUE`` through nft_compat or legacy iptables) and nfnetlink_queue are nearly
+  always there. ``--queue-bypass``: if the delayer is gone, packets pass instead of being
+  dropped. One delayer per node, started at the first delay and fed its table of
+  ``{sender: [delay, jitter, reorder]}`` as JSON lines on stdin, so a change needs no
+  restart; stopped (stdin closed: it accepts what it holds) at teardown.
+  `unsupported_reason` refuses a delay nemesis up front when iptables or its NFQUEUE
+  target or nfnetlink_queue is missing (probed once in a scratch namespace);
 - kill, pause, clock and disk faults act on processes and files, as with the proxies.
 
-Every namespace's rules are replaced whole and atomically (``nft -f``: the table deleted
-and written again in one transaction).
+Every namespace's rules are replaced whole and atomically (``nft -f``: the chain flushed
+and written again in one transaction; ``iptables-restore --noflush`` with ``-F INPUT`` for
+the NFQUEUE rules). Neither deletes a base chain: that unregisters a hook, and the kernel
+then drops every packet queued in the namespace, the delayer's held ones included. The
+NFQUEUE rules run first on the input hook (iptables' filter chain at priority 0, our nft
+chain at 10) and an accepted packet goes on through the rest of the hook, so a delayed
+link can also be cut or lossy, and a cut also drops what the delayer still held.
 
 Names carry a run-specific token (``rl<token>...``) and a state file in
 ``/run/raftlab-netns/<token>.json`` records the owning process. Teardown (kill what runs in
@@ -33,9 +49,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
+import select
 import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -55,11 +75,14 @@ class NetnsError(RuntimeError):
     """Hosts mode cannot run here (not root, a tool missing) or a command failed."""
 
 
-def _run(argv: Sequence[str], *, stdin: str | None = None, check: bool = True) -> str:
+def _run(
+    argv: Sequence[str], *, stdin: str | None = None, check: bool = True, cwd: Path | None = None
+) -> str:
     try:
         done = subprocess.run(
             list(argv),
             input=stdin,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=COMMAND_TIMEOUT,
@@ -90,33 +113,53 @@ def unavailable_reason() -> str | None:
     return None
 
 
-_netem_cache: bool | None = None
+DELAYER = ["-m", "nemesis.packet_delay"]  # run by this interpreter, in a node's namespace
+DELAYER_READY_TIMEOUT = 10.0
+DELAYER_STOP_TIMEOUT = 3.0
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # the delayer's cwd: `-m` finds it
+
+_delay_probe: list[str | None] = []  # the probe's answer, once per process
 
 
-def netem_available() -> bool:
-    """Whether the kernel has tc's netem (probed once, in a scratch namespace)."""
-    global _netem_cache
-    if _netem_cache is None:
-        token = secrets.token_hex(3)
-        space, outer = f"{PREFIX}{token}probe", f"{PREFIX}{token}p0"
-        try:
-            _run(["ip", "netns", "add", space])
-            _run(["ip", "link", "add", outer, "type", "veth", "peer", "name", "p1",
-                  "netns", space])  # fmt: skip
-            result = subprocess.run(
-                ["ip", "netns", "exec", space, "tc", "qdisc", "add", "dev", "p1", "root",
-                 "netem", "delay", "1ms"],  # fmt: skip
-                capture_output=True,
-                timeout=COMMAND_TIMEOUT,
-                check=False,
+def _probe_delay() -> str | None:
+    for tool in ("iptables", "iptables-restore"):
+        if shutil.which(tool) is None:
+            return (
+                f"--net netns: the delay fault needs `{tool}` (Debian package iptables) for "
+                "its NFQUEUE target; it is not installed (use --net proxy for delays)"
             )
-            _netem_cache = result.returncode == 0
-        except (NetnsError, OSError, subprocess.TimeoutExpired):
-            _netem_cache = False
-        finally:
-            _run(["ip", "link", "del", outer], check=False)
-            _run(["ip", "netns", "del", space], check=False)
-    return _netem_cache
+    space = f"{PREFIX}{secrets.token_hex(3)}probe"
+    try:
+        _run(["ip", "netns", "add", space])
+        try:
+            _run(["ip", "netns", "exec", space, "iptables", "-w", "5", "-A", "INPUT", "-s",
+                  "192.0.2.1", "-j", "NFQUEUE", "--queue-num", "1", "--queue-bypass"])  # fmt: skip
+        except NetnsError as error:
+            return (
+                "--net netns: the delay fault needs iptables' NFQUEUE target "
+                f"(CONFIG_NETFILTER_XT_TARGET_NFQUEUE), which this kernel refused: {error}"
+            )
+        try:
+            _run(["ip", "netns", "exec", space, sys.executable, *DELAYER, "--queue", "1",
+                  "--check"], cwd=_PACKAGE_ROOT)  # fmt: skip
+        except NetnsError as error:
+            return (
+                "--net netns: the delay fault needs nfnetlink_queue "
+                f"(CONFIG_NETFILTER_NETLINK_QUEUE), and binding a queue failed: {error}"
+            )
+    except NetnsError as error:
+        return f"--net netns: could not probe for the delay fault: {error}"
+    finally:
+        _run(["ip", "netns", "del", space], check=False)
+    return None
+
+
+def delay_unavailable_reason() -> str | None:
+    """Why hosts mode cannot delay packets here (None when it can): iptables' NFQUEUE
+    target must take a rule and nfnetlink_queue a bind, tried once in a scratch namespace."""
+    if not _delay_probe:
+        _delay_probe.append(_probe_delay())
+    return _delay_probe[0]
 
 
 def unsupported_reason(fault_names: Iterable[str]) -> str | None:
@@ -124,11 +167,8 @@ def unsupported_reason(fault_names: Iterable[str]) -> str | None:
     reason = unavailable_reason()
     if reason is not None:
         return reason
-    if "delay" in set(fault_names) and not netem_available():
-        return (
-            "--net netns: the delay fault needs tc netem, and this kernel has no sch_netem "
-            "(use --net proxy for delays, or a kernel with CONFIG_NET_SCH_NETEM)"
-        )
+    if "delay" in set(fault_names):
+        return delay_unavailable_reason()
     return None
 
 
@@ -191,7 +231,14 @@ def remove_leftovers() -> list[str]:
 class NetnsMesh:
     """Namespaces, a bridge and kernel rules for one run; a `LinkMesh` for the nemesis."""
 
-    def __init__(self, node_ids: Sequence[str], *, port: int, token: str | None = None) -> None:
+    def __init__(
+        self,
+        node_ids: Sequence[str],
+        *,
+        port: int,
+        token: str | None = None,
+        seed: int | None = None,
+    ) -> None:
         self.node_ids = tuple(node_ids)
         self.port = port
         self.token = token or secrets.token_hex(3)
@@ -210,6 +257,14 @@ class NetnsMesh:
         self._blocked: dict[str, set[str]] = {node: set() for node in self.node_ids}
         self._loss: dict[Link, float] = {}
         self._delay: dict[Link, tuple[float, float, bool]] = {}
+        # The packet delayers (`nemesis.packet_delay`), one per node once a delay starts;
+        # their queue numbers (a namespace's queues are its own) and jitter seeds, drawn in
+        # node order from the run's seed (without one, from the token).
+        self._delayers: dict[str, subprocess.Popen[bytes]] = {}
+        self._queued: dict[str, str] = {}  # the NFQUEUE script last written, per node
+        seeder = random.Random(seed if seed is not None else int(self.token, 16))
+        self._delay_seeds = {node: seeder.getrandbits(63) for node in self.node_ids}
+        self._queues = {node: position for position, node in enumerate(self.node_ids, 1)}
         self._up = False
 
     def _free_subnet(self) -> str:
@@ -284,6 +339,7 @@ class NetnsMesh:
         if not self._up:
             return
         self._up = False
+        self._stop_delayers()
         _destroy(self.token, self.namespaces.values(), self.bridge, self.veths.values())
 
     # --- LinkMesh -----------------------------------------------------------------------
@@ -336,11 +392,20 @@ class NetnsMesh:
         reorder: bool = False,
         links: list[Link] | None = None,
     ) -> None:
-        if delay > 0 or jitter > 0:
-            raise NetnsError(
-                "delay in --net netns needs tc netem, refused before the run when the "
-                "kernel lacks it; per-link netem is not implemented yet"
-            )
+        """Delay every packet of `links` (every link by default) by ``delay`` +/-
+        ``jitter`` seconds in the receiver's packet delayer; 0, 0 stops it."""
+        if delay < 0 or jitter < 0:
+            raise ValueError(f"delay and jitter must be >= 0, got {delay}, {jitter}")
+        touched = set()
+        for link in links if links is not None else self._all_links():
+            if delay > 0 or jitter > 0:
+                self._delay[link] = (delay, jitter, reorder)
+            else:
+                self._delay.pop(link, None)
+            touched.add(link[1])
+        for node in self.node_ids:
+            if node in touched:
+                self._write_delay(node)
 
     def set_cut(self, mode: str | None, links: list[Link] | None = None) -> None:
         # A cut in hosts mode is a partition: packets dropped, connections half-open.
@@ -359,6 +424,7 @@ class NetnsMesh:
         if self._up:
             for node in self.node_ids:
                 self._write_rules(node)
+                self._write_delay(node)
 
     def describe(self) -> dict[str, object]:
         faulty: dict[str, object] = {}
@@ -368,29 +434,35 @@ class NetnsMesh:
         for (source, destination), probability in sorted(self._loss.items()):
             entry = faulty.setdefault(f"{source}->{destination}", {})
             entry["loss"] = probability  # type: ignore[index]
+        for (source, destination), (delay, jitter, reorder) in sorted(self._delay.items()):
+            entry = faulty.setdefault(f"{source}->{destination}", {})
+            entry.update(delay=delay, jitter=jitter, reorder=reorder)  # type: ignore[attr-defined]
         return faulty
 
     # --- the rules --------------------------------------------------------------------
 
     def rules(self, node: str) -> str:
         """The nft script that makes `node`'s namespace drop what its faults say."""
+        # The chain's rules are flushed and written again, the table and chain kept (declared
+        # here, a no-op once they exist): deleting a base chain unregisters its hook, and the
+        # kernel then drops every packet queued in the namespace — the delayer's held ones.
+        rule = "add rule inet raftlab input ip saddr"
         lines = [
-            "table inet raftlab",  # created if absent, so the delete below always succeeds
-            "delete table inet raftlab",
             "table inet raftlab {",
             "  chain input {",
-            "    type filter hook input priority 0; policy accept;",
+            "    type filter hook input priority 10; policy accept;",  # after NFQUEUE (0)
+            "  }",
+            "}",
+            "flush chain inet raftlab input",
         ]
         for source in sorted(self._blocked[node]):
-            lines.append(f"    ip saddr {self._nodes[source][0]} drop")
+            lines.append(f"{rule} {self._nodes[source][0]} drop")
         for (source, destination), probability in sorted(self._loss.items()):
             if destination == node and source not in self._blocked[node]:
                 threshold = round(probability * 1_000_000)
                 lines.append(
-                    f"    ip saddr {self._nodes[source][0]} "
-                    f"numgen random mod 1000000 < {threshold} drop"
+                    f"{rule} {self._nodes[source][0]} numgen random mod 1000000 < {threshold} drop"
                 )
-        lines += ["  }", "}"]
         return "\n".join(lines) + "\n"
 
     def _write_rules(self, node: str) -> None:
@@ -398,3 +470,108 @@ class NetnsMesh:
             return
         _run(["ip", "netns", "exec", self.namespaces[node], "nft", "-f", "-"],
              stdin=self.rules(node))  # fmt: skip
+
+    # --- delay: NFQUEUE rules and the packet delayers ---------------------------------
+
+    def delay_table(self, node: str) -> dict[str, list[float | bool]]:
+        """The delayer's configuration for `node`: ``{sender address: [delay, jitter,
+        reorder]}`` for each delayed link into it."""
+        return {
+            self._nodes[source][0]: [delay, jitter, reorder]
+            for (source, destination), (delay, jitter, reorder) in sorted(self._delay.items())
+            if destination == node
+        }
+
+    def delay_rules(self, node: str) -> str:
+        """The ``iptables-restore --noflush`` script that queues `node`'s delayed links to
+        its delayer: INPUT's rules flushed and written in one commit (a whole-table restore
+        would unregister the chain's hook, and the kernel drops all queued packets then)."""
+        lines = ["*filter", "-F INPUT"]
+        for address in self.delay_table(node):
+            # --queue-bypass: with no delayer bound to the queue the packet passes; without
+            # it the kernel would drop every packet of the link.
+            lines.append(
+                f"-A INPUT -s {address} -j NFQUEUE --queue-num {self._queues[node]} --queue-bypass"
+            )
+        return "\n".join([*lines, "COMMIT"]) + "\n"
+
+    def _write_delay(self, node: str) -> None:
+        if not self._up:
+            return
+        table, script = self.delay_table(node), self.delay_rules(node)
+        if table and not self._delayers:
+            self._start_delayers()
+        delayer = self._delayers.get(node)
+        if table and delayer is not None:  # the table first: queued packets find it
+            self._configure(node, delayer, table)
+        previous = self._queued.get(node)
+        if script != previous and (previous is not None or table):  # changed, and not "none"
+            _run(["ip", "netns", "exec", self.namespaces[node], "iptables-restore", "-w", "5",
+                  "--noflush"],
+                 stdin=script)  # fmt: skip
+            self._queued[node] = script
+        if not table and delayer is not None:  # after the rule is gone: nothing more comes
+            self._configure(node, delayer, table)
+
+    def _configure(
+        self, node: str, delayer: subprocess.Popen[bytes], table: dict[str, list[float | bool]]
+    ) -> None:
+        assert delayer.stdin is not None
+        try:
+            delayer.stdin.write(json.dumps(table).encode() + b"\n")
+            delayer.stdin.flush()
+        except OSError as error:
+            raise NetnsError(
+                f"the packet delayer of {node} is gone (exit {delayer.poll()}): {error}"
+            ) from None
+
+    def _start_delayers(self) -> None:
+        """One delayer per node, all at once at the first delay (the fault moves between
+        nodes), waited for together: the first delay costs one interpreter start-up."""
+        for node in self.node_ids:
+            self._delayers[node] = subprocess.Popen(
+                ["ip", "netns", "exec", self.namespaces[node], sys.executable, *DELAYER,
+                 "--queue", str(self._queues[node]), "--seed", str(self._delay_seeds[node])],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                cwd=_PACKAGE_ROOT,
+                # Its own session: a Ctrl-C meant for the harness must not stop it before
+                # teardown closes its stdin (then it lets go of what it holds).
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + DELAYER_READY_TIMEOUT
+        for node, delayer in self._delayers.items():
+            assert delayer.stdout is not None
+            line = b""
+            while not line.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                ready, _, _ = select.select([delayer.stdout], [], [], max(0.0, left))
+                chunk = os.read(delayer.stdout.fileno(), 64) if ready else b""
+                if not chunk:
+                    raise NetnsError(
+                        f"the packet delayer of {node} did not start (exit {delayer.poll()}, "
+                        "its stderr above)"
+                    )
+                line += chunk
+            if line.strip() != b"ready":
+                raise NetnsError(f"the packet delayer of {node} said {line!r}")
+
+    def _stop_delayers(self) -> None:
+        """Close each delayer's stdin (it accepts what it holds and exits), wait, then kill
+        what is left; never leaves a process behind."""
+        delayers, self._delayers = self._delayers, {}
+        self._queued.clear()
+        for delayer in delayers.values():
+            for stream in (delayer.stdin, delayer.stdout):
+                try:
+                    if stream is not None:
+                        stream.close()
+                except OSError:
+                    pass
+        deadline = time.monotonic() + DELAYER_STOP_TIMEOUT
+        for delayer in delayers.values():
+            try:
+                delayer.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                delayer.kill()
+                delayer.wait()
