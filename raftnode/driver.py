@@ -803,9 +803,12 @@ _PLAIN_CLIENT = re.compile(r"[A-Za-z0-9._-]{1,200}")
 
 
 def _hint_of(error: NotLeader) -> str | None:
-    hint = getattr(error, "leader_hint", None)
-    if hint is None and error.args:
-        hint = error.args[0]
+    # The core's NotLeader says None when no leader is known: that None is the answer
+    # (no_leader), not a reason to read the message text ("not the leader") as a node id.
+    if hasattr(error, "leader_hint"):
+        hint = error.leader_hint
+    else:
+        hint = error.args[0] if error.args else None
     return hint if isinstance(hint, str) and hint else None
 
 

@@ -432,6 +432,22 @@ async def test_malformed_and_not_leader_requests_are_answered_at_once(
         assert answers[1] == {"ok": False, "error": "malformed"}
 
 
+async def test_a_node_that_knows_no_leader_answers_no_leader_without_a_hint(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The core's NotLeader(None) is ``no_leader``: its message ("not the leader") was
+    once read as the hint, so the client was told of a leader named "not the leader"."""
+    async with cluster_of() as cluster:
+        leader = await cluster.leader()
+        follower = next(n for n in cluster.ids if n != leader)
+        cluster.nodes[follower].driver.core.peer_connection_reset(leader)  # forgets it
+        assert cluster.nodes[follower].driver.core.leader is None
+        answers: list[Any] = []
+        cluster.nodes[follower].driver.start(put("k", "v"), answers.append)
+        assert isinstance(answers[0], NotLeaderError)
+        assert answers[0].leader is None and answers[0].code == "no_leader"
+
+
 class _NoPeers:
     """The transport of a one-node cluster: there is nobody to send to."""
 
