@@ -51,6 +51,11 @@ from raftnode.messages import (
 MAX_COMMITTED_PER_READY = 8192
 
 
+# After a reset from the leader, the ticks between one follower's pre-vote and the next
+# one's (peer_connection_reset): well over a pre-vote round trip (a millisecond), so the
+# first has won or lost before the next starts, yet a small part of the election timeout.
+RESET_RANK_TICKS = 2
+
 # Messages only a leader of their term sends.
 _FROM_LEADER = (MessageType.APPEND, MessageType.SNAPSHOT, MessageType.TIMEOUT_NOW)
 
@@ -231,9 +236,13 @@ class RaftCore:
         """The driver saw ``peer``'s connection closed by the peer's host (a reset or an
         end of stream: the process died), not a timeout. If ``peer`` is our leader, a
         follower need not wait out its election timeout: it forgets the leader (so it
-        grants others' pre-votes) and starts a pre-vote (§9.6) within a short random
-        delay (0 to half an election timeout, drawn like the election timeout, §5.2), so
-        the followers that all saw the same reset rarely split the vote.
+        grants others' pre-votes) and starts a pre-vote (§9.6) after a delay set by its
+        rank among the other voters (sorted ids, the dead leader left out): the first
+        at once, each next one RESET_RANK_TICKS later. The followers that all saw the
+        same reset then never start together (two pre-candidates grant each other's
+        pre-votes, run at once and split the real vote, §5.2: a random 0..E/2 draw did
+        that when two drew the same tick), and the first need not wait for a draw; a
+        later one takes over if the first cannot win (its log is behind, or it is gone).
 
         Safety does not depend on it: Raft's safety never depends on timing, and only
         the timing of a pre-vote changes. Nor does it disrupt a live leader: the
@@ -250,12 +259,19 @@ class RaftCore:
         ):
             return
         self.leader = None
-        delay = self._rng.randrange(0, self.config.election_ticks // 2 + 1)
+        others = sorted(v for v in self._voters if v != peer)
+        delay = min(RESET_RANK_TICKS * others.index(self.id), self.config.election_ticks - 1)
+        # The timer fires on the delay-th tick from now (the first comes within a tick).
         self._election_elapsed = max(
-            self._election_elapsed, self._randomized_election_timeout - 1 - delay
+            self._election_elapsed, self._randomized_election_timeout - delay
         )
         if delay == 0:
             self._campaign(pre_vote=True)
+            if self.role is Role.PRE_CANDIDATE:
+                # Ask once more at the next tick if undecided by then: a voter that read
+                # our request before it read the same reset still held its leader's
+                # lease and refused; by then it has seen the reset too.
+                self._election_elapsed = self._randomized_election_timeout - 1
 
     def best_transfer_target(self) -> str | None:
         """Leader: the other voter whose log matches most of ours (for a hand-over on
