@@ -267,6 +267,9 @@ class NodeDriver:
         # Membership (§4): called with the new ConfState whenever the configuration in
         # force changes (the node process dials new members and drops removed ones).
         self.on_conf_change: Callable[[ConfState], None] | None = None
+        # Called when this node's role, term or known leader changes (after the Ready
+        # that changed it is persisted and sent), e.g. to retry what waited for a leader.
+        self.on_leader_change: Callable[[], None] | None = None
         self._last_conf: ConfState | None = None
         self.stopped = False
 
@@ -680,6 +683,8 @@ class NodeDriver:
             if role != "leader" and self._pending_reads:
                 for read_id in list(self._pending_reads):
                     self._fail_read(read_id)
+            if self.on_leader_change is not None:
+                self.on_leader_change()
         conf = core.conf_state()
         if conf is not self._last_conf:
             if conf != self._last_conf:

@@ -373,6 +373,15 @@ class NodeServer:
         self.backoff_max = min(BACKOFF_MAX, max(BACKOFF_MIN, election_seconds / 2))
         self._answered: dict[str, float] = {}  # peer -> when its last append answer came
         self._inbound: dict[str, set[trio.CancelScope]] = {}  # peer -> its open links to us
+        # Client requests waiting for a leader to be known (_answer_or_park): (frame,
+        # on_answer, until when, the no_leader answer they get if none is by then). One
+        # heartbeat: an election after a reset takes a few ms; a node cut off from the
+        # leader keeps answering no_leader, a heartbeat later instead of at once.
+        self._parked: list[
+            tuple[dict[str, Any], Callable[[dict[str, Any]], None], float, dict[str, Any]]
+        ] = []
+        self._park_seconds = config.heartbeat_ms / 1000.0
+        self._parked_timer = False
         self.silent_resets = 0
 
     # --- start-up --------------------------------------------------------------------
@@ -460,6 +469,7 @@ class NodeServer:
         if self.driver is None:
             self.driver = self._build_driver()
             self.driver.on_conf_change = self._conf_changed
+            self.driver.on_leader_change = self._leader_changed
 
     async def bind(self) -> list[trio.SocketListener]:
         """Listen on the configured address (NodeStartError if it is taken)."""
@@ -795,16 +805,26 @@ class NodeServer:
         in_flight: list[int],
         peer_name: str,
     ) -> None:
+        driver = self.driver
+        assert driver is not None
         for frame in frames:
             frame_type = frame["type"]
             request_id = require_int(frame, "id")
             if frame_type == "request":
                 in_flight[0] += 1
+                on_answer = partial(_send_answer, writer, request_id, in_flight)
+                if driver.core.leader is None:  # an election may be under way: _answer_or_park
+                    on_answer = partial(
+                        self._answer_or_park,
+                        frame,
+                        on_answer,
+                        trio.current_time() + self._park_seconds,
+                    )
                 start_answer(
-                    self.driver,
+                    driver,
                     frame,
                     max_request_bytes=self.config.max_request_bytes,
-                    on_answer=partial(_send_answer, writer, request_id, in_flight),
+                    on_answer=on_answer,
                 )
             elif frame_type == "status":
                 writer.put(self._status_reply(request_id), last=not in_flight[0])
@@ -846,6 +866,58 @@ class NodeServer:
         if bad_frame is not None:
             raise bad_frame
         return None
+
+    # --- requests that wait for a leader ---------------------------------------------
+
+    def _answer_or_park(
+        self,
+        frame: dict[str, Any],
+        on_answer: Callable[[dict[str, Any]], None],
+        park_until: float,
+        answer: dict[str, Any],
+    ) -> None:
+        """A request that met a node knowing no leader waits (until ``park_until``) for
+        one to be known, instead of taking ``no_leader`` back at once: right after a
+        leader's crash the election takes a few milliseconds, while a client told
+        ``no_leader`` polls the nodes with back-off and found the new leader tens of
+        milliseconds late (most of a failover here). It is then started again: proposed
+        if this node won, else answered ``not_leader`` with the new leader, whom the
+        client asks at once. Safe: ``no_leader`` means nothing was proposed or
+        registered (a definite failure), so starting it again is a first attempt."""
+        if answer.get("error") != "no_leader" or trio.current_time() >= park_until:
+            on_answer(answer)
+            return
+        self._parked.append((frame, on_answer, park_until, answer))
+        if not self._parked_timer and self._nursery is not None:
+            self._parked_timer = True
+            self._nursery.start_soon(self._expire_parked)
+
+    def _leader_changed(self) -> None:
+        """Driver hook: once a leader is known, start the parked requests again."""
+        assert self.driver is not None
+        if not self._parked or self.driver.core.leader is None:
+            return
+        parked, self._parked = self._parked, []
+        for frame, on_answer, park_until, _answer in parked:
+            start_answer(
+                self.driver,
+                frame,
+                max_request_bytes=self.config.max_request_bytes,
+                on_answer=partial(self._answer_or_park, frame, on_answer, park_until),
+            )
+
+    async def _expire_parked(self) -> None:
+        """Answer the parked requests whose wait is over with their ``no_leader``."""
+        try:
+            while self._parked:
+                await trio.sleep_until(min(item[2] for item in self._parked))
+                now = trio.current_time()
+                due = [item for item in self._parked if item[2] <= now]
+                self._parked = [item for item in self._parked if item[2] > now]
+                for _frame, on_answer, _until, answer in due:
+                    on_answer(answer)
+        finally:
+            self._parked_timer = False
 
     # --- membership (§4) and leadership transfer (§3.10) ----------------------------
 
