@@ -390,6 +390,10 @@ class RaftClient:
         unknown: ClientError | None = None  # set once an attempt may have taken effect
         last: ClientError | None = None
         misses = 0  # consecutive attempts that found no leader
+        # Hinted leaders tried since the last back-off: a hint to a node not in it is
+        # followed at once (a new leader just named: no reason to wait), one already in
+        # it waits a back-off (stale hints naming each other in a ring must not spin).
+        followed: set[str] = set()
         told: str | None = None  # the last leader a node named (reported with any error)
         for _attempt in range(self.max_attempts):
             remaining = deadline - trio.current_time()
@@ -404,6 +408,7 @@ class RaftClient:
                 target = self._next_node(node)
                 misses += 1
                 await self._backoff(misses, deadline)
+                followed.clear()
                 continue
             except _Lost as error:
                 err = ClientError(
@@ -434,15 +439,16 @@ class RaftClient:
                 # either way: a client given part of the cluster still learns the leader.
                 hint = named if named in self.cluster else None
                 last = ClientError(code, definite=True, leader=named, node=node)
-                if hint is not None and hint != node and misses < len(self.node_ids):
+                if hint is not None and hint != node and hint not in followed:
+                    followed.add(hint)
                     self._leader = hint
                     target = hint
-                    misses += 1
                     continue
                 self._forget_leader(node)
                 target = hint if hint is not None else self._next_node(node)
                 misses += 1
                 await self._backoff(misses, deadline)
+                followed.clear()
                 continue
             if code in DEFINITE_CODES:
                 # The state machine's own answer for this (client, seq): authoritative even

@@ -90,6 +90,57 @@ async def test_follows_leader_hints_with_the_same_client_and_seq() -> None:
         assert writes(nodes["n2"]) == [("cli", 1), ("cli", 2)]
 
 
+class SleepRecordingClient(RaftClient):
+    def __init__(self, *args: Any, events: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.events = events
+
+    async def _sleep(self, seconds: float) -> None:
+        self.events.append("sleep")
+        await super()._sleep(seconds)
+
+
+async def test_a_new_leaders_name_is_followed_at_once_even_after_back_offs() -> None:
+    """After a leader's crash the client backs off between leaderless answers; the first
+    node that names the new leader (n3, elected once n1 has answered three times) sends
+    it there at once, not after one more back-off."""
+    events: list[str] = []
+
+    def elected() -> bool:
+        return events.count("n1") > 3
+
+    def behaviour(node: str) -> Behaviour:
+        def answer(frame: dict[str, Any]) -> Any:
+            events.append(node)
+            if node == "n3" and elected():
+                return {"ok": True, "value": None}
+            if node == "n1" and elected():
+                return {"ok": False, "error": "not_leader", "leader": "n3"}
+            return {"ok": False, "error": "no_leader", "leader": None}
+
+        return answer
+
+    async with fake_cluster({n: behaviour(n) for n in ("n1", "n2", "n3")}) as (cluster, _):
+        async with SleepRecordingClient(cluster, "cli", timeout=30.0, events=events) as client:
+            assert await client.put("k", 1) is None
+    assert events.count("sleep") >= 2  # it did back off while no node knew a leader
+    hint = max(i for i, e in enumerate(events) if e == "n1")
+    assert events[hint + 1 :] == ["n3"], events  # then straight to the named leader
+
+
+async def test_hints_naming_each_other_in_a_ring_back_off_instead_of_spinning() -> None:
+    events: list[str] = []
+    behaviours = {"n1": not_leader("n2"), "n2": not_leader("n1")}
+    async with fake_cluster(behaviours) as (cluster, nodes):
+        async with SleepRecordingClient(
+            cluster, "cli", timeout=30.0, max_attempts=12, events=events
+        ) as client:
+            with pytest.raises(ClientError) as info:
+                await client.put("k", 1)
+    assert info.value.code == "not_leader" and info.value.definite is True
+    assert events.count("sleep") >= 3
+
+
 async def test_retry_after_a_lost_connection_reuses_the_seq() -> None:
     async with fake_cluster({"n1": lambda f: "close", "n2": ok("done")}) as (cluster, nodes):
         async with RaftClient(cluster, "cli", node="n1") as client:
