@@ -286,6 +286,46 @@ def test_heal_lets_held_packets_through_instead_of_dropping_them(pair: netns.Net
 
 
 @needs_netns
+@pytest.mark.parametrize("ending", ["eof", "sigterm"])
+def test_delayer_survives_bad_lines_and_lets_go_of_everything_when_told(
+    pair: netns.NetnsMesh, ending: str
+) -> None:
+    # The delayer run by hand on a queue of its own, as the harness runs it.
+    a, b = pair.nodes["a"][0], pair.nodes["b"][0]
+    subprocess.run(
+        [*pair.exec_prefix("b"), "iptables", "-w", "5", "-A", "INPUT", "-s", a, "-j", "NFQUEUE",
+         "--queue-num", "7", "--queue-bypass"], check=True,
+    )  # fmt: skip
+    delayer = subprocess.Popen(
+        [*pair.exec_prefix("b"), sys.executable, "-m", "nemesis.packet_delay", "--queue", "7"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert delayer.stdin is not None and delayer.stdout is not None
+    assert delayer.stdout.readline().strip() == "ready"
+    delayer.stdin.write('not json\n{"10.0.0.1": [1, 2]}\n\xff\n')
+    delayer.stdin.write(json.dumps({a: [30.0, 0.0, False]}) + "\n")  # longer than the test
+    delayer.stdin.flush()
+    sink = subprocess.Popen(
+        _in(pair, "b", "sink", b, str(PORT), "1.0"), stdout=subprocess.PIPE, text=True
+    )
+    assert sink.stdout is not None and sink.stdout.readline().strip() == "ready"
+    subprocess.run(_in(pair, "a", "send", b, str(PORT), "20"), check=True)
+    assert delayer.poll() is None  # alive after the bad lines, holding the datagrams
+    if ending == "eof":
+        delayer.stdin.close()
+    else:
+        delayer.terminate()
+    delayer.wait(timeout=10)
+    assert delayer.stderr is not None
+    errors = delayer.stderr.read()
+    out, _ = sink.communicate(timeout=30)
+    assert delayer.returncode == 0, errors
+    assert json.loads(out) == list(range(20))  # released at once, in order, none dropped
+    assert errors.count("configuration line ignored") == 3, errors
+    assert "not JSON" in errors and "expected [delay_s, jitter_s, reorder]" in errors
+
+
+@needs_netns
 def test_delay_is_refused_up_front_without_iptables(tmp_path: Path) -> None:
     # A PATH with ip and nft but no iptables: the run must stop before making anything.
     bin_dir = tmp_path / "bin"
