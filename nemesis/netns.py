@@ -128,8 +128,14 @@ def _probe_delay() -> str | None:
                 f"--net netns: the delay fault needs `{tool}` (Debian package iptables) for "
                 "its NFQUEUE target; it is not installed (use --net proxy for delays)"
             )
-    space = f"{PREFIX}{secrets.token_hex(3)}probe"
+    token = secrets.token_hex(3)
+    space = f"{PREFIX}{token}probe"
     try:
+        # A state file as for a run: a harness killed mid-probe leaves its namespace to
+        # the next run's `remove_leftovers`.
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        state = {"pid": os.getpid(), "namespaces": [space], "bridge": "", "links": []}
+        (STATE_DIR / f"{token}.json").write_text(json.dumps(state), encoding="utf-8")
         _run(["ip", "netns", "add", space])
         try:
             _run(["ip", "netns", "exec", space, "iptables", "-w", "5", "-A", "INPUT", "-s",
@@ -147,10 +153,10 @@ def _probe_delay() -> str | None:
                 "--net netns: the delay fault needs nfnetlink_queue "
                 f"(CONFIG_NETFILTER_NETLINK_QUEUE), and binding a queue failed: {error}"
             )
-    except NetnsError as error:
+    except (NetnsError, OSError) as error:
         return f"--net netns: could not probe for the delay fault: {error}"
     finally:
-        _run(["ip", "netns", "del", space], check=False)
+        _destroy(token, [space], "", [])
     return None
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -354,13 +356,15 @@ CAMPAIGN = [
 
 
 def _all_delayers() -> set[int]:
+    """Every packet delayer on the machine (not the harness's short `--check` probe)."""
     found = set()
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and b"nemesis.packet_delay" in (entry / "cmdline").read_bytes():
-                found.add(int(entry.name))
+            argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
         except OSError:
-            pass
+            continue
+        if b"nemesis.packet_delay" in argv and b"--check" not in argv:
+            found.add(int(entry.name))
     return found
 
 
@@ -378,3 +382,37 @@ def test_hosts_campaign_with_packet_delay_is_valid(tmp_path: Path) -> None:
     assert any("start-delay" in json.dumps(record) for record in records)
     assert "the kernel refused" not in done.stderr and "undelayed" not in done.stderr
     assert (set(_netns_list()), _all_delayers()) == before  # nothing left behind
+
+
+@pytest.mark.slow
+@needs_netns
+@pytest.mark.parametrize("how", ["ctrl-c", "sigkill"])
+def test_no_delayer_outlives_its_run(tmp_path: Path, how: str) -> None:
+    before = (set(_netns_list()), _all_delayers())
+    process = subprocess.Popen(
+        [*CAMPAIGN, "--nemesis", "delay", "--time-limit", "60", "--results-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not _all_delayers() - before[1]:  # the first delay started them
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no delayer started"
+            time.sleep(0.2)
+        delayers = _all_delayers() - before[1]
+        if how == "ctrl-c":
+            os.killpg(process.pid, signal.SIGINT)
+            _, err = process.communicate(timeout=60)
+            assert process.returncode == 130, err
+        else:  # the harness dies without any teardown: the delayers see EOF and go
+            os.kill(process.pid, signal.SIGKILL)
+            process.communicate(timeout=30)
+            deadline = time.monotonic() + 10
+            while _all_delayers() & delayers and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert not _all_delayers() & delayers  # gone by themselves, not killed below
+            netns.remove_leftovers()  # what the next run does first
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert (set(_netns_list()), _all_delayers()) == before
