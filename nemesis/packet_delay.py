@@ -97,6 +97,7 @@ QUEUE_MAXLEN = 16384  # packets held at once (default 1024; beyond it, fail-open
 RECEIVE_BUFFER = 8 << 20  # packet messages waiting for us; an overrun fails open too
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # root may exceed rmem_max
 VERDICTS_PER_SEND = 128  # verdicts share one datagram: the kernel reads each message in it
+MAX_CONFIG_LINE = 1 << 20  # a table line is ~40 bytes per source; beyond this, garbage
 READS_PER_WAKE = 256  # then release what is due, so a flood cannot starve the releases
 
 
@@ -402,6 +403,9 @@ def run(queue: int, seed: int) -> int:
                         break
                     pending += chunk
                     *lines, pending = pending.split(b"\n")
+                    if len(pending) > MAX_CONFIG_LINE:  # no newline in sight: not a config
+                        _log(f"configuration line over {MAX_CONFIG_LINE} bytes ignored")
+                        pending = b""
                     for line in lines:
                         if not line.strip():
                             continue
