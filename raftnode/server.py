@@ -884,11 +884,15 @@ class NodeServer:
         if this node won, else answered ``not_leader`` with the new leader, whom the
         client asks at once. Safe: ``no_leader`` means nothing was proposed or
         registered (a definite failure), so starting it again is a first attempt."""
-        if answer.get("error") != "no_leader" or trio.current_time() >= park_until:
+        if (
+            answer.get("error") != "no_leader"
+            or self._nursery is None  # not serving yet: nothing would answer it later
+            or trio.current_time() >= park_until
+        ):
             on_answer(answer)
             return
         self._parked.append((frame, on_answer, park_until, answer))
-        if not self._parked_timer and self._nursery is not None:
+        if not self._parked_timer:
             self._parked_timer = True
             self._nursery.start_soon(self._expire_parked)
 
