@@ -404,7 +404,7 @@ class LocalCluster(ProcessCluster):
         if net == "netns":  # hosts mode: a namespace per node, faults in the kernel
             from nemesis.netns import NetnsMesh
 
-            mesh: Any = NetnsMesh(node_ids, port=base_port)
+            mesh: Any = NetnsMesh(node_ids, port=base_port, seed=proxy_seed)
             self.node_addresses = dict(mesh.nodes)
         else:
             mesh = ProxyMesh(

@@ -177,6 +177,21 @@ async def test_delay_and_loss_set_and_clear_link_faults(tmp_path: Path) -> None:
         assert all(faults.passing for faults in control.mesh.link_faults.values())
 
 
+async def test_delay_with_reorder_asks_the_mesh_to_reorder_its_links(tmp_path: Path) -> None:
+    async with cluster(tmp_path) as (control, _):
+        delay = DelayFault(["all"], delay=0.05, jitter=0.05, reorder=True)
+        event = await delay.start(control, random.Random(4))
+        assert event.value["reorder"] is True
+        assert all(faults.reorder for faults in control.mesh.link_faults.values())
+        await delay.stop(control)
+        assert all(faults.passing for faults in control.mesh.link_faults.values())
+
+
+def test_delay_reorder_option_must_be_a_boolean() -> None:
+    with pytest.raises(ValueError, match="reorder must be true or false"):
+        DelayFault(["all"], reorder="yes")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("mode", ["bump", "rate", "strobe"])
 async def test_clock_skews_targets_and_resets_them(tmp_path: Path, mode: str) -> None:
     async with cluster(tmp_path) as (control, admins):

@@ -370,16 +370,21 @@ def _all_delayers() -> set[int]:
 
 @pytest.mark.slow
 @needs_netns
-def test_hosts_campaign_with_packet_delay_is_valid(tmp_path: Path) -> None:
+@pytest.mark.parametrize("reorder", [False, True], ids=["in-order", "reorder"])
+def test_hosts_campaign_with_packet_delay_is_valid(tmp_path: Path, reorder: bool) -> None:
     before = (set(_netns_list()), _all_delayers())
+    options = ["--nemesis-option", "delay.reorder=true"] if reorder else []
     done = subprocess.run(
-        [*CAMPAIGN, "--nemesis", "delay", "--seed", "6", "--results-dir", str(tmp_path)],
+        [*CAMPAIGN, "--nemesis", "delay", *options, "--seed", "6", "--results-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     run = next((tmp_path / "register").iterdir())
     records = [json.loads(line) for line in (run / "nemesis.jsonl").read_text().splitlines()]
-    assert any("start-delay" in json.dumps(record) for record in records)
+    starts = [record for record in records if record.get("f") == "start-delay"]
+    assert starts, records
+    # The delayers were told to reorder exactly when the run asked for it.
+    assert all((record.get("value") or {}).get("reorder", False) is reorder for record in starts)
     assert "the kernel refused" not in done.stderr and "undelayed" not in done.stderr
     assert (set(_netns_list()), _all_delayers()) == before  # nothing left behind
 
