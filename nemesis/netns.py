@@ -58,6 +58,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -376,16 +377,22 @@ class NetnsMesh:
     def _all_links(self) -> list[Link]:
         return self.links_touching(self.node_ids)
 
+    def _set_links(self, table: dict[Link, Any], fault: Any, links: list[Link] | None) -> set[str]:
+        """Set `links`' entries in `table` to `fault` (every link by default; None clears
+        them); returns the receiving nodes, whose rules say what their links suffer."""
+        touched = set()
+        for link in links if links is not None else self._all_links():
+            if fault is None:
+                table.pop(link, None)
+            else:
+                table[link] = fault
+            touched.add(link[1])
+        return touched
+
     def set_loss(self, probability: float, links: list[Link] | None = None) -> None:
         if not 0.0 <= probability <= 1.0:
             raise ValueError(f"loss probability must be within [0, 1], got {probability}")
-        touched = set()
-        for link in links if links is not None else self._all_links():
-            if probability > 0:
-                self._loss[link] = probability
-            else:
-                self._loss.pop(link, None)
-            touched.add(link[1])
+        touched = self._set_links(self._loss, probability if probability > 0 else None, links)
         for node in self.node_ids:
             if node in touched:
                 self._write_rules(node)
@@ -402,13 +409,8 @@ class NetnsMesh:
         ``jitter`` seconds in the receiver's packet delayer; 0, 0 stops it."""
         if delay < 0 or jitter < 0:
             raise ValueError(f"delay and jitter must be >= 0, got {delay}, {jitter}")
-        touched = set()
-        for link in links if links is not None else self._all_links():
-            if delay > 0 or jitter > 0:
-                self._delay[link] = (delay, jitter, reorder)
-            else:
-                self._delay.pop(link, None)
-            touched.add(link[1])
+        fault = (delay, jitter, reorder) if delay > 0 or jitter > 0 else None
+        touched = self._set_links(self._delay, fault, links)
         for node in self.node_ids:
             if node in touched:
                 self._write_delay(node)
