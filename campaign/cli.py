@@ -76,13 +76,21 @@ def cli() -> None:
     """raftlab: a Raft key-value store and the Jepsen-style harness that tests it."""
 
 
+def _interrupted_exit_code(error: BaseException | None) -> int:
+    """128 + the signal that interrupted a run (a run's RunInterrupted carries it: SIGTERM
+    gives 143), else EXIT_INTERRUPTED (Ctrl-C, 130)."""
+    signum = getattr(error, "signum", None)
+    return 128 + signum if isinstance(signum, int) else EXIT_INTERRUPTED
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: map click's errors onto raftlab's exit codes."""
     try:
         code = cli.main(args=argv, prog_name="raftlab", standalone_mode=False)
-    except click.exceptions.Abort:  # Ctrl-C: 128 + SIGINT, as a shell reports it
-        click.echo("raftlab: interrupted (exit 130)", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.Abort as abort:  # Ctrl-C or SIGTERM: 128 + the signal, as a shell
+        code = _interrupted_exit_code(abort.__cause__)
+        click.echo(f"raftlab: interrupted (exit {code})", err=True)
+        sys.exit(code)
     except click.UsageError as error:  # bad arguments, unknown options, missing values
         error.show()
         sys.exit(EXIT_BAD_ARGUMENTS)
@@ -91,8 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_BAD_ARGUMENTS if error.exit_code == 2 else error.exit_code)
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt as interrupt:
+        sys.exit(_interrupted_exit_code(interrupt))
     except SystemExit:
         raise
     except BaseException:

@@ -9,7 +9,7 @@
 4. heal everything (Jepsen's final generator), a recovery pause, the final reads;
 5. stop the nodes, judge the history, write results.json, junit.xml and report.html.
 
-However the run ends — normally, by Ctrl-C or by a crash of the harness — the proxies
+However the run ends — normally, by Ctrl-C or SIGTERM or by a crash of the harness — the proxies
 stop, every node process group is SIGKILLed (no orphans, no ports left bound) and what
 was recorded is written; an interrupted run's verdict is "unknown", and
 `raftlab analyze` can judge its history later.
@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import random
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -134,6 +136,46 @@ class Seeds:
         return cls(*(rng.getrandbits(63) for _ in range(5)))
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """An interrupted run, re-raised once its partial results are written: a
+    KeyboardInterrupt that knows its signal, so that the command exits 128 + that signal,
+    as a shell reports it (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = int(signum)
+
+
+def _interrupt_signal(error: BaseException) -> int:
+    """The signal behind an interrupt, possibly inside Trio's exception groups: the
+    ``signum`` of a RunInterrupted or of the cluster's HarnessTerminated (SIGTERM, SIGHUP),
+    else SIGINT (Ctrl-C)."""
+    for leaf in _leaves(error):
+        signum = getattr(leaf, "signum", None)
+        if isinstance(leaf, KeyboardInterrupt) and isinstance(signum, int):
+            return signum
+    return int(signal.SIGINT)
+
+
+async def _interrupt_on_ctrl_c(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    """Turn SIGINT (Ctrl-C) into a RunInterrupted raised here, in this one task.
+
+    Why not Trio's default: it raises KeyboardInterrupt wherever the signal lands, in the
+    middle of any task, a client's HTTP code say. A clean-up there that reaches a checkpoint
+    inside a scope already cancelled (a request's timeout) raises Cancelled, which replaces
+    the KeyboardInterrupt and is then swallowed by that scope: the Ctrl-C is lost and the
+    run goes on (a CI run once saw a harness ignore its SIGINT for a minute). Raised from
+    this task, the interrupt cancels the run's nursery as any task's error does, and every
+    other task unwinds through Cancelled, as at the normal end of a run. (SIGTERM and
+    SIGHUP are the cluster's: ProcessGroup.watch_signals kills every node at once and
+    raises HarnessTerminated the same way.)
+    """
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+        task_status.started()
+        async for _ in signals:
+            raise RunInterrupted("SIGINT received", signal.SIGINT)
+
+
 def _is_interrupt(error: BaseException) -> bool:
     if isinstance(error, KeyboardInterrupt):
         return True
@@ -233,8 +275,8 @@ async def run_campaign(
 ) -> CampaignOutcome:
     """Run one campaign and write its results folder; never leaves a process behind.
 
-    Ctrl-C (KeyboardInterrupt) and harness crashes are re-raised after the results
-    folder is written; an aborted run (no leader, failed setup) returns "unknown".
+    Ctrl-C, SIGTERM and SIGHUP (RunInterrupted, a KeyboardInterrupt) and harness crashes
+    are re-raised after the results folder is written; an aborted run (no leader, failed setup) returns "unknown".
     """
     run = _Run(config, argv=argv, progress_stream=progress_stream, force_terminal=force_terminal)
     return await run.execute()
@@ -344,6 +386,8 @@ class _Run:
         pending: BaseException | None = None
         try:
             async with trio.open_nursery() as nursery:
+                if threading.current_thread() is threading.main_thread():  # signals: main only
+                    await nursery.start(_interrupt_on_ctrl_c)
                 await self._phases(nursery)
                 nursery.cancel_scope.cancel()
         except BaseException as error:  # noqa: BLE001 - whatever happens, results get written
@@ -351,7 +395,8 @@ class _Run:
             if _is_interrupt(error) and self.outcome is not None:
                 pass  # Ctrl-C ends a run whose cluster was left running: a normal end
             elif _is_interrupt(error):
-                interrupted = "interrupted (Ctrl-C or SIGTERM)"
+                name = signal.Signals(_interrupt_signal(error)).name
+                interrupted = f"interrupted ({'Ctrl-C' if name == 'SIGINT' else name})"
                 pending = error
             elif aborted is None:
                 interrupted = f"harness error: {_describe(error)}"
@@ -366,7 +411,7 @@ class _Run:
         if pending is not None:
             print(f"raftlab: partial results written to {self.run_dir}", file=sys.stderr)
             if _is_interrupt(pending):
-                raise KeyboardInterrupt(interrupted) from pending
+                raise RunInterrupted(interrupted, _interrupt_signal(pending)) from pending
             raise pending
         return self.outcome
 

@@ -316,7 +316,7 @@ def test_command(
       0    valid
       1    invalid (the anomaly is printed in words, then the report's path)
       2    unknown (a checker could not decide, or the run was aborted)
-      130  interrupted by Ctrl-C: the partial results folder is written and named
+      130  interrupted by Ctrl-C (143: SIGTERM, 129: SIGHUP): partial results named
       254  bad arguments
       255  internal error
     """

@@ -1,8 +1,10 @@
 """Ctrl-C, as a user sends it: a real `raftlab` process and a real SIGINT.
 
 `raftlab test` exits 130 (documented in the README and `--help`) and names the folder
-holding the partial results (history so far, verdict "unknown"); `raftlab serve` stops
-quietly with exit 0 and no traceback.
+holding the partial results (history so far, verdict "unknown"), and SIGTERM does the same
+with exit 143; `raftlab serve` stops quietly with exit 0 and no traceback. And the
+mechanism: a signal that lands in the middle of a task is raised from the run's own watcher
+task, so no clean-up inside a cancelled scope can swallow it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import time
 from pathlib import Path
 
 import pytest
+import trio
+
+from campaign.run import RunInterrupted, _interrupt_on_ctrl_c, _interrupt_signal, _is_interrupt
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,8 +38,10 @@ def _start(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def _interrupt_when(process: subprocess.Popen[str], marker: str, timeout: float) -> str:
-    """Read output until `marker` appears, send SIGINT, and return everything printed."""
+def _interrupt_when(
+    process: subprocess.Popen[str], marker: str, timeout: float, signum: int = signal.SIGINT
+) -> str:
+    """Read output until `marker` appears, send `signum`, and return everything printed."""
     lines: list[str] = []
     seen = threading.Event()
 
@@ -50,7 +57,7 @@ def _interrupt_when(process: subprocess.Popen[str], marker: str, timeout: float)
     try:
         assert seen.wait(timeout), f"{marker!r} never printed:\n{''.join(lines)}"
         time.sleep(0.5)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         process.wait(timeout=90)
     finally:
         if process.poll() is None:
@@ -61,7 +68,14 @@ def _interrupt_when(process: subprocess.Popen[str], marker: str, timeout: float)
 
 
 @pytest.mark.slow
-def test_ctrl_c_of_test_exits_130_and_names_the_partial_results(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [(signal.SIGINT, 130, "interrupted (Ctrl-C)"), (signal.SIGTERM, 143, "interrupted (SIGTERM)")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_interrupted_test_exits_128_plus_signal_and_names_the_partial_results(
+    tmp_path: Path, signum: int, code: int, said: str
+) -> None:
     process = _start(
         "test",
         "--nodes",
@@ -73,17 +87,46 @@ def test_ctrl_c_of_test_exits_130_and_names_the_partial_results(tmp_path: Path) 
         "--results-dir",
         str(tmp_path),
     )
-    output = _interrupt_when(process, "running", timeout=120)
-    assert process.returncode == 130, output
+    output = _interrupt_when(process, "running", timeout=120, signum=signum)
+    assert process.returncode == code, output
     assert "Traceback" not in output
     match = re.search(r"partial results written to (\S+)", output)
     assert match is not None, output
     run_dir = Path(match.group(1))
     assert run_dir.is_dir() and run_dir.parent.parent == tmp_path
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["valid"] == "unknown" and "interrupted" in results["interrupted"]
+    assert results["valid"] == "unknown" and results["interrupted"] == said
     assert (run_dir / "history.jsonl").stat().st_size > 0
-    assert "interrupted (exit 130)" in output
+    assert f"interrupted (exit {code})" in output
+
+
+async def test_a_signal_landing_mid_task_is_not_swallowed_by_a_cancelled_clean_up() -> None:
+    """The lost Ctrl-C: with Trio's default, SIGINT raises KeyboardInterrupt in whatever
+    task is running. If that task's clean-up then reaches a checkpoint inside a scope that
+    is already cancelled (a request whose timeout fired), Cancelled replaces the
+    KeyboardInterrupt and the scope swallows it. The run's watcher takes the signal instead
+    and raises it from its own task."""
+    reached_the_end = False
+
+    async def a_client_call() -> None:
+        with trio.CancelScope() as request_timeout:
+            try:
+                request_timeout.cancel()  # the request's timeout fired
+                signal.raise_signal(signal.SIGINT)  # Ctrl-C lands mid-code, no checkpoint
+            finally:
+                await trio.lowlevel.checkpoint()  # clean-up: closing the connection, say
+
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_interrupt_on_ctrl_c)
+            await a_client_call()
+            await trio.sleep(5)  # the run would go on here, had the signal been lost
+            reached_the_end = True
+    except BaseException as error:  # noqa: BLE001 - the interrupt, in Trio's group
+        assert _is_interrupt(error), error
+        assert _interrupt_signal(error) == signal.SIGINT
+        assert any(isinstance(leaf, RunInterrupted) for leaf in error.exceptions)
+    assert not reached_the_end
 
 
 @pytest.mark.slow
