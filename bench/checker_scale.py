@@ -104,9 +104,13 @@ KNOSSOS_BATCH = {"files": 122, "per_process_s": 4.3, "one_process_read_s": 4.6}
 
 
 def run_row(
-    clients: int, ops: int, stale: int, time_limit: float, value_range: int | None = None
+    clients: int, ops: int, stale: int, time_limit: float, value_range: int | None = None,
+    jsonl_path: str | None = None,
 ) -> dict[str, object]:
-    """Generate and check one history (in this process); the figures as a dict."""
+    """Generate and check one history (in this process); the figures as a dict. The history
+    is then written to ``jsonl_path`` if given (for Porcupine: here, after the peak memory
+    is read, and not in the parent, whose resident memory every later child would inherit
+    in its ru_maxrss: Linux keeps the high-water mark across fork and exec)."""
     from checker.generate import cas_register_history
     from checker.linearizable import check
 
@@ -119,6 +123,10 @@ def run_row(
     cpu = time.process_time() - started_cpu
     seconds = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if jsonl_path is not None:
+        from checker.history import write_jsonl
+
+        write_jsonl(jsonl_path, history)
     return {
         "valid": result["valid"],
         "seconds": seconds,
@@ -130,13 +138,14 @@ def run_row(
 
 
 def _row_in_child(
-    clients: int, ops: int, stale: int, time_limit: float, value_range: int | None
+    clients: int, ops: int, stale: int, time_limit: float, value_range: int | None,
+    jsonl_path: str | None = None,
 ) -> dict[str, object]:
     command = [
         sys.executable,
         __file__,
         "--child",
-        json.dumps([clients, ops, stale, time_limit, value_range]),
+        json.dumps([clients, ops, stale, time_limit, value_range, jsonl_path]),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -169,35 +178,24 @@ def _porcupine_nil_read() -> str:
 
 
 def porcupine_here(
-    binary: str, clients: int, ops: int, stale: int, time_limit: float,
-    value_range: int | None, repeat: int = PORCUPINE_REPEAT,
+    binary: str, path: Path, time_limit: float, repeat: int = PORCUPINE_REPEAT,
 ) -> dict[str, object]:
-    """The row's history (generated as the child generates it) written as JSONL and checked
-    by the Porcupine harness ``binary``: its verdict (True, False, "unknown" for its
-    time-out, "mixed" if runs disagree, "error") and its best seconds over ``repeat`` runs
-    (one when the first takes over PORCUPINE_REPEAT_UNDER_S: noise is small beside it)."""
-    from checker.generate import cas_register_history
-    from checker.history import write_jsonl
-
-    history = cas_register_history(
-        clients, ops, seed=SEED, stale_reads=stale, value_range=value_range
-    )
+    """The row's history (written as JSONL by the row's child) checked by the Porcupine
+    harness ``binary``: its verdict (True, False, "unknown" for its time-out, "mixed" if
+    runs disagree, "error") and its best seconds over ``repeat`` runs (one when the first
+    takes over PORCUPINE_REPEAT_UNDER_S: noise is small beside it)."""
     runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "history.jsonl"
-        write_jsonl(path, history)
-        del history
-        command = [binary, "-timeout", f"{time_limit:g}s", "-nil-read", _porcupine_nil_read(),
-                   str(path)]
-        for _ in range(repeat):
-            done = subprocess.run(command, capture_output=True, text=True, check=False,
-                                  timeout=time_limit + 120)
-            if done.returncode != 0:
-                return {"valid": "error", "seconds": math.nan, "runs": len(runs),
-                        "error": done.stderr.strip().splitlines()[-1:]}
-            runs.append(json.loads(done.stdout))
-            if runs[-1]["valid"] == "unknown" or runs[-1]["seconds"] > PORCUPINE_REPEAT_UNDER_S:
-                break  # a time-out, or long enough that a second run would change little
+    command = [binary, "-timeout", f"{time_limit:g}s", "-nil-read", _porcupine_nil_read(),
+               str(path)]
+    for _ in range(repeat):
+        done = subprocess.run(command, capture_output=True, text=True, check=False,
+                              timeout=time_limit + 120)
+        if done.returncode != 0:
+            return {"valid": "error", "seconds": math.nan, "runs": len(runs),
+                    "error": done.stderr.strip().splitlines()[-1:]}
+        runs.append(json.loads(done.stdout))
+        if runs[-1]["valid"] == "unknown" or runs[-1]["seconds"] > PORCUPINE_REPEAT_UNDER_S:
+            break  # a time-out, or long enough that a second run would change little
     verdicts = {str(run["valid"]) for run in runs}
     best = min(runs, key=lambda run: float(run["seconds"]))
     return {
@@ -542,8 +540,8 @@ def main() -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        clients, ops, stale, limit, value_range = json.loads(args.child)
-        print(json.dumps(run_row(clients, ops, stale, limit, value_range)))
+        clients, ops, stale, limit, value_range, jsonl_path = json.loads(args.child)
+        print(json.dumps(run_row(clients, ops, stale, limit, value_range, jsonl_path)))
         return 0
     wanted = {name for name in args.rows.split(",") if name}
     print(f"seed {SEED}, time limit {args.time_limit:g} s per row, python {sys.version.split()[0]},"
@@ -559,6 +557,8 @@ def main() -> int:
     print(header)
     growth: list[tuple[int, float]] = []
     porcupine_growth: list[tuple[int, float]] = []
+    # the rows' histories for Porcupine, written by the rows' children
+    scratch = tempfile.TemporaryDirectory() if args.porcupine else None
     for name, clients, ops, stale, porcupine, aim in ROWS:
         if "search" not in args.parts.split(","):
             break
@@ -567,7 +567,9 @@ def main() -> int:
         if args.quick and ops > 20_000:
             continue
         value_range = VALUE_RANGE.get(name)
-        figures = _row_in_child(clients, ops, stale, args.time_limit, value_range)
+        jsonl_path = None if scratch is None else Path(scratch.name) / f"{name}.jsonl"
+        figures = _row_in_child(clients, ops, stale, args.time_limit, value_range,
+                                None if jsonl_path is None else str(jsonl_path))
         if clients == 5 and not stale and value_range is None:
             growth.append((ops, float(figures["cpu"])))  # type: ignore[arg-type]
         porcupine_text = f"{porcupine:g}" if porcupine is not None else (
@@ -576,8 +578,9 @@ def main() -> int:
         here_text = ""
         status = _aim(name, stale, aim, figures)
         if args.porcupine:
-            here = porcupine_here(args.porcupine, clients, ops, stale, args.time_limit,
-                                  value_range)
+            assert jsonl_path is not None
+            here = porcupine_here(args.porcupine, jsonl_path, args.time_limit)
+            jsonl_path.unlink(missing_ok=True)
             here_text = f"{_porcupine_text(here):>16}"
             status = _aim_here(stale, aim, porcupine, figures, here)
             if clients == 5 and not stale and value_range is None and here["valid"] is True:
@@ -588,6 +591,8 @@ def main() -> int:
             f"{figures['configs']:>10}{float(figures['peak_mb']):>9.1f}"  # type: ignore[arg-type]
             f"{BEFORE.get(name, '-'):>8}{porcupine_text:>11}{here_text}  {status}"
         )
+    if scratch is not None:
+        scratch.cleanup()
     exponent = _exponent(growth)
     if exponent is not None:
         print(f"growth exponent of time over history length (5 clients, valid): {exponent:.2f}")
