@@ -1,7 +1,7 @@
 // Command porcupine_anchor checks one raftlab history with Porcupine, so that
 // bench/checker_scale.py can print Porcupine's figure measured on this machine,
 // in the same run as raftlab's checker, instead of a figure copied from issue 14
-// (another machine, ~3x slower).
+// (another machine, and histories of another generator).
 //
 // Usage:
 //
