@@ -350,6 +350,7 @@ def _search(
     else:
         info_erased = [False] * n
     info_erased_any = any(info_erased)
+    forcing = "forced-reads" in prunings
     # No per-op bit masks: they would be as wide as the history each (n^2/8 bytes in
     # all). Membership is tested in ``placed`` (a byte per op, set on lift, cleared on
     # unlift); ``lin``, the linearized set as an integer, is built for the cache keys.
@@ -386,7 +387,16 @@ def _search(
     order_key = [return_entry[i] if must[i] else m + call_entry[i] for i in range(n)]
     # Pruning "identical-ops": see _symmetry_masks for its soundness.
     if "identical-ops" in prunings:
-        skip_of = _symmetry_masks(operations, call_entry, return_entry, m)
+        # Only ops that can be tried as candidates get masks: with "forced-reads" a read
+        # that must happen is only ever linearized as a forced read, a move that never
+        # looks at skip_of (and such a read covers no candidate: covering is within a
+        # class, the same f, value and outcome, hence read-only and must alike; leaving
+        # one out of its class could only drop a cover, trying more, never fewer).
+        if forcing:
+            tried = [i for i in range(n) if not (read_only[i] and must[i])]
+        else:
+            tried = list(range(n))
+        skip_of = _symmetry_masks(views, tried, call_entry, return_entry, m)
     else:
         skip_of = [()] * n
     any_info = any(is_info)
@@ -443,7 +453,6 @@ def _search(
     # The ones that hold in a state are found by looking the state up when the model names
     # their accepting states (model.accepting_states: exact, not a pruning), else by
     # stepping them.
-    forcing = "forced-reads" in prunings
     # The reads found by state are kept incrementally, so that no step costs work in
     # proportion to the history: callable_reads holds, under each state a read accepts,
     # exactly the reads that are callable (their call lies before the frontier) and not
@@ -956,6 +965,7 @@ def _impossible_read(
     """
     writers: dict[Any, list[_Operation]] = {}
     stores: list[_Operation] = []  # ops that completed ok and store a value
+    reads: list[_Operation] = []  # reads of a value that must happen and completed
     for op in members:
         view = op.view
         f = view.f
@@ -964,6 +974,8 @@ def _impossible_read(
         elif f == "cas":
             value = view.value[1]
         else:
+            if f == "read" and op.must and op.ret is not None and view.value is not None:
+                reads.append(op)
             continue
         if value is None:
             value = NIL
@@ -974,6 +986,8 @@ def _impossible_read(
             held.append(op)
         if op.must and op.ret is not None:
             stores.append(op)
+    if not reads:
+        return None
     # For "overwritten": the earliest return among stores invoked after a given point.
     stores.sort(key=_by_call)
     store_calls = [op.call for op in stores]
@@ -985,40 +999,46 @@ def _impossible_read(
         if ret < earliest:
             earliest = ret
         earliest_ret_after[place] = earliest
+    # Per written value, what the rules ask of a read of it, computed once per value
+    # rather than once per read: the earliest call of its writers (read-before-written
+    # when that is after the read's return) and, for a value whose only writer completed
+    # ok, the earliest return of a store invoked after that writer completed
+    # (overwritten when that is before the read's call; infinity otherwise).
+    bounds: dict[Any, tuple[int, float]] = {}
+    never = float("inf")
+    for value, candidates in writers.items():
+        if len(candidates) == 1:
+            writer = candidates[0]
+            if writer.must and writer.ret is not None:
+                bounds[value] = (
+                    writer.call, earliest_ret_after[bisect_right(store_calls, writer.ret)]
+                )
+            else:
+                bounds[value] = (writer.call, never)
+        else:
+            bounds[value] = (min(op.call for op in candidates), never)
     # A read value is never nil here, so it equals a nil start state never (NIL == x only
     # for x NIL): the comparison is skipped then.
     start_is_nil = start_state is NIL
-    for read in members:
-        view = read.view
-        if view.f != "read":
-            continue
-        value = view.value
-        ret = read.ret
-        if value is None or not read.must or ret is None:
-            continue
+    for read in reads:
+        value = read.view.value
         if not start_is_nil and value == start_state:
             continue
-        candidates = writers.get(value)
+        bound = bounds.get(value)
         witnesses: list[_Operation] = []
-        if not candidates:
+        if bound is None:
             rule = "never-written"
             reason = f"read {show(value)} but no operation wrote {show(value)}"
-        elif (
-            candidates[0].call > ret
-            if len(candidates) == 1
-            else all(op.call > ret for op in candidates)
-        ):
+        elif bound[0] > read.ret:
             rule = "read-before-written"
-            witnesses = candidates
+            witnesses = writers[value]
             reason = (
                 f"read {show(value)} but every write of {show(value)} was invoked after "
                 "the read completed"
             )
-        elif len(candidates) == 1 and candidates[0].must and candidates[0].ret is not None:
-            writer = candidates[0]
+        elif bound[1] < read.call:
+            writer = writers[value][0]
             after = bisect_right(store_calls, writer.ret)
-            if earliest_ret_after[after] >= read.call:
-                continue
             later = next(
                 op for op in stores[after:] if op.ret is not None and op.ret < read.call
             )
@@ -1219,13 +1239,15 @@ def _dominated(failed_uses: list[int] | None, used: int) -> bool:
 
 
 def _symmetry_masks(
-    operations: list[_Operation], call_entry: list[int], return_entry: list[int], m: int
+    views: list[Op], tried: list[int], call_entry: list[int], return_entry: list[int], m: int
 ) -> list[tuple[int, ...]]:
     """For each op, the identical ops that, while unlinearized, make trying it moot.
 
     Op j covers op i when both are identical (same f, value, outcome, error), j was
     invoked first, j returns no later (info ops return "at infinity") and their intervals
-    overlap (otherwise j is linearized whenever i is callable).
+    overlap (otherwise j is linearized whenever i is callable). Only the ops of ``tried``
+    (the ones the search may try as candidates) are classed and given masks; the others
+    get none and cover none (fewer covers: never a move less).
 
     Pruning "identical-ops". Soundness: identical ops have the same step (a model's step
     reads f, value, type and error only; "same value" is Clojure's ``=`` through freeze,
@@ -1238,16 +1260,14 @@ def _symmetry_masks(
     fine since each op before it was invoked before ret_j <= ret_i, and each op after it
     already followed i. So trying i while j is pending is moot: the search tries j.
     """
-    n = len(operations)
+    n = len(views)
     masks: list[tuple[int, ...]] = [()] * n
     by_class: dict[tuple[Any, ...], list[int]] = {}
     infinity = m + 1
-    rets = [ret if ret >= 0 else infinity for ret in return_entry]
-    order: Iterable[int] = range(n)
-    if any(call_entry[i] > call_entry[i + 1] for i in range(n - 1)):
-        order = sorted(range(n), key=call_entry.__getitem__)
-    for i in order:
-        view = operations[i].view
+    if any(call_entry[i] > call_entry[j] for i, j in zip(tried, tried[1:], strict=False)):
+        tried = sorted(tried, key=call_entry.__getitem__)
+    for i in tried:
+        view = views[i]
         error = view.error
         try:
             cls = (view.f, view.value, view.type, None if error is None else freeze(error))
@@ -1257,12 +1277,16 @@ def _symmetry_masks(
         if members is None:
             by_class[cls] = [i]
             continue
-        ret_i = rets[i]
+        ret_i = return_entry[i]
+        if ret_i < 0:
+            ret_i = infinity
         call_i = call_entry[i]
         covering: list[int] = []
         alive: list[int] = []
         for j in members:
-            ret_j = rets[j]
+            ret_j = return_entry[j]
+            if ret_j < 0:
+                ret_j = infinity
             if ret_j < call_i:
                 continue  # j returned before i was invoked: j is linearized when i is callable
             alive.append(j)
@@ -1384,7 +1408,25 @@ def check(
             key = freeze(pair.invoke.value[0])
             view = _view(pair, _inner_value(pair))
         else:
-            view = _view(pair, pair.value)
+            # _view(pair, pair.value), inlined: this loop builds a view for every op of
+            # the history, and the call, the property and freeze's own call on an int or
+            # a str (returned as they are) were half its cost.
+            invoke = pair.invoke
+            completion = pair.completion
+            value = invoke.value
+            if completion is None:
+                error = None
+            else:
+                error = completion.error
+                if pair.type == "ok" and completion.value is not None:
+                    value = completion.value  # OperationPair.value: the completion's for ok
+            kind = type(value)
+            if not (kind is int or kind is str or value is None):
+                value = freeze(value)
+            view = Op(
+                invoke.index, invoke.time, pair.type, invoke.process, invoke.f, value, error,
+                invoke.node,
+            )
         try:
             validate(view)
         except ModelError as error:
