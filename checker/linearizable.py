@@ -1472,6 +1472,7 @@ def check(
     searches: list[tuple[Any, list[_Operation], Generator[int, int, _Outcome]]] = []
     start_states: list[Any] = []
     whole_reads: list[bool] = []
+    known_invalid = False  # a component is decided invalid (refuted or searched)
     # Small components first: an invalid one is found sooner.
     for key, members in sorted(components, key=lambda item: len(item[1])):
         start_state = initial
@@ -1482,9 +1483,42 @@ def check(
                 start_state = the_model.restrict(initial, component_keys)
             whole_state_reads = decompose and len(component_keys) == 1
         refuted = None
+        search = None
         if "impossible-reads" in enabled and the_model.name in _REGISTER_MODELS:
-            refuted = _impossible_read(the_model, key, members, start_state, keyed_history)
+            # The refutation only ever turns a component invalid, so on a component the
+            # search finds linearizable it cannot matter: a refuted read is one no
+            # linearization places (see _impossible_read), and the search found one that
+            # places every read. So the search runs first, for a budget of steps linear
+            # in the component (valid histories of a few clients need about one step per
+            # op), and the refutation pass is skipped when it ends valid within it.
+            # Otherwise (invalid, unknown, or not done) the refutation runs as before and
+            # decides a refuted component; an unrefuted one keeps its search (resumed by
+            # _run_searches where it paused, or its outcome if it ended). At most
+            # 2 n + 1024 steps come before a refutation, where the search would have
+            # found no linearization anyway. Once a component is known invalid the
+            # others skip this head start (the verdict is known; see _run_searches).
+            early: _Outcome | None = None
+            if not known_invalid or all_components:
+                search = _search(
+                    the_model, members, whole_state_reads, start_state, deadline,
+                    max_configs, time_limit, enabled,
+                )
+                next(search)
+                try:
+                    search.send(2 * len(members) + _FIRST_SLICE)
+                except StopIteration as stop:
+                    early = stop.value
+                    search = None
+            if early is None or early.valid is not True:
+                refuted = _impossible_read(the_model, key, members, start_state, keyed_history)
+            if refuted is None and early is not None:
+                known_invalid = known_invalid or early.valid is False
+                search = _decided(early)
+                next(search)
         if refuted is not None:
+            known_invalid = True
+            if search is not None:
+                search.close()
             # Only the first refuted component is searched for its explanation: with many
             # refuted keys the search would cost up to a second each.
             if explain and not searched_one and len(members) <= _EXPLAIN_BY_SEARCH:
@@ -1494,7 +1528,8 @@ def check(
                     keyed_history, enabled, deadline,
                 )
             search = _decided(_Outcome(False, 0, explanation=refuted))
-        else:
+            next(search)  # to its first pause, before any work
+        elif search is None:
             search = _search(
                 the_model,
                 members,
@@ -1505,7 +1540,7 @@ def check(
                 time_limit,
                 enabled,
             )
-        next(search)  # to its first pause, before any work
+            next(search)  # to its first pause, before any work
         start_states.append(start_state)
         whole_reads.append(whole_state_reads)
         searches.append((key, members, search))
