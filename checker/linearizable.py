@@ -345,11 +345,12 @@ def _search(
     # configuration (L+k+i, t) is reached as (L+i, t) plus k still pending, and k may still
     # happen later or never: everything that follows the first follows the second, which
     # the search tries when it tries i before k (where i is callable, as shown).
-    if "info-then-blind" in prunings:
-        info_erased = [is_info[i] and any(blind) for i in range(n)]
+    any_info = any(is_info)
+    if "info-then-blind" in prunings and any_info and any(blind):
+        info_erased = is_info
     else:
         info_erased = [False] * n
-    info_erased_any = any(info_erased)
+    info_erased_any = info_erased is is_info
     forcing = "forced-reads" in prunings
     # No per-op bit masks: they would be as wide as the history each (n^2/8 bytes in
     # all). Membership is tested in ``placed`` (a byte per op, set on lift, cleared on
@@ -399,8 +400,10 @@ def _search(
         skip_of = _symmetry_masks(views, tried, call_entry, return_entry, m)
     else:
         skip_of = [()] * n
-    any_info = any(is_info)
-    guarded = [bool(skip_of[i]) or (any_info and info_erased_any and blind[i]) for i in range(n)]
+    if info_erased_any:
+        guarded = [bool(skip_of[i]) or blind[i] for i in range(n)]
+    else:
+        guarded = [bool(covering) for covering in skip_of]
     # Pruning "unseen-writes" (see _unseen_writes for its soundness): ``unseen`` marks the
     # writes that must happen and leave a value no op observes, tried on their own only
     # when their return is the frontier and otherwise placed just before another write
@@ -506,10 +509,11 @@ def _search(
     # happen, nil reads included under the model's nil meaning; an info read (present when
     # the "noops" pruning is off) may fail where it held before, but it need not happen,
     # so dropping it from a linearization gives one that holds.
-    must_reads = [views[j] for j in range(n) if read_only[j] and must[j]]
     settle = None
-    if "read-horizon" in prunings and whole_state_reads and must_reads:
-        settle = model.read_horizon(must_reads)
+    if "read-horizon" in prunings and whole_state_reads:
+        must_reads = [views[j] for j in range(n) if read_only[j] and must[j]]
+        if must_reads:
+            settle = model.read_horizon(must_reads)
     # Pruning "unseeable": a settled state no read can ever see (model.unseeable) is a
     # dead end while a read that must happen is still to come: cut there rather than try
     # every order of the ops in between (2^k configurations for k appends in flight).
@@ -519,9 +523,13 @@ def _search(
     # (A no-op read holds everywhere, so only the others count: see model.unseeable.)
     # (must_reads_left: the reads that must happen and are not linearized, kept on
     # lift and unlift; is_must_read marks them.)
-    is_must_read = [
-        read_only[j] and must[j] and not model.is_noop(views[j]) for j in range(n)
-    ]
+    # (Only looked at where settle is not None: without it, no count is needed.)
+    if settle is not None:
+        is_must_read = [
+            read_only[j] and must[j] and not model.is_noop(views[j]) for j in range(n)
+        ]
+    else:
+        is_must_read = [False] * n
     must_reads_left = sum(is_must_read)
     cut_unseeable = "unseeable" in prunings
     unseeable = model.unseeable
@@ -539,9 +547,8 @@ def _search(
     # so two configurations share a key only when they share the linearized set and the
     # state: the memoisation stays exact, and a key's size is the span of the ops still
     # open rather than the history's length.
-    must_at = [i for i in range(n) if must[i]]
-    low = must_at[0]
-    info_bits_mask = sum(1 << i for i in range(n) if is_info[i])
+    low = must.index(True)
+    info_bits_mask = sum(1 << i for i in range(n) if is_info[i]) if any_info else 0
 
     def config_key(new_lin: int, new_low: int, new_state: Any) -> tuple[Any, ...]:
         below = new_lin & info_bits_mask & ((1 << new_low) - 1)
