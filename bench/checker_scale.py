@@ -45,7 +45,9 @@ Then (``--parts``) three more:
   process per file, one after another (how users run it, beside Knossos' own 4.3 s), and
   each verdict is set against Knossos' naming (``bad/`` not linearizable, ``good/``
   linearizable); a file that disagrees is checked again from the initial value Knossos'
-  own tests give its model (KNOSSOS_INIT: ``raftlab check`` starts a register empty).
+  own tests give its model (KNOSSOS_INIT: ``raftlab check`` starts a register empty),
+  and the files the fast EDN reader hands whole to the general one are named with their
+  share of the read phase.
   Without it a generated stand-in of the corpus's size (~650 ops a file) is checked instead;
 - start-up: ``raftlab check`` of a 20-op history, best of 9 runs, against bare Python.
 
@@ -572,6 +574,23 @@ def _per_process(paths: list[str], folder: str) -> tuple[float, float, int]:
     return time.perf_counter() - started, _children_cpu(children_before), worst
 
 
+def _general_reader_files(paths: list[str]) -> tuple[list[str], float, int]:
+    """The files the fast EDN reader hands to the general one (checker/history.py
+    ``_iter_edn_fast`` returns None for the whole file), with the CPU seconds and ops of
+    reading them."""
+    from checker import history
+
+    names, cpu, ops = [], 0.0, 0
+    for path in paths:
+        if history._iter_edn_fast(path) is not None:
+            continue
+        started = time.process_time()
+        ops += len(history.read_history(path, "edn"))
+        cpu += time.process_time() - started
+        names.append(Path(path).name)
+    return names, cpu, ops
+
+
 def knossos_rows(folder: Path) -> list[str]:
     """``raftlab check`` over every .edn file under ``folder`` (Knossos' data/ folder):
     in one process (the issue's aim, 0.5 s for the 122 histories) and with a process per
@@ -638,6 +657,12 @@ def knossos_rows(folder: Path) -> list[str]:
             said = [text for text in again.stdout.splitlines() if text.strip()][1:2]
             disagree.append(f"    from Knossos' initial value (--init '{init}'): "
                             f"{said[0] if said else 'exit ' + str(again.returncode)}")
+    general, general_cpu, general_ops = _general_reader_files(paths)
+    lines.append(
+        f"reading: {len(general)} of {len(files)} files leave the fast EDN reader for the "
+        f"general one (a comment, a map over several lines, ...: the whole file falls back), "
+        f"{general_ops:,} ops in {general_cpu:.3f} s CPU of the read phase's "
+        f"{run['split']['read']:.3f} s" + (f": {', '.join(general)}" if general else ""))
     named = sum(_expected_verdict(path.relative_to(folder)) is not None for path in files)
     lines.append(f"verdicts against Knossos' naming (bad/ invalid, good/ valid): "
                  f"{named - differing} of {named} agree" + (":" if disagree else ""))
