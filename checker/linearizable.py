@@ -943,6 +943,9 @@ def _written(view: Op) -> Any:
 
 
 _NOT_A_WRITE = object()
+# The types freeze returns as they are (checker.values.freeze: ints, strs, None; a bool's
+# type is bool, not int, so it is not among them).
+_FROZEN_AS_IS = frozenset({int, str, type(None)})
 _by_call = attrgetter("call")
 
 
@@ -1401,11 +1404,16 @@ def check(
     drop_noops = "noops" in enabled
     validate, is_noop, read_only = the_model.validate, the_model.is_noop, the_model.read_only
     append = operations.append
-    for number, pair in enumerate(pairs):
-        if deadline is not None and number and not number % _CLOCK_EVERY:
-            if time.monotonic() > deadline:
+    # The clock is looked at every _CLOCK_EVERY pairs (a count-down; never with no limit).
+    clock_in = _CLOCK_EVERY + 1 if deadline is not None else -1
+    for pair in pairs:
+        clock_in -= 1
+        if not clock_in:
+            clock_in = _CLOCK_EVERY
+            if time.monotonic() > deadline:  # type: ignore[operator]
                 return _out_of_time(the_model, started, time_limit, len(pairs))
         key = None
+        outcome = pair.type
         if independent:
             if not is_pair(pair.invoke.value):
                 raise HistoryError(
@@ -1416,8 +1424,8 @@ def check(
             view = _view(pair, _inner_value(pair))
         else:
             # _view(pair, pair.value), inlined: this loop builds a view for every op of
-            # the history, and the call, the property and freeze's own call on an int or
-            # a str (returned as they are) were half its cost.
+            # the history, and the call, the property and freeze's own call on an int, a
+            # str or a cas pair of them were half its cost.
             invoke = pair.invoke
             completion = pair.completion
             value = invoke.value
@@ -1425,20 +1433,25 @@ def check(
                 error = None
             else:
                 error = completion.error
-                if pair.type == "ok" and completion.value is not None:
+                if outcome == "ok" and completion.value is not None:
                     value = completion.value  # OperationPair.value: the completion's for ok
             kind = type(value)
-            if not (kind is int or kind is str or value is None):
+            if kind in _FROZEN_AS_IS:
+                pass
+            elif kind is list and len(value) == 2 and (
+                type(value[0]) in _FROZEN_AS_IS and type(value[1]) in _FROZEN_AS_IS
+            ):
+                value = (value[0], value[1])  # a cas's [expected new]: freeze's own tuple
+            else:
                 value = freeze(value)
             view = Op(
-                invoke.index, invoke.time, pair.type, invoke.process, invoke.f, value, error,
+                invoke.index, invoke.time, outcome, invoke.process, invoke.f, value, error,
                 invoke.node,
             )
         try:
             validate(view)
         except ModelError as error:
             raise HistoryError(str(error)) from None
-        outcome = pair.type
         must = outcome == "ok"
         if outcome == "fail":
             if not the_model.observes_failure(view):

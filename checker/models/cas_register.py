@@ -32,11 +32,12 @@ class CasRegisterModel(Model):
                     return state
                 return None
             return state if value == state else None
+        # (none_to_nil inlined: this is the search's step for every write and cas.)
         if f == "write":
-            return none_to_nil(value)
+            return NIL if value is None else value
         expected, new = value
-        if none_to_nil(expected) == state:
-            return none_to_nil(new)
+        if (NIL if expected is None else expected) == state:
+            return NIL if new is None else new
         return None
 
     def step_reason(self, state: Any, op: Op) -> str | None:
