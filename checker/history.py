@@ -933,11 +933,14 @@ def _parse_forms(text: str, forms: list[_Form], path: Any) -> Iterator[tuple[_Fo
 
 # The fast reader: Jepsen writes one flat-ish op map per line, made of keywords, integers,
 # floats, strings without escapes, nil, true, false, vectors, lists and maps. A line made
-# of exactly those tokens, forming exactly one map, is built here directly; anything else
-# in the file (a set, a tag, a char, a symbol, a ratio, an escape, a comment, a form over
-# several lines, a syntax error) sends the whole file to the general reader below, which
-# gives the same values (tests/checker/test_history_fast.py compares the two) and the
-# errors with their lines. Atoms must end at a delimiter, so "1.5x" or ":a#b" fall back.
+# of exactly those tokens, forming exactly one map, is built here directly, and a line
+# that is a comment is skipped; anything else in the file (a set, a tag, a char, a symbol,
+# a ratio, an escape, a comment after a map, a form over several lines, a syntax error)
+# sends the whole file to the general reader below, which gives the same values
+# (tests/checker/test_history_fast.py compares the two with edn_format) and the errors
+# with their lines; it too builds each form this way when it can (a map over several
+# lines), and hands edn_format only the forms it cannot. Atoms must end at a delimiter,
+# so "1.5x" or ":a#b" fall back.
 _FAST_EDN_TOKEN = _LazyPattern(
     r"""[\s,]*(?:
         ([{}\[\]()])
@@ -1155,7 +1158,7 @@ def _edn_line(
 ) -> bool:
     """Read one line alone (appending its op, if any); False: the general reader decides."""
     line = text.strip()
-    if not line:
+    if not line or line[0] == ";":  # blank, or a comment line (";" to the line's end)
         return True
     if state.closed:
         return False  # something after the closing bracket
@@ -1324,8 +1327,18 @@ def iter_edn(path: str | os.PathLike[str]) -> Iterator[Op]:
     yield from _iter_edn_general(path)
 
 
-def _iter_edn_general(path: str | os.PathLike[str]) -> Iterator[Op]:
-    """The general EDN reader: every form through edn_format."""
+def _iter_edn_general(path: str | os.PathLike[str], *, fast_forms: bool = True) -> Iterator[Op]:
+    """The general EDN reader: the file's top-level forms (:func:`_scan_forms`), each op
+    map the fast reader knows (:func:`_fast_edn_map`, whose tokens may span lines: a
+    multi-line map) built directly, and every other form through edn_format, in order.
+
+    Why per form: one comment or one map written over several lines anywhere (Knossos'
+    own corpus has both) sent the whole file to edn_format, ~60x slower an op. A form
+    ``_fast_edn_map`` takes gives the value edn_format gives it (its tokens are a subset
+    of EDN's, read the same way; tests/checker/test_history_fast.py compares the two), and
+    a form it declines (a comment inside, a tag, a set, ``#_``...) is edn_format's as
+    before. ``fast_forms=False`` sends every form to edn_format: the tests' reference.
+    """
     with _open_text(path) as stream:
         try:
             text = stream.read()
@@ -1339,9 +1352,25 @@ def _iter_edn_general(path: str | os.PathLike[str]) -> Iterator[Op]:
     if len(forms) == 1 and text[forms[0].start] in "[(":
         whole = forms[0]
         forms = _scan_forms(text, whole.start + 1, whole.end - 1, whole.line, path)
-    for position, (form, value) in enumerate(_parse_forms(text, forms, path)):
-        data = _from_edn(value)
+    direct: list[dict[Any, Any] | None] = (
+        [_fast_edn_map(text[form.start : form.end]) for form in forms]
+        if fast_forms
+        else [None] * len(forms)
+    )
+    slow = [form for form, data in zip(forms, direct, strict=True) if data is None]
+    parsed = _parse_forms(text, slow, path)  # in order; a discarded form (#_ x) yields nothing
+    coming: tuple[_Form, Any] | None = None  # the next parsed form, asked for when needed
+    position = 0
+    for form, data in zip(forms, direct, strict=True):
+        if data is None:
+            if coming is None:
+                coming = next(parsed, None)
+            if coming is None or coming[0] is not form:
+                continue  # discarded
+            data = _from_edn(coming[1])
+            coming = None
         yield op_from_mapping(data, position=position, path=path, line=form.line)
+        position += 1
 
 
 def read_edn(path: str | os.PathLike[str]) -> list[Op]:

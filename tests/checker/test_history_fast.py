@@ -1,4 +1,5 @@
-"""The fast EDN reader against the general one (edn_format): the same Ops, or a fall-back."""
+"""The fast EDN reader against the general one (edn_format): the same Ops, or a fall-back;
+and the general reader's own fast forms (maps over several lines) against edn_format."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def test_the_fast_reader_gives_the_general_readers_ops_or_falls_back(
     path = tmp_path / "h.edn"
     path.write_text(text, encoding="utf-8")
     try:
-        general = [op.to_dict() for op in _iter_edn_general(path)]
+        general = [op.to_dict() for op in _iter_edn_general(path, fast_forms=False)]
     except Exception as error:  # noqa: BLE001 - the general reader refuses: so must read_edn
         general = error
     fast = _iter_edn_fast(path)
@@ -84,6 +85,75 @@ def test_the_fast_reader_gives_the_general_readers_ops_or_falls_back(
         for op, plain in zip(fast, general, strict=True):  # typing too: 1, 1.0, true differ
             assert type(op.value) is type(plain["value"]), text
     assert [op.to_dict() for op in read_edn(path)] == general
+
+
+@SETTINGS
+@given(
+    lines=st.lists(op_lines(), min_size=1, max_size=4),
+    vector=st.booleans(),
+    breaks=st.lists(st.sampled_from([", ", " ", "\n ", ",\n", " ; note\n"]), min_size=1),
+    comments=st.lists(st.booleans(), min_size=1),
+)
+def test_maps_over_several_lines_and_comments_read_as_edn_format_reads_them(
+    tmp_path: Path, lines: list[str], vector: bool, breaks: list[str], comments: list[bool]
+) -> None:
+    """Knossos' corpus writes maps over several lines and comments between them: the
+    general reader builds such maps itself (a form with a comment inside goes to
+    edn_format) and the fast reader skips comment lines; both give edn_format's ops."""
+    written = []
+    for number, line in enumerate(lines):
+        if comments[number % len(comments)]:
+            written.append("; a comment, as Knossos' files have")
+        # the separators inside the map: some become line breaks (or a comment and one)
+        parts = line.split(", ") if ", " in line else [line]
+        text = parts[0]
+        for count, part in enumerate(parts[1:]):
+            text += breaks[count % len(breaks)] + part
+        written.append(text)
+    text = "\n".join(written) + "\n"
+    if vector:
+        text = "[" + text.rstrip("\n") + "]\n"
+    path = tmp_path / "h.edn"
+    path.write_text(text, encoding="utf-8")
+    try:
+        reference = [op.to_dict() for op in _iter_edn_general(path, fast_forms=False)]
+    except Exception as error:  # noqa: BLE001 - edn_format refuses: so must every reader
+        reference = error
+    if isinstance(reference, Exception):
+        assert _iter_edn_fast(path) is None, text
+        try:
+            list(_iter_edn_general(path))
+        except Exception as error:  # noqa: BLE001
+            assert type(error) is type(reference) and str(error) == str(reference), text
+        else:  # pragma: no cover
+            raise AssertionError(f"read what edn_format refuses: {text}")
+        return
+    general = list(_iter_edn_general(path))
+    assert [op.to_dict() for op in general] == reference, text
+    for op, plain in zip(general, reference, strict=True):  # typing too: 1, 1.0, true differ
+        assert type(op.value) is type(plain["value"]), text
+    assert [op.to_dict() for op in read_edn(path)] == reference, text
+
+
+def test_a_knossos_style_file_is_read_without_edn_format(tmp_path: Path, monkeypatch) -> None:
+    """A leading comment and maps over several lines: no form needs edn_format."""
+    import checker.history as history
+
+    path = tmp_path / "multi.edn"
+    path.write_text(
+        "; A multi-register with x=0 and y=0\n"
+        "[{:type :invoke,\n :f :txn,\n :value [[:read :x nil]],\n :process 3}\n"
+        " {:type :ok,\n :f :txn,\n :value [[:read :x 0]],\n :process 3}]\n",
+        "utf-8",
+    )
+    reference = [op.to_dict() for op in _iter_edn_general(path, fast_forms=False)]
+
+    def refuse(*args: Any) -> Any:
+        raise AssertionError("edn_format was asked")
+
+    monkeypatch.setattr(history, "_edn_loads_all", refuse)
+    assert [op.to_dict() for op in read_edn(path)] == reference
+    assert read_edn(path)[1].value == [["read", "x", 0]]
 
 
 def test_typing_survives_the_fast_reader() -> None:
@@ -128,7 +198,9 @@ def test_a_jepsen_history_takes_the_fast_path(tmp_path: Path) -> None:
     )
     fast = _iter_edn_fast(path)
     assert fast is not None
-    assert [op.to_dict() for op in fast] == [op.to_dict() for op in _iter_edn_general(path)]
+    assert [op.to_dict() for op in fast] == [
+        op.to_dict() for op in _iter_edn_general(path, fast_forms=False)
+    ]
     assert fast[1].error == "mismatch" and fast[0].value == [1, 2]
 
 
