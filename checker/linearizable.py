@@ -167,6 +167,7 @@ from bisect import bisect_right, insort
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from checker.history import HistoryError, OperationPair, op_from_mapping, pair_operations
@@ -943,6 +944,10 @@ def _written(view: Op) -> Any:
 
 
 _NOT_A_WRITE = object()
+# A view's ``extra`` (no unknown keys): one read-only empty map shared by every view the
+# check builds, rather than a new dict per op (the view loop's default_factory call);
+# read-only, so that no code can fill it for all of them at once.
+_NO_EXTRA = MappingProxyType({})
 # The types freeze returns as they are (checker.values.freeze: ints, strs, None; a bool's
 # type is bool, not int, so it is not among them).
 _FROZEN_AS_IS = frozenset({int, str, type(None)})
@@ -1446,7 +1451,7 @@ def check(
                 value = freeze(value)
             view = Op(
                 invoke.index, invoke.time, outcome, invoke.process, invoke.f, value, error,
-                invoke.node,
+                invoke.node, _NO_EXTRA,  # type: ignore[arg-type]
             )
         try:
             validate(view)
