@@ -62,20 +62,32 @@ def op_lines(draw: Any) -> str:
     return "{" + draw(st.sampled_from([", ", " "])).join(order) + "}"
 
 
+def _write_history(folder: Path, lines: list[str], vector: bool) -> tuple[Path, str]:
+    """``lines`` as an EDN history file (one vector of them when ``vector``)."""
+    text = "\n".join(lines) + "\n"
+    if vector:
+        text = "[" + text.rstrip("\n") + "]\n"
+    path = folder / "h.edn"
+    path.write_text(text, encoding="utf-8")
+    return path, text
+
+
+def _read_by_edn_format(path: Path) -> list[dict[str, Any]] | Exception:
+    """The reference: every form through edn_format; its error when it refuses the file
+    (then every reader must refuse it too)."""
+    try:
+        return [op.to_dict() for op in _iter_edn_general(path, fast_forms=False)]
+    except Exception as error:  # noqa: BLE001 - the refusal is the reference
+        return error
+
+
 @SETTINGS
 @given(lines=st.lists(op_lines(), min_size=1, max_size=4), vector=st.booleans())
 def test_the_fast_reader_gives_the_general_readers_ops_or_falls_back(
     tmp_path: Path, lines: list[str], vector: bool
 ) -> None:
-    text = "\n".join(lines) + "\n"
-    if vector:
-        text = "[" + text.rstrip("\n") + "]\n"
-    path = tmp_path / "h.edn"
-    path.write_text(text, encoding="utf-8")
-    try:
-        general = [op.to_dict() for op in _iter_edn_general(path, fast_forms=False)]
-    except Exception as error:  # noqa: BLE001 - the general reader refuses: so must read_edn
-        general = error
+    path, text = _write_history(tmp_path, lines, vector)
+    general = _read_by_edn_format(path)
     fast = _iter_edn_fast(path)
     if isinstance(general, Exception):
         assert fast is None, text
@@ -110,15 +122,8 @@ def test_maps_over_several_lines_and_comments_read_as_edn_format_reads_them(
         for count, part in enumerate(parts[1:]):
             text += breaks[count % len(breaks)] + part
         written.append(text)
-    text = "\n".join(written) + "\n"
-    if vector:
-        text = "[" + text.rstrip("\n") + "]\n"
-    path = tmp_path / "h.edn"
-    path.write_text(text, encoding="utf-8")
-    try:
-        reference = [op.to_dict() for op in _iter_edn_general(path, fast_forms=False)]
-    except Exception as error:  # noqa: BLE001 - edn_format refuses: so must every reader
-        reference = error
+    path, text = _write_history(tmp_path, written, vector)
+    reference = _read_by_edn_format(path)
     if isinstance(reference, Exception):
         assert _iter_edn_fast(path) is None, text
         try:
