@@ -161,6 +161,18 @@ def _history_path(path: Path) -> Path:
     raise BadInput(f"{path} is a folder with no history.jsonl or history.edn in it")
 
 
+# A history does not say what its registers held before it began, and a register
+# read before any write is then judged against empty (nil): a system that starts at 0
+# (Knossos' own tests check its cas-register corpus from 0, its multi-register one from
+# {:x 0 :y 0}) looks invalid. So an invalid verdict on a register model reached without
+# --init says from where it was checked, once, after the anomaly.
+_REGISTER_MODELS = frozenset({"register", "cas-register", "multi-register"})
+_NO_INIT_NOTE = (
+    "note: checked from empty registers (nil), as no --init was given; if the system "
+    "starts from other values, give them: --init 0, --init '{:x 0 :y 0}'"
+)
+
+
 def _parse_init(text: str | None) -> tuple[bool, Any]:
     if text is None:
         return False, None
@@ -430,6 +442,8 @@ def check_command(
         page = str(out_dir / "explanation.html") if out_dir is not None else None
         for line in summary_lines({"checkers": {"linearizable": result}}, ops, report=page):
             click.echo(line)
+        if valid is False and not has_init and model in _REGISTER_MODELS:
+            click.echo(_NO_INIT_NOTE)
     for line in summarize(result):
         click.echo(f"  {line}")
     if out_dir is not None:

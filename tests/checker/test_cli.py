@@ -107,6 +107,27 @@ def test_init_value_changes_the_verdict(tmp_path: Path, capsys: pytest.CaptureFi
     assert run_cli([str(txn_path), "--init", "{:x 4 :y 0}"], capsys)[0] == 1
 
 
+def test_an_invalid_register_checked_without_init_says_from_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Knossos' multi-register corpus file is valid from {:x 0 :y 0} and invalid from empty
+    registers: the verdict says which start it assumed, and a given --init silences it."""
+    txn = history(
+        ("invoke", 0, "txn", [["r", "x", None], ["r", "y", None]]),
+        ("ok", 0, "txn", [["r", "x", 0], ["r", "y", 0]]),
+    )
+    path = write(tmp_path, txn, "txn.edn")
+    code, out, _ = run_cli([str(path)], capsys)
+    assert code == 1 and "no --init was given" in out
+    code, out, _ = run_cli([str(path), "--init", "{:x 1 :y 0}"], capsys)
+    assert code == 1 and "no --init" not in out
+    code, out, _ = run_cli([str(path), "--init", "{:x 0 :y 0}"], capsys)
+    assert code == 0 and "no --init" not in out
+    valid = write(tmp_path, history(("invoke", 0, "read", None), ("ok", 0, "read", None)))
+    code, out, _ = run_cli([str(valid)], capsys)
+    assert code == 0 and "no --init" not in out
+
+
 def hard_history(writers: int) -> list[Op]:
     """Many concurrent writes that never complete and a read of a value nobody wrote.
 
