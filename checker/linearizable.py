@@ -476,6 +476,11 @@ def _search(
             else:
                 accepting_of[i] = tuple(accepting)
 
+    # With no read found by stepping, rcands stays the one empty list it starts as
+    # (advance_frontier only ever adds a stepped read to it), so the search need not copy
+    # it for each configuration whose frontier moves (own_rcands starts True then).
+    no_stepped_reads = not any(stepped_reads)
+
     def forced_read(state: Any, lin: int, frontier: int, rcands: list[int]) -> int:
         """A read-only op that holds in ``state`` (-1 if none): the only move to try here.
 
@@ -682,7 +687,8 @@ def _search(
             state = new_state
             lin = new_lin
             low = new_low
-            own_cands = own_rcands = False
+            own_cands = False
+            own_rcands = no_stepped_reads
             if absorbed is not None:
                 # Lift the absorbed writes first, each call then return (unlifted in the
                 # exact reverse order on backtracking, as dancing links need).
