@@ -798,14 +798,31 @@ class _LineCounter:
         return self._line
 
 
-def _scan_forms(text: str, start: int, end: int, first_line: int, path: Any) -> list[_Form]:
-    """Top-level forms of ``text[start:end]``, with their first line; bracket errors raise."""
+# Inside brackets, atoms and whitespace change no form's bounds: a run of them, cut
+# exactly as _EDN_TOKEN's "atom" and "space" alternatives cut them (so a "\\" or "#" inside
+# an atom stays in it, as there), is skipped by one match instead of one per token: a map
+# written over several lines costs a few matches (its brackets and strings), not ~50.
+_EDN_INNER_RUN = _LazyPattern(r"""(?:[\s,]++|[^\s,\[\]{}()";\\\#][^\s,\[\]{}()";]*+)++""")
+
+
+def _scan_forms(
+    text: str, start: int, end: int, first_line: int, path: Any, *, skip_runs: bool = True
+) -> list[_Form]:
+    """Top-level forms of ``text[start:end]``, with their first line; bracket errors raise.
+    ``skip_runs=False`` reads every token inside brackets too (the tests' reference)."""
     forms: list[_Form] = []
     lines = _LineCounter(text, first_line, start)
     stack: list[tuple[str, int]] = []  # open brackets and their offsets
     form_start: int | None = None
     position = start
+    inner_run = _EDN_INNER_RUN.match if skip_runs else None
     while position < end:
+        if stack and inner_run is not None:
+            run = inner_run(text, position, end)
+            if run is not None:
+                position = run.end()
+                if position >= end:
+                    break
         match = _EDN_TOKEN.match(text, position, end)
         if match is None:  # pragma: no cover - the atom alternative matches any other char
             raise HistoryError(

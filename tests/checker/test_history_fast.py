@@ -6,10 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from checker.history import _fast_edn_map, _iter_edn_fast, _iter_edn_general, read_edn
+from checker.history import (
+    HistoryError,
+    _fast_edn_map,
+    _iter_edn_fast,
+    _iter_edn_general,
+    _scan_forms,
+    read_edn,
+)
 
 SETTINGS = settings(
     max_examples=150,
@@ -159,6 +166,39 @@ def test_a_knossos_style_file_is_read_without_edn_format(tmp_path: Path, monkeyp
     monkeypatch.setattr(history, "_edn_loads_all", refuse)
     assert [op.to_dict() for op in read_edn(path)] == reference
     assert read_edn(path)[1].value == [["read", "x", 0]]
+
+
+# Pieces of EDN text, well-formed or not: brackets alone, atoms with "#" and "\\" inside,
+# chars that look like brackets, strings holding brackets, comments, tags, discards.
+SCAN_PIECES = [
+    "{", "}", "[", "]", "(", ")", "#{", " ", ", ", "\n", "\t", ":a", ":a#b", "a\\(", "a\\b",
+    "\\(", "\\)", "\\newline", '"x]y"', '"q\\"q"', '"open', "; c ] }\n", "#_", "#inst",
+    "#", "1", "-2.5", "nil", "sym", "{:a 1}", "[1 [2 (3)]]",
+]
+
+
+@settings(SETTINGS, max_examples=600)
+@given(pieces=st.lists(st.sampled_from(SCAN_PIECES), min_size=1, max_size=30))
+@example(pieces=["[", "\\(", "]"])  # a char that looks like a bracket, right after one
+@example(pieces=["(", "a\\(", ")"])  # a backslash inside an atom: the atom goes on
+@example(pieces=["{", ":a#b", " ", "#_", "1", "}"])  # "#" inside an atom, then a discard
+@example(pieces=["[", '"x]y"', "; c ] }\n", "]"])  # brackets in a string and a comment
+def test_skipping_runs_inside_brackets_finds_the_forms_token_by_token_finds(
+    pieces: list[str],
+) -> None:
+    """The general reader skips runs of atoms and spaces inside brackets in one match: the
+    forms it finds (bounds and lines) and the errors it raises are those of reading every
+    token (skip_runs=False)."""
+    text = "".join(pieces)
+
+    def scan(skip_runs: bool) -> object:
+        try:
+            forms = _scan_forms(text, 0, len(text), 1, None, skip_runs=skip_runs)
+        except HistoryError as error:
+            return ("error", str(error))
+        return [(form.start, form.end, form.line) for form in forms]
+
+    assert scan(True) == scan(False), text
 
 
 def test_typing_survives_the_fast_reader() -> None:
