@@ -7,6 +7,13 @@ the totals (all histories, and the etcd logs alone) next to Porcupine's figures 
 machines. It exits 1 if any verdict is wrong (an ``unknown`` counts as wrong), 254 when the
 corpus cannot be found.
 
+With ``--porcupine BIN`` (the harness ``bench/porcupine_anchor`` built; see its main.go)
+Porcupine itself checks every etcd log here, in the same run: the log as read by raftlab
+is written as JSONL and checked by BIN with a nil read meaning "absent" (Porcupine's
+etcdModel); its column gives its verdict and the seconds of its check call (Go's start-up
+and its reading excluded), and the totals compare the two on the same histories. (The kv
+logs need Porcupine's kvModel, which the harness does not have.)
+
 This is a benchmark, not a test: run it by hand, not in a loop (the machines are shared).
 """
 
@@ -14,7 +21,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +32,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from checker.history import HistoryError, read_history  # noqa: E402
+from checker.history import HistoryError, read_history, write_jsonl  # noqa: E402
 from checker.linearizable import check  # noqa: E402
 from checker.models import MODELS  # noqa: E402
 
@@ -48,6 +58,8 @@ class Row:
     read_seconds: float
     check_seconds: float
     ops: int
+    porcupine: object = None  # Porcupine's verdict here (--porcupine), None if not run
+    porcupine_seconds: float = 0.0
 
     @property
     def right(self) -> bool:
@@ -58,11 +70,27 @@ def verdict_word(valid: object) -> str:
     return {True: "linearizable", False: "not"}.get(valid, "unknown")  # type: ignore[call-overload]
 
 
-def run(corpus: Path, time_limit: float | None) -> list[Row]:
+def porcupine_check(binary: Path, ops: list[object], time_limit: float | None) -> tuple[object, float]:
+    """Porcupine's verdict and check seconds for ``ops`` (an etcd log as raftlab read it)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "history.jsonl"
+        write_jsonl(path, ops)  # type: ignore[arg-type]
+        command = [str(binary), "-nil-read", "absent", str(path)]
+        if time_limit is not None:
+            command[1:1] = ["-timeout", f"{time_limit}s"]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return f"error: {done.stderr.strip()[-200:]}", 0.0
+    figures = json.loads(done.stdout)
+    return figures["valid"], float(figures["seconds"])
+
+
+def run(corpus: Path, time_limit: float | None, porcupine: Path | None = None) -> list[Row]:
     rows: list[Row] = []
     with open(corpus / "expected.tsv", encoding="utf-8", newline="") as stream:
         entries = list(csv.DictReader(stream, delimiter="\t"))
-    print(f"{'file':<24} {'ops':>6} {'expected':>12} {'got':>12}  {'read s':>7} {'check s':>8}")
+    print(f"{'file':<24} {'ops':>6} {'expected':>12} {'got':>12}  {'read s':>7} {'check s':>8}"
+          + (f"  {'Porcupine here':>21}" if porcupine is not None else ""))
     for entry in entries:
         expected = VERDICT_BY_NAME.get(entry["expected_verdict"])
         if expected is None:  # e.g. the empty etcd_095.log: nothing to decide
@@ -87,9 +115,16 @@ def run(corpus: Path, time_limit: float | None) -> list[Row]:
         )
         rows.append(row)
         mark = "" if row.right else "   <-- WRONG"
+        theirs = ""
+        if porcupine is not None and fmt == "jepsen-log":
+            row.porcupine, row.porcupine_seconds = porcupine_check(porcupine, ops, time_limit)
+            word = {True: "linearizable", False: "not"}.get(row.porcupine, str(row.porcupine))  # type: ignore[call-overload]
+            theirs = f"  {word:>12} {row.porcupine_seconds:8.3f}"
+            if row.porcupine is not expected:
+                mark += "   <-- Porcupine disagrees"
         print(
             f"{row.name:<24} {row.ops:>6} {verdict_word(expected):>12} {verdict_word(row.got):>12}"
-            f"  {row.read_seconds:7.3f} {row.check_seconds:8.3f}{mark}",
+            f"  {row.read_seconds:7.3f} {row.check_seconds:8.3f}{theirs}{mark}",
             flush=True,
         )
     return rows
@@ -125,6 +160,18 @@ def report(rows: list[Row]) -> int:
                 else ""
             )
         )
+    measured = [row for row in etcd if row.porcupine is not None]
+    if measured:
+        ours = sum(row.check_seconds for row in measured)
+        theirs = sum(row.porcupine_seconds for row in measured)
+        agree = sum(row.porcupine is row.expected for row in measured)
+        slow = max(measured, key=lambda row: row.porcupine_seconds)
+        print(
+            f"Porcupine here, the same {len(measured)} etcd logs: {theirs:.3f} s checking "
+            f"(its verdict right on {agree}); raftlab {ours:.3f} s CPU checking, "
+            f"{ours / theirs:.2f}x of Porcupine; its slowest {slow.name} {slow.porcupine_seconds:.3f} s, "
+            f"raftlab {slow.check_seconds:.3f} s there"
+        )
     for row in wrong:
         print(
             f"WRONG: {row.name}: expected {verdict_word(row.expected)}, got {verdict_word(row.got)}"
@@ -143,12 +190,21 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="seconds per history before giving up (unknown counts as a wrong verdict)",
     )
+    parser.add_argument(
+        "--porcupine",
+        type=Path,
+        default=None,
+        help="the built bench/porcupine_anchor harness: Porcupine checks the etcd logs here too",
+    )
     args = parser.parse_args(argv)
+    if args.porcupine is not None and not args.porcupine.is_file():
+        print(f"--porcupine: no file at {args.porcupine}", file=sys.stderr)
+        return 254
     corpus = args.corpus.resolve()
     if not (corpus / "expected.tsv").is_file():
         print(f"no corpus at {corpus} (expected.tsv missing)", file=sys.stderr)
         return 254
-    rows = run(corpus, args.time_limit)
+    rows = run(corpus, args.time_limit, args.porcupine)
     return report(rows)
 
 
