@@ -447,7 +447,7 @@ def _search(
                         callable_reads[accepted] = [j]
                     else:
                         waiting.append(j)
-                    undo_log.append((accepted, -1, j))
+                undo_log.append(j)
             entry = nxt[entry]
         return entry
 
@@ -464,8 +464,12 @@ def _search(
     # leaves when it is linearized; undo_log records both so that backtracking restores
     # the dict exactly (each frame keeps the log's length). Reads that are only in the
     # future or already placed are never looked at again.
+    # An entry is the read itself (an int) when it entered, appended to the list of each
+    # of its accepting states (undone by popping each of those lists: every later entry
+    # is undone first, so it is last in each again), and (state, position, read) when it
+    # left that state's list from that position.
     callable_reads: dict[Any, list[int]] = {}
-    undo_log: list[tuple[Any, int, int]] = []  # (state, -1 added | position removed, read)
+    undo_log: list[int | tuple[Any, int, int]] = []
     accepting_of: list[tuple[Any, ...]] = [()] * n
     stepped_reads = [False] * n
     for i in range(n):
@@ -587,7 +591,16 @@ def _search(
     rcands: list[int] = []
     frontier = advance_frontier(nxt[head], cands, rcands)
     forced = forced_read(state, lin, frontier, rcands)
-    trying = cands if forced < 0 else (forced,)
+    # A forced configuration's one move is given in ``only``, one list for all of them
+    # rather than a tuple each: it is read once, at index 0, just after it is set; the
+    # frame that keeps it has index 1 (= ntrying) so, restored on backtracking, it is
+    # never read again.
+    only = [0]
+    if forced < 0:
+        trying = cands
+    else:
+        only[0] = forced
+        trying = only
     ntrying = len(trying)
     idx = 0
     steps = 0
@@ -770,10 +783,12 @@ def _search(
             ) = stack_pop()
             ntrying = len(trying)
             while len(undo_log) > logged:
-                accepted, place, j = undo_log.pop()
-                if place < 0:
-                    callable_reads[accepted].pop()
+                entry = undo_log.pop()
+                if type(entry) is int:
+                    for accepted in accepting_of[entry]:
+                        callable_reads[accepted].pop()
                 else:
+                    accepted, place, j = entry
                     callable_reads[accepted].insert(place, j)
             placed[i] = 0
             must_reads_left += is_must_read[i]
@@ -804,7 +819,8 @@ def _search(
         waiting = callable_reads.get(state)
         if waiting:
             forced = waiting[-1]
-            trying = (forced,)
+            only[0] = forced
+            trying = only
             ntrying = 1
         else:
             forced = -1
@@ -812,8 +828,13 @@ def _search(
                 if step(state, views[j]) is not None:
                     forced = j
                     break
-            trying = cands if forced < 0 else (forced,)
-            ntrying = len(trying)
+            if forced < 0:
+                trying = cands
+                ntrying = len(trying)
+            else:
+                only[0] = forced
+                trying = only
+                ntrying = 1
         idx = 0
         if steps >= next_check:
             next_check = steps + _CLOCK_EVERY
