@@ -214,7 +214,7 @@ _MAX_STATES = 64
 class _Operation:
     """One operation as the search sees it."""
 
-    view: Op  # the completed view given to model.step
+    view: Op  # the completed view given to model.step (index, time: see _op_index)
     pair: OperationPair
     key: Any  # the component key (None when checked whole)
     call: int  # event position of the invoke
@@ -1088,7 +1088,7 @@ def _impossible_read(
             witnesses = [writer, later]
             reason = (
                 f"read {show(value)} but {show(value)} was overwritten by {later.view.f} "
-                f"{show(later.view.value)} (op index {later.view.index}), which completed "
+                f"{show(later.view.value)} (op index {_op_index(later)}), which completed "
                 "before the read was invoked"
             )
         else:
@@ -1214,7 +1214,7 @@ def _refutation(
         ),
         key=lambda op: op.call,
     )
-    indices = [read.view.index] + [op.view.index for op in concurrent + witnesses]
+    indices = [_op_index(read)] + [_op_index(op) for op in concurrent + witnesses]
     completions = [
         op.pair.completion.index
         for op in [read, *concurrent, *witnesses]
@@ -1461,28 +1461,41 @@ def check(
             invoke = pair.invoke
             completion = pair.completion
             value = invoke.value
+            view = None
             if completion is None:
                 error = None
             else:
                 error = completion.error
                 if outcome == "ok" and completion.value is not None:
                     value = completion.value  # OperationPair.value: the completion's for ok
-            kind = type(value)
-            if kind in _FROZEN_AS_IS:
-                pass
-            elif kind is list and len(value) == 2 and (
-                type(value[0]) in _FROZEN_AS_IS and type(value[1]) in _FROZEN_AS_IS
-            ):
-                value = (value[0], value[1])  # a cas's [expected new]: freeze's own tuple
-            else:
-                value = freeze(value)
-            view = Op(
-                invoke.index, invoke.time, outcome, invoke.process, invoke.f, value, error,
-                invoke.node, _NO_EXTRA,  # type: ignore[arg-type]
-            )
+                    if type(value) in _FROZEN_AS_IS:
+                        # The completion itself is then the view: the same process, f
+                        # (checked above), outcome, error and frozen value; only its index
+                        # and time are the completion's, so every op record and message
+                        # takes those from the pair's invoke (_op_index, _op_record).
+                        view = completion
+            if view is None:
+                kind = type(value)
+                if kind in _FROZEN_AS_IS:
+                    pass
+                elif kind is list and len(value) == 2 and (
+                    type(value[0]) in _FROZEN_AS_IS and type(value[1]) in _FROZEN_AS_IS
+                ):
+                    value = (value[0], value[1])  # a cas's [expected new]: freeze's own tuple
+                else:
+                    value = freeze(value)
+                view = Op(
+                    invoke.index, invoke.time, outcome, invoke.process, invoke.f, value,
+                    error, invoke.node, _NO_EXTRA,  # type: ignore[arg-type]
+                )
         try:
             validate(view)
         except ModelError as error:
+            if view is pair.completion:
+                try:  # the message names the invoke's index, as from a view built for it
+                    validate(_view(pair, pair.value))
+                except ModelError as named:
+                    error = named
             raise HistoryError(str(error)) from None
         must = outcome == "ok"
         if outcome == "fail":
@@ -1793,17 +1806,22 @@ def _key_label(key: Any) -> Any:
     return thaw(key)
 
 
+def _op_index(op: _Operation) -> int:
+    """The op's history index: its invoke's (its view may be its completion)."""
+    return op.pair.invoke.index
+
+
 def _op_record(op: _Operation) -> dict[str, Any]:
     completion = op.pair.completion
     return {
-        "index": op.view.index,
+        "index": _op_index(op),
         "completion_index": None if completion is None else completion.index,
-        "process": op.view.process,
+        "process": op.pair.invoke.process,
         "type": op.view.type,
         "f": op.view.f,
         "value": thaw(op.view.value),
         "error": op.view.error,
-        "invoke_time": op.view.time,
+        "invoke_time": op.pair.invoke.time,
         "complete_time": None if completion is None else completion.time,
     }
 
@@ -1858,10 +1876,10 @@ def _explain(
             (_op_record(members[i]) for i in reversed(longest) if members[i].pair.type == "ok"),
             None,
         ),
-        "linearized": [members[i].view.index for i in longest],
+        "linearized": [_op_index(members[i]) for i in longest],
         "partial_linearizations": [
             {
-                "ops": [members[i].view.index for i in ops],
+                "ops": [_op_index(members[i]) for i in ops],
                 "state": model.describe(state),
                 "steps": _replay(model, members, ops, start_state),
             }
@@ -1899,7 +1917,7 @@ def _explain(
     ]
     concurrent.sort(key=lambda op: op.call)
     explanation["concurrent"] = [_op_record(op) for op in concurrent]
-    indices = [bad.view.index] + [op.view.index for op in concurrent]
+    indices = [_op_index(bad)] + [_op_index(op) for op in concurrent]
     completions = [
         op.pair.completion.index for op in [bad, *concurrent] if op.pair.completion is not None
     ]
