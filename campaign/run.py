@@ -386,7 +386,12 @@ class _Run:
         pending: BaseException | None = None
         try:
             async with trio.open_nursery() as nursery:
-                if threading.current_thread() is threading.main_thread():  # signals: main only
+                # Signals reach the main thread only; an ignored SIGINT (inherited, as a
+                # shell's background job has it) stays ignored, as it did before.
+                if (
+                    threading.current_thread() is threading.main_thread()
+                    and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+                ):
                     await nursery.start(_interrupt_on_ctrl_c)
                 await self._phases(nursery)
                 nursery.cancel_scope.cancel()

@@ -100,6 +100,24 @@ def test_interrupted_test_exits_128_plus_signal_and_names_the_partial_results(
     assert f"interrupted (exit {code})" in output
 
 
+@pytest.mark.slow
+def test_an_ignored_sigint_stays_ignored(tmp_path: Path) -> None:
+    """A harness started with SIGINT ignored (a shell's background job) runs to its end
+    through a SIGINT, as it did before the run took SIGINT itself."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "campaign", "test", "--nodes", "1", "--time-limit", "4",
+         "--nemesis", "none", "--results-dir", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    output = _interrupt_when(process, "running", timeout=120)
+    assert process.returncode == 0, output
+    assert "valid: True" in output
+
+
 async def test_a_signal_landing_mid_task_is_not_swallowed_by_a_cancelled_clean_up() -> None:
     """The lost Ctrl-C: with Trio's default, SIGINT raises KeyboardInterrupt in whatever
     task is running. If that task's clean-up then reaches a checkpoint inside a scope that
