@@ -9,9 +9,9 @@
 4. heal everything (Jepsen's final generator), a recovery pause, the final reads;
 5. stop the nodes, judge the history, write results.json, junit.xml and report.html.
 
-However the run ends — normally, by Ctrl-C or SIGTERM or by a crash of the harness — the proxies
-stop, every node process group is SIGKILLed (no orphans, no ports left bound) and what
-was recorded is written; an interrupted run's verdict is "unknown", and
+However the run ends — normally, by Ctrl-C or SIGTERM or by a crash of the harness — the
+proxies stop, every node process group is SIGKILLed (no orphans, no ports left bound) and
+what was recorded is written; an interrupted run's verdict is "unknown", and
 `raftlab analyze` can judge its history later.
 
 All randomness comes from the run's seed: the workload's generator, the nemesis's
@@ -276,7 +276,8 @@ async def run_campaign(
     """Run one campaign and write its results folder; never leaves a process behind.
 
     Ctrl-C, SIGTERM and SIGHUP (RunInterrupted, a KeyboardInterrupt) and harness crashes
-    are re-raised after the results folder is written; an aborted run (no leader, failed setup) returns "unknown".
+    are re-raised after the results folder is written; an aborted run (no leader, failed
+    setup) returns "unknown".
     """
     run = _Run(config, argv=argv, progress_stream=progress_stream, force_terminal=force_terminal)
     return await run.execute()
