@@ -347,11 +347,8 @@ def _search(
     # happen later or never: everything that follows the first follows the second, which
     # the search tries when it tries i before k (where i is callable, as shown).
     any_info = any(is_info)
-    if "info-then-blind" in prunings and any_info and any(blind):
-        info_erased = is_info
-    else:
-        info_erased = [False] * n
-    info_erased_any = info_erased is is_info
+    info_erased_any = "info-then-blind" in prunings and any_info and any(blind)
+    info_erased = is_info if info_erased_any else [False] * n  # read only: is_info is shared
     forcing = "forced-reads" in prunings
     # No per-op bit masks: they would be as wide as the history each (n^2/8 bytes in
     # all). Membership is tested in ``placed`` (a byte per op, set on lift, cleared on
